@@ -1,0 +1,154 @@
+"""Command line: generate, export, methods, models, bench. A stable contract: tests and users script against it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+
+from playground.errors import PlaygroundError
+
+
+def _params(pairs: list[str]) -> dict:
+    params = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise PlaygroundError(f"--param takes key=value, got {pair!r}")
+        params[key.strip()] = value.strip()
+    return params
+
+
+def cmd_generate(args) -> int:
+    from playground.engine import Request, generate
+    from playground.events import RunFinished, Step
+    from playground.models import load
+    from playground.recorder import Recorder, db_path
+
+    req = Request(prompt=args.prompt, model=args.model, method=args.method, draft=args.draft,
+                  max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                  top_p=args.top_p, seed=args.seed, params=_params(args.param))
+    events = generate(req)  # validates before anything is stored
+    recorder = Recorder(db_path(args.db))
+    started = finished = None
+    tokenizer, ids, shown = load(req.model).tokenizer, [], ""
+    for ev in recorder.record(events):
+        if isinstance(ev, Step) and not args.json:
+            ids += ev.tokens
+            text = tokenizer.decode(ids, skip_special_tokens=True)
+            print(text[len(shown):], end="", flush=True)  # decode the whole output: BPE pieces may split a character
+            shown = text
+        elif isinstance(ev, RunFinished):
+            finished = ev
+        elif started is None:
+            started = ev
+    if finished.status == "error":
+        raise PlaygroundError(f"run {finished.run_id} failed: {finished.error}")
+    if args.json:
+        print(json.dumps({"run_id": finished.run_id, "method": started.method, "model": started.model,
+                          "draft": started.draft, "text": finished.text, "token_ids": finished.token_ids,
+                          "stats": asdict(finished.stats)}))
+    else:
+        s = finished.stats
+        print(f"\n\n[run {finished.run_id}: {s.new_tokens} tokens, {s.tokens_per_s:.1f} tokens/s, "
+              f"{s.mean_accepted:.2f} tokens per target forward]", file=sys.stderr)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from playground.recorder import Recorder, db_path
+    print(json.dumps(Recorder(db_path(args.db)).export(args.run_id), indent=2))
+    return 0
+
+
+def cmd_methods(args) -> int:
+    from playground.methods import METHODS
+    rows = [{"name": m.name, "summary": m.summary, "needs_draft": m.needs_draft, "lossless": m.lossless,
+             "params": [asdict(p) for p in m.params]} for m in METHODS.values()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for m in rows:
+        print(f"{m['name']}{' (needs --draft)' if m['needs_draft'] else ''}: {m['summary']}")
+        for p in m["params"]:
+            bounds = f" [{p['min']}..{p['max']}]" if p["min"] is not None else ""
+            print(f"    {p['name']}={p['default']}{bounds}  {p['help']}")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from playground.models import describe_models
+    rows = describe_models()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        loss = f", held-out loss {r['heldout_loss']:.3f} nats/token" if r["heldout_loss"] else ""
+        params = f", {r['parameters'] / 1e6:.1f}M parameters" if r["parameters"] else ""
+        print(f"{r['name']}: {r['architecture']}, {r['layers']} layers x {r['hidden_size']}{params}{loss}")
+    print("Any Hugging Face Hub id or local folder of a causal LM also works (the Hub needs network access).")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from playground.bench import main as bench_main
+    return bench_main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from playground.models import DEFAULT_MODEL
+    parser = argparse.ArgumentParser(prog="python -m playground", description="Decoding Playground command line")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="decode one prompt with one method, record it, print the result")
+    g.add_argument("--model", default=DEFAULT_MODEL)
+    g.add_argument("--method", default="autoregressive")
+    g.add_argument("--draft")
+    g.add_argument("--prompt", required=True)
+    g.add_argument("--max-new-tokens", type=int, default=128)
+    g.add_argument("--temperature", type=float, default=0.0)
+    g.add_argument("--top-k", type=int, default=0)
+    g.add_argument("--top-p", type=float, default=1.0)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--param", action="append", metavar="KEY=VALUE", help="method parameter (repeatable)")
+    g.add_argument("--db")
+    g.add_argument("--json", action="store_true")
+    g.set_defaults(func=cmd_generate)
+
+    e = sub.add_parser("export", help="print a stored run with all its steps as JSON")
+    e.add_argument("run_id", type=int)
+    e.add_argument("--db")
+    e.set_defaults(func=cmd_export)
+
+    m = sub.add_parser("methods", help="list decoding methods with their parameters")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=cmd_methods)
+
+    ms = sub.add_parser("models", help="list shipped models")
+    ms.add_argument("--json", action="store_true")
+    ms.set_defaults(func=cmd_models)
+
+    b = sub.add_parser("bench", help="compare methods on a prompt file, side by side in one process")
+    b.add_argument("--model", default=DEFAULT_MODEL)
+    b.add_argument("--draft")
+    b.add_argument("--methods", default="autoregressive,speculative")
+    b.add_argument("--prompts", required=True, help="JSONL file, one object with a 'prompt' field per line")
+    b.add_argument("--max-new-tokens", type=int, default=128)
+    b.add_argument("--repeats", type=int, default=1, help="rounds over all prompts (more = steadier timings)")
+    b.add_argument("--param", action="append", metavar="KEY=VALUE", help="method parameter (repeatable)")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except PlaygroundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,126 @@
+"""The engine: validate a request, load the models, run a method, and hand out typed events. No UI, no SQL."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Iterator
+
+from playground import models
+from playground.errors import PlaygroundError
+from playground.events import Event, RunFinished, RunStarted, Stats, Step
+from playground.lm import CachedLM
+from playground.methods import DecodeConfig, get_method
+from playground.sampling import Sampling
+
+MAX_NEW_TOKENS = 2048
+MAX_PROMPT_CHARS = 50_000
+
+
+@dataclass
+class Request:
+    prompt: str
+    model: str = models.DEFAULT_MODEL
+    method: str = "autoregressive"
+    draft: str | None = None
+    max_new_tokens: int = 128
+    temperature: float = 0.0
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int = 0
+    params: dict = field(default_factory=dict)  # method parameters, raw (strings are parsed)
+    stop_at_eos: bool = True
+
+
+@dataclass
+class Prepared:
+    request: Request
+    target: models.LoadedModel
+    draft: models.LoadedModel | None
+    prompt_ids: list[int]
+    cfg: DecodeConfig
+    params: dict
+
+
+def _check_range(name: str, value, low, high) -> None:
+    if not (low <= value <= high):
+        raise PlaygroundError(f"{name} must be between {low} and {high}, got {value}")
+
+
+def prepare(req: Request) -> Prepared:
+    """Check everything a user can get wrong, before any work starts; raise PlaygroundError with one clear line."""
+    method = get_method(req.method)
+    params = method.parse_params(req.params or {})
+    if not isinstance(req.prompt, str) or not req.prompt.strip():
+        raise PlaygroundError("the prompt is empty")
+    if len(req.prompt) > MAX_PROMPT_CHARS:
+        raise PlaygroundError(f"the prompt has {len(req.prompt):,} characters; the limit is {MAX_PROMPT_CHARS:,}")
+    _check_range("max_new_tokens", req.max_new_tokens, 1, MAX_NEW_TOKENS)
+    _check_range("temperature", req.temperature, 0.0, 10.0)
+    _check_range("top_k", req.top_k, 0, 1_000_000)
+    if not (0.0 < req.top_p <= 1.0):
+        raise PlaygroundError(f"top_p must be in (0, 1], got {req.top_p}")
+    target = models.load(req.model)
+    draft = None
+    if method.needs_draft:
+        draft_name = req.draft or (models.DEFAULT_DRAFT if req.model == models.DEFAULT_MODEL else None)
+        if not draft_name:
+            raise PlaygroundError(f"method {method.name} needs a draft model (--draft NAME)")
+        draft = models.load(draft_name)
+        models.check_pair(target, draft)
+    prompt_ids = target.tokenizer(req.prompt)["input_ids"]
+    limit = target.max_positions
+    if limit and len(prompt_ids) + req.max_new_tokens > limit:
+        raise PlaygroundError(
+            f"the prompt is {len(prompt_ids)} tokens; with max_new_tokens {req.max_new_tokens} it exceeds the "
+            f"{limit}-token context of {target.name!r}")
+    eos = target.tokenizer.eos_token_id if req.stop_at_eos else None
+    sampling = Sampling(temperature=float(req.temperature), top_k=int(req.top_k), top_p=float(req.top_p),
+                        seed=int(req.seed))
+    cfg = DecodeConfig(max_new_tokens=int(req.max_new_tokens), sampling=sampling, eos_id=eos)
+    return Prepared(req, target, draft, prompt_ids, cfg, params)
+
+
+def run_events(prep: Prepared, cancel: threading.Event | None = None) -> Iterator[Event]:
+    """RunStarted, one Step per verification, RunFinished. Stops cleanly (status 'cancelled') when `cancel` is set.
+
+    Stats time only the method itself: what consumers of the events do between steps is not counted.
+    """
+    req, method = prep.request, get_method(prep.request.method)
+    settings = {"max_new_tokens": prep.cfg.max_new_tokens, **asdict(prep.cfg.sampling),
+                "stop_at_eos": req.stop_at_eos, **prep.params}
+    yield RunStarted(method=method.name, model=prep.target.name, draft=prep.draft.name if prep.draft else None,
+                     prompt=req.prompt, prompt_ids=list(prep.prompt_ids), settings=settings)
+    target = CachedLM(prep.target.model)
+    draft = CachedLM(prep.draft.model) if prep.draft else None
+    steps: list[Step] = []
+    status, error, method_s = "finished", None, 0.0
+    decoding = method.decode(target, draft, list(prep.prompt_ids), prep.cfg, **prep.params)
+    try:
+        while True:
+            if cancel is not None and cancel.is_set():
+                status = "cancelled"
+                break
+            start = time.perf_counter()
+            step = next(decoding, None)
+            spent = time.perf_counter() - start
+            if step is None:
+                break
+            method_s += spent
+            step.other_s = max(0.0, spent - step.draft_s - step.target_s)
+            steps.append(step)
+            yield step
+    except Exception as exc:  # a model failing mid-run: report it as the run's outcome, keep what was made
+        status, error = "error", f"{type(exc).__name__}: {exc}"
+    finally:
+        decoding.close()
+    token_ids = [t for s in steps for t in s.tokens]
+    text = prep.target.tokenizer.decode(token_ids, skip_special_tokens=True)
+    yield RunFinished(status=status, text=text, token_ids=token_ids, stats=Stats.from_steps(steps, method_s),
+                      error=error)
+
+
+def generate(req: Request, cancel: threading.Event | None = None) -> Iterator[Event]:
+    """Validate and run: the one entry point for the CLI, the app and the benchmarks."""
+    return run_events(prepare(req), cancel)

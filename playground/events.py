@@ -1,0 +1,101 @@
+"""Typed events: the only thing a decoding run hands to the recorder and to the views.
+
+A run is `RunStarted`, then one `Step` per target verification (or per token for autoregressive decoding), then
+`RunFinished`. The live view consumes these as they are produced; a replay rebuilds the same objects from SQLite,
+so both go through the same drawing code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+# Where a committed token came from; the views colour chips by this.
+TARGET = "target"            # plain autoregressive token from the target
+ACCEPTED = "accepted"        # drafted and accepted by the target
+REPLACEMENT = "replacement"  # target's own token after it rejected a drafted one
+BONUS = "bonus"              # extra target token after every drafted token was accepted
+SOURCES = (TARGET, ACCEPTED, REPLACEMENT, BONUS)
+
+
+@dataclass
+class RunStarted:
+    method: str
+    model: str
+    draft: str | None
+    prompt: str
+    prompt_ids: list[int]
+    settings: dict            # sampling settings and method parameters, as given to the method
+    run_id: int | None = None  # set by the recorder when the run is stored
+
+
+@dataclass
+class Step:
+    """One target verification: what the draft proposed, what the target decided, and what got committed."""
+    index: int
+    tokens: list[int]                    # committed by this step, in order
+    sources: list[str]                   # per committed token, one of SOURCES
+    p: list[float]                       # target probability of each committed token
+    q: list[float | None]                # draft probability of each committed token (None: not drafted)
+    drafted: list[int] = field(default_factory=list)   # draft proposal, in order
+    draft_p: list[float] = field(default_factory=list)  # target probability of each drafted token
+    draft_q: list[float] = field(default_factory=list)  # draft probability of each drafted token
+    accepted: int = 0                    # drafted tokens accepted (rejection point when < len(drafted))
+    gamma: int = 0                       # draft length asked for in this step
+    target_forwards: int = 1
+    draft_forwards: int = 0
+    draft_s: float = 0.0
+    target_s: float = 0.0
+    other_s: float = 0.0                 # the rest of the step (acceptance test, sampling, bookkeeping)
+
+    @property
+    def rejected_at(self) -> int | None:
+        """Index in `drafted` of the first rejected token, or None when all were accepted."""
+        return self.accepted if self.accepted < len(self.drafted) else None
+
+
+@dataclass
+class Stats:
+    new_tokens: int = 0
+    target_forwards: int = 0
+    draft_forwards: int = 0
+    mean_accepted: float = 0.0           # tokens committed per target forward
+    acceptance_rate: float | None = None  # accepted / drafted; None when nothing was drafted
+    wall_s: float = 0.0
+    tokens_per_s: float = 0.0
+    draft_s: float = 0.0
+    verify_s: float = 0.0
+
+    @classmethod
+    def from_steps(cls, steps: list[Step], wall_s: float) -> "Stats":
+        new = sum(len(s.tokens) for s in steps)
+        tf = sum(s.target_forwards for s in steps)
+        drafted = sum(len(s.drafted) for s in steps)
+        return cls(
+            new_tokens=new, target_forwards=tf, draft_forwards=sum(s.draft_forwards for s in steps),
+            mean_accepted=new / tf if tf else 0.0,
+            acceptance_rate=sum(s.accepted for s in steps) / drafted if drafted else None,
+            wall_s=wall_s, tokens_per_s=new / wall_s if wall_s > 0 else 0.0,
+            draft_s=sum(s.draft_s for s in steps), verify_s=sum(s.target_s for s in steps),
+        )
+
+
+@dataclass
+class RunFinished:
+    status: str                          # 'finished', 'cancelled' or 'error'
+    text: str                            # the continuation, decoded
+    token_ids: list[int]                 # generated ids only
+    stats: Stats
+    error: str | None = None
+    run_id: int | None = None
+
+
+Event = RunStarted | Step | RunFinished
+
+
+def to_dict(event) -> dict:
+    return asdict(event)
+
+
+def step_from_dict(d: dict) -> Step:
+    names = {f.name for f in fields(Step)}
+    return Step(**{k: v for k, v in d.items() if k in names})

@@ -1,0 +1,46 @@
+"""Autoregressive decoding: one target forward per token, with a KV cache. The baseline every method is timed against.
+
+Arguments: the target (a `CachedLM`), the prompt ids and the shared `DecodeConfig` (greedy, or temperature with
+top-k / top-p, seeded). Yields one `Step` per token.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Iterator
+
+from playground.events import TARGET, Step
+from playground.lm import CachedLM
+from playground.methods.base import DecodeConfig, Method, clip_to_budget
+from playground.sampling import display_probs, probs, sample
+
+
+def decode_one_token(logits, cfg: DecodeConfig, gen) -> tuple[int, float]:
+    """Pick the next token from one row of logits; return it with the probability the views show for it."""
+    if cfg.sampling.greedy:
+        token = int(logits.argmax())
+        return token, float(display_probs(logits)[token])
+    dist = probs(logits, cfg.sampling)
+    token = sample(dist, gen)
+    return token, float(dist[token])
+
+
+def autoregressive(target: CachedLM, draft, prompt_ids: list[int], cfg: DecodeConfig) -> Iterator[Step]:
+    gen = cfg.sampling.generator()
+    feed, produced, index, done = list(prompt_ids), 0, 0, False
+    while not done:
+        logits = target.forward(feed)[-1]  # the first call is the prefill of the whole prompt
+        start = time.perf_counter()
+        token, p = decode_one_token(logits, cfg, gen)
+        committed, done = clip_to_budget([token], produced, cfg)
+        forwards, target_s = target.take_counters()
+        yield Step(index=index, tokens=committed, sources=[TARGET], p=[p], q=[None],
+                   target_forwards=forwards, target_s=target_s, other_s=time.perf_counter() - start)
+        feed, produced, index = [token], produced + 1, index + 1
+
+
+METHOD = Method(
+    name="autoregressive",
+    summary="One target forward per token (KV cache). The baseline.",
+    decode=autoregressive,
+)

@@ -1,0 +1,67 @@
+"""What every decoding method shares: its parameter specs, its run settings and the stop rule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+from playground.errors import PlaygroundError
+from playground.sampling import Sampling
+
+
+@dataclass(frozen=True)
+class Param:
+    """One method parameter: its default fixes its type; min/max/choices bound what a user may pass."""
+    name: str
+    default: int | float | str
+    help: str
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] | None = None
+
+    def parse(self, raw) -> int | float | str:
+        kind = type(self.default)
+        try:
+            value = kind(raw) if kind is not int else int(str(raw), 10)
+        except (TypeError, ValueError):
+            raise PlaygroundError(f"parameter {self.name} must be {kind.__name__}, got {raw!r}") from None
+        if self.choices is not None and value not in self.choices:
+            raise PlaygroundError(f"parameter {self.name} must be one of {', '.join(self.choices)}, got {value!r}")
+        if self.min is not None and value < self.min or self.max is not None and value > self.max:
+            raise PlaygroundError(f"parameter {self.name} must be between {self.min} and {self.max}, got {value}")
+        return value
+
+
+@dataclass
+class DecodeConfig:
+    """Settings shared by every method."""
+    max_new_tokens: int = 128
+    sampling: Sampling = field(default_factory=Sampling)
+    eos_id: int | None = None   # stop after this token; None = never stop early
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    summary: str
+    decode: Callable[..., Iterator]  # decode(target, draft, prompt_ids, cfg, **params) -> Iterator[Step]
+    params: tuple[Param, ...] = ()
+    needs_draft: bool = False
+    lossless: bool = True
+
+    def parse_params(self, raw: dict) -> dict:
+        known = {p.name: p for p in self.params}
+        unknown = sorted(set(raw) - set(known))
+        if unknown:
+            allowed = ", ".join(known) or "none"
+            raise PlaygroundError(f"unknown parameter {unknown[0]!r} for method {self.name} (allowed: {allowed})")
+        return {name: p.parse(raw[name]) if name in raw else p.default for name, p in known.items()}
+
+
+def clip_to_budget(tokens: list[int], produced: int, cfg: DecodeConfig) -> tuple[list[int], bool]:
+    """Cut newly committed `tokens` at the token budget and after end-of-text; say whether the run is done."""
+    tokens = tokens[: cfg.max_new_tokens - produced]
+    if cfg.eos_id is not None and cfg.eos_id in tokens:
+        tokens = tokens[: tokens.index(cfg.eos_id) + 1]
+        return tokens, True
+    return tokens, produced + len(tokens) >= cfg.max_new_tokens

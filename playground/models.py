@@ -1,0 +1,97 @@
+"""Model loading: shipped tiny models by name, anything else through `from_pretrained` (Hub id or local path)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from playground.errors import PlaygroundError
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+MODELS_DIR = ASSETS / "models"
+DEFAULT_MODEL = "tiny-code"
+DEFAULT_DRAFT = "tiny-code-draft"
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    model: torch.nn.Module
+    tokenizer: object
+
+    @property
+    def vocab_size(self) -> int:
+        return self.model.get_output_embeddings().weight.shape[0]
+
+    @property
+    def max_positions(self) -> int | None:
+        cfg = self.model.config
+        return getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
+
+
+def shipped_models() -> dict[str, Path]:
+    """Name -> folder of every model shipped in assets/models."""
+    if not MODELS_DIR.is_dir():
+        return {}
+    return {d.name: d for d in sorted(MODELS_DIR.iterdir()) if (d / "config.json").is_file()}
+
+
+def describe_models() -> list[dict]:
+    rows = []
+    for name, path in shipped_models().items():
+        cfg = json.loads((path / "config.json").read_text())
+        facts_path = path / "training.json"
+        facts = json.loads(facts_path.read_text()) if facts_path.is_file() else {}
+        rows.append({"name": name, "path": str(path), "architecture": (cfg.get("architectures") or ["?"])[0],
+                     "layers": cfg.get("num_hidden_layers"), "hidden_size": cfg.get("hidden_size"),
+                     "parameters": facts.get("parameters"), "heldout_loss": facts.get("heldout_loss")})
+    return rows
+
+
+def resolve(name: str) -> str:
+    """A shipped name becomes its folder; anything else (Hub id, local path) is passed on as it is."""
+    name = (name or "").strip()
+    if not name:
+        raise PlaygroundError("no model given")
+    return str(shipped_models().get(name, name))
+
+
+_cache: dict[str, LoadedModel] = {}
+_lock = threading.Lock()
+
+
+def load(name: str) -> LoadedModel:
+    """Load (once per process) a causal LM and its tokenizer, in float32 for CPU inference."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+    name = (name or "").strip()
+    with _lock:
+        if name in _cache:
+            return _cache[name]
+        where = resolve(name)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(where)
+            model = AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32).eval()
+        except Exception as exc:  # from_pretrained raises OSError, ValueError, KeyError... all mean "can't load"
+            shipped = ", ".join(shipped_models()) or "none"
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise PlaygroundError(f"cannot load model {name!r} as a causal LM (shipped: {shipped}): {first}") from None
+        loaded = LoadedModel(name=name, model=model, tokenizer=tokenizer)
+        _cache[name] = loaded
+        return loaded
+
+
+def check_pair(target: LoadedModel, draft: LoadedModel) -> None:
+    """A draft can only propose tokens for a target that reads them the same way: same vocabulary, same ids."""
+    if target.vocab_size != draft.vocab_size or target.tokenizer.get_vocab() != draft.tokenizer.get_vocab():
+        raise PlaygroundError(
+            f"draft {draft.name!r} does not share the vocabulary of target {target.name!r} "
+            f"({draft.vocab_size} vs {target.vocab_size} output ids, or different token strings); "
+            "pick a draft trained with the same tokenizer")
