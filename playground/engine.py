@@ -82,6 +82,10 @@ def prepare(req: Request) -> Prepared:
     return Prepared(req, target, draft, prompt_ids, cfg, params)
 
 
+def token_texts(tokenizer, ids: list[int]) -> list[str]:
+    return [tokenizer.decode([i]) for i in ids]
+
+
 def run_events(prep: Prepared, cancel: threading.Event | None = None) -> Iterator[Event]:
     """RunStarted, one Step per verification, RunFinished. Stops cleanly (status 'cancelled') when `cancel` is set.
 
@@ -109,6 +113,8 @@ def run_events(prep: Prepared, cancel: threading.Event | None = None) -> Iterato
                 break
             method_s += spent
             step.other_s = max(0.0, spent - step.draft_s - step.target_s)
+            step.texts = token_texts(prep.target.tokenizer, step.tokens)  # events carry text: replay needs no model
+            step.drafted_texts = token_texts(prep.target.tokenizer, step.drafted)
             steps.append(step)
             yield step
     except Exception as exc:  # a model failing mid-run: report it as the run's outcome, keep what was made

@@ -46,6 +46,8 @@ class Step:
     draft_s: float = 0.0
     target_s: float = 0.0
     other_s: float = 0.0                 # the rest of the step (acceptance test, sampling, bookkeeping)
+    texts: list[str] = field(default_factory=list)          # decoded text of each committed token
+    drafted_texts: list[str] = field(default_factory=list)  # decoded text of each drafted token
 
     @property
     def rejected_at(self) -> int | None:
