@@ -137,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--max-new-tokens", type=int, default=128)
     b.add_argument("--repeats", type=int, default=1, help="rounds over all prompts (more = steadier timings)")
     b.add_argument("--param", action="append", metavar="KEY=VALUE", help="method parameter (repeatable)")
+    b.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    b.add_argument("--recording-overhead", action="store_true",
+                   help="instead: time each method with and without the SQLite recorder")
+    b.add_argument("--db", help="database for --recording-overhead")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bench)
     return parser

@@ -3,6 +3,7 @@
     python -m playground.train tokenizer            # byte-level BPE, shared by every shipped model
     python -m playground.train target [--steps N]   # Llama-style causal LM -> assets/models/tiny-code
     python -m playground.train draft  [--steps N]   # 1-layer draft distilled from the target -> tiny-code-draft
+    python -m playground.train prompts              # held-out prompt suite -> assets/prompts/complete.jsonl
     python -m playground.train card                 # evaluate both and write their model cards
 
 Training is resumable: a checkpoint is written to checkpoints/<name>/ every `ckpt_every` steps and picked up on the
@@ -70,7 +71,7 @@ TARGET = TrainConfig()
 DRAFT = TrainConfig(
     name="tiny-code-draft",
     model=ModelConfig(hidden_size=128, num_hidden_layers=1, num_attention_heads=2, intermediate_size=384),
-    batch_size=8, steps=900, lr=3e-3, teacher="tiny-code",
+    batch_size=8, steps=600, lr=3e-3, teacher="tiny-code",
 )
 
 
@@ -236,7 +237,7 @@ def save_model(model, tokenizer, cfg: TrainConfig, state: dict) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m playground.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["tokenizer", "target", "draft", "card"])
+    parser.add_argument("what", choices=["tokenizer", "target", "draft", "prompts", "card"])
     parser.add_argument("--steps", type=int, help="total optimiser steps (default: the config's)")
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     args = parser.parse_args(argv)
@@ -244,9 +245,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.what == "tokenizer":
         train_tokenizer(TokenizerConfig())
         return
-    if args.what == "card":
-        from playground.cards import write_cards
-        write_cards()
+    if args.what in ("prompts", "card"):
+        from playground import cards
+        cards.write_prompts() if args.what == "prompts" else cards.write_cards()
         return
     cfg = TARGET if args.what == "target" else DRAFT
     if args.steps:

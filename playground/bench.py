@@ -1,0 +1,200 @@
+"""Side-by-side benchmark: every method on every prompt in one process, methods alternating, greedy.
+
+Our methods run through the engine exactly as the app runs them (recording off). Peers run transformers' own
+`generate` on the same loaded models: `hf_greedy` (plain greedy) and `hf_assisted` (assisted generation with the
+draft as `assistant_model`). Target forward passes of peers are counted with a forward hook on the target.
+Speeds are totals: all tokens over all time per method, so long and short prompts weigh by their tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from playground import engine, models
+from playground.errors import PlaygroundError
+from playground.events import RunFinished, Step
+from playground.methods import METHODS
+
+PEERS = ("hf_greedy", "hf_assisted")
+
+
+@dataclass
+class Tally:
+    tokens: int = 0
+    seconds: float = 0.0
+    target_forwards: int = 0
+    accepted: int = 0
+    drafted: int = 0
+    outputs: list = field(default_factory=list)
+
+    def row(self, baseline: "Tally | None") -> dict:
+        tps = self.tokens / self.seconds if self.seconds else 0.0
+        base_tps = baseline.tokens / baseline.seconds if baseline and baseline.seconds else None
+        return {"tokens_per_s": tps, "speedup": tps / base_tps if base_tps else None,
+                "mean_accepted": self.tokens / self.target_forwards if self.target_forwards else None,
+                "acceptance_rate": self.accepted / self.drafted if self.drafted else None,
+                "identical_to_autoregressive": baseline.outputs == self.outputs if baseline else None,
+                "new_tokens": self.tokens, "seconds": self.seconds}
+
+
+def read_prompts(path: str) -> list[str]:
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as exc:
+        raise PlaygroundError(f"cannot read prompts file {path!r}: {exc.strerror}") from None
+    prompts = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            prompts.append(json.loads(line)["prompt"])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise PlaygroundError(f"{path}:{n}: each line must be a JSON object with a 'prompt' field") from None
+    if not prompts:
+        raise PlaygroundError(f"{path} holds no prompts")
+    return prompts
+
+
+def run_ours(req: engine.Request) -> tuple[list[int], float, int, int, int]:
+    """Engine run timed end to end; returns new ids, seconds, target forwards, accepted and drafted counts."""
+    accepted = drafted = 0
+    start = time.perf_counter()
+    for ev in engine.generate(req):
+        if isinstance(ev, Step):
+            accepted, drafted = accepted + ev.accepted, drafted + len(ev.drafted)
+        finished = ev
+    seconds = time.perf_counter() - start
+    if finished.status != "finished":
+        raise PlaygroundError(f"{req.method} failed: {finished.error}")
+    return finished.token_ids, seconds, finished.stats.target_forwards, accepted, drafted
+
+
+def run_peer(name: str, target: models.LoadedModel, draft: models.LoadedModel | None, prompt: str,
+             max_new_tokens: int) -> tuple[list[int], float, int]:
+    """transformers' generate, greedy; returns new ids, seconds and the number of target forwards."""
+    calls = [0]
+    hook = target.model.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    try:
+        start = time.perf_counter()
+        ids = target.tokenizer(prompt, return_tensors="pt")["input_ids"]
+        kwargs = {"assistant_model": draft.model} if name == "hf_assisted" else {}
+        with torch.inference_mode():
+            out = target.model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                        max_new_tokens=max_new_tokens, pad_token_id=target.tokenizer.pad_token_id,
+                                        eos_token_id=target.tokenizer.eos_token_id, **kwargs)
+        seconds = time.perf_counter() - start
+    finally:
+        hook.remove()
+    return out[0, ids.shape[1]:].tolist(), seconds, calls[0]
+
+
+def benchmark(model: str, draft: str | None, methods: list[str], prompts: list[str], max_new_tokens: int,
+              repeats: int = 1, params: dict | None = None, progress: bool = True) -> dict:
+    unknown = [m for m in methods if m not in METHODS and m not in PEERS]
+    if unknown:
+        raise PlaygroundError(f"unknown method {unknown[0]!r} (methods: {', '.join(METHODS)}; peers: "
+                              f"{', '.join(PEERS)})")
+    if "autoregressive" not in methods:
+        methods = ["autoregressive", *methods]  # the baseline every speedup is measured against
+    target = models.load(model)
+    draft_name = draft or (models.DEFAULT_DRAFT if model == models.DEFAULT_MODEL else None)
+    needs_draft = [m for m in methods if m == "hf_assisted" or (m in METHODS and METHODS[m].needs_draft)]
+    draft_lm = models.load(draft_name) if needs_draft and draft_name else None
+    if needs_draft and draft_lm is None:
+        raise PlaygroundError(f"{needs_draft[0]} needs a draft model (--draft NAME)")
+    if draft_lm:
+        models.check_pair(target, draft_lm)
+
+    def request(method: str, prompt: str, n: int) -> engine.Request:
+        own = {k: v for k, v in (params or {}).items() if any(p.name == k for p in METHODS[method].params)}
+        return engine.Request(prompt=prompt, model=model, method=method, draft=draft_name,
+                              max_new_tokens=n, params=own)
+
+    def once(method: str, prompt: str, n: int) -> tuple[list[int], float, int, int, int]:
+        if method in PEERS:
+            ids, seconds, forwards = run_peer(method, target, draft_lm, prompt, n)
+            return ids, seconds, forwards, 0, 0
+        return run_ours(request(method, prompt, n))
+
+    for method in methods:  # warm-up: first calls pay for lazy initialisation
+        once(method, prompts[0], 8)
+    tallies = {m: Tally() for m in methods}
+    jobs = [(r, i) for r in range(repeats) for i in range(len(prompts))]
+    for r, i in tqdm(jobs, desc="bench", disable=not progress, file=sys.stderr):
+        order = methods if (r * len(prompts) + i) % 2 == 0 else methods[::-1]  # alternate to spread drift
+        for method in order:
+            ids, seconds, forwards, accepted, drafted = once(method, prompts[i], max_new_tokens)
+            t = tallies[method]
+            t.tokens, t.seconds, t.target_forwards = t.tokens + len(ids), t.seconds + seconds, t.target_forwards + forwards
+            t.accepted, t.drafted = t.accepted + accepted, t.drafted + drafted
+            if r == 0:
+                t.outputs.append(ids)
+    base = tallies["autoregressive"]
+    return {"methods": {m: tallies[m].row(base) for m in methods}, "prompts": len(prompts),
+            "max_new_tokens": max_new_tokens, "repeats": repeats, "model": model, "draft": draft_name,
+            "threads": torch.get_num_threads()}
+
+
+def recording_overhead(model: str, draft: str | None, methods: list[str], prompts: list[str],
+                       max_new_tokens: int, repeats: int, db: str, progress: bool = True) -> dict:
+    """End-to-end time of each method with and without the SQLite recorder, alternating, on the same prompts."""
+    from playground.recorder import Recorder
+    recorder = Recorder(db)
+    seconds = {(m, rec): 0.0 for m in methods for rec in (False, True)}
+    for m in methods:  # warm-up: model loading and lazy initialisation are not decoding
+        for _ in engine.generate(engine.Request(prompt=prompts[0], model=model, method=m, draft=draft,
+                                                max_new_tokens=8)):
+            pass
+    jobs = [(r, i, m) for r in range(repeats) for i in range(len(prompts)) for m in methods]
+    for n, (r, i, m) in enumerate(tqdm(jobs, desc="recording overhead", disable=not progress, file=sys.stderr)):
+        for rec in ((False, True) if n % 2 == 0 else (True, False)):
+            req = engine.Request(prompt=prompts[i], model=model, method=m, draft=draft, max_new_tokens=max_new_tokens)
+            start = time.perf_counter()
+            events = engine.generate(req)
+            for _ in (recorder.record(events) if rec else events):
+                pass
+            seconds[(m, rec)] += time.perf_counter() - start
+    return {"methods": {m: {"seconds_plain": seconds[(m, False)], "seconds_recorded": seconds[(m, True)],
+                            "overhead": seconds[(m, True)] / seconds[(m, False)] - 1} for m in methods},
+            "prompts": len(prompts), "repeats": repeats, "max_new_tokens": max_new_tokens}
+
+
+def format_table(result: dict) -> str:
+    head = f"{'method':<16}{'tokens/s':>10}{'speedup':>9}{'tok/fwd':>9}{'accept':>8}  identical"
+    lines = [f"{result['prompts']} prompts x {result['repeats']}, {result['max_new_tokens']} new tokens, greedy, "
+             f"model {result['model']}, draft {result['draft']}, {result['threads']} threads", head]
+    def cell(value, width: int, digits: int, suffix: str = "") -> str:
+        return (f"{value:.{digits}f}{suffix}" if value is not None else "-").rjust(width)
+
+    for name, r in result["methods"].items():
+        lines.append(f"{name:<16}{cell(r['tokens_per_s'], 10, 1)}{cell(r['speedup'], 9, 2, 'x')}"
+                     f"{cell(r['mean_accepted'], 9, 2)}{cell(r['acceptance_rate'], 8, 2)}  "
+                     f"{r['identical_to_autoregressive']}")
+    return "\n".join(lines)
+
+
+def main(args) -> int:
+    from transformers.utils import logging as hf_logging
+
+    from playground.cli import _params
+    hf_logging.set_verbosity_error()  # generate() warns about config merging on every call
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if args.recording_overhead:
+        from playground.recorder import db_path
+        result = recording_overhead(args.model, args.draft, methods, read_prompts(args.prompts),
+                                    args.max_new_tokens, args.repeats, db_path(args.db), progress=not args.json)
+        print(json.dumps(result, indent=2))
+        return 0
+    result = benchmark(args.model, args.draft, methods, read_prompts(args.prompts), args.max_new_tokens,
+                       args.repeats, _params(args.param), progress=not args.json)
+    print(json.dumps(result, indent=2) if args.json else format_table(result))
+    return 0

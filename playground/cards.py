@@ -1,0 +1,119 @@
+"""Model cards for the shipped models: measured, not written by hand.
+
+`python -m playground.train card` evaluates the shipped target and draft (held-out loss, the draft's acceptance
+rate against the target on held-out prompts, the per-token cost of each) and writes README.md in each model folder.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import torch
+
+from playground import data, engine, models
+from playground.events import RunFinished, Step
+
+PROMPTS_FILE = models.ASSETS / "prompts" / "complete.jsonl"
+
+
+def write_prompts(n: int = 20) -> None:
+    """The `complete` prompt suite: file prefixes cut from held-out stdlib files (never from training files)."""
+    from playground.train import load_tokenizer
+    PROMPTS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps({"category": "complete", "prompt": p}) for p in data.heldout_prompts(load_tokenizer(), n)]
+    PROMPTS_FILE.write_text("\n".join(lines) + "\n")
+    print(f"wrote {n} prompts to {PROMPTS_FILE}")
+
+
+def acceptance(prompts: list[str], gamma: int = 4, max_new_tokens: int = 64) -> dict:
+    accepted = drafted = 0
+    for prompt in prompts:
+        req = engine.Request(prompt=prompt, method="speculative", max_new_tokens=max_new_tokens,
+                             params={"gamma": gamma})
+        for ev in engine.generate(req):
+            if isinstance(ev, Step):
+                accepted, drafted = accepted + ev.accepted, drafted + len(ev.drafted)
+    return {"acceptance_rate": accepted / drafted, "gamma": gamma, "prompts": len(prompts),
+            "max_new_tokens": max_new_tokens}
+
+
+def flops_per_token(model) -> int:
+    """Multiply-adds of one token through the weight matrices (attention over the context left out)."""
+    return sum(p.numel() for n, p in model.named_parameters() if p.dim() == 2 and "embed_tokens" not in n) + (
+        model.get_output_embeddings().weight.numel() if model.config.tie_word_embeddings else 0)
+
+
+@torch.inference_mode()
+def ms_per_token(model, steps: int = 64) -> float:
+    from playground.lm import CachedLM
+    lm = CachedLM(model)
+    lm.forward(list(range(16, 80)))
+    start = time.perf_counter()
+    for i in range(steps):
+        lm.forward([100 + i])
+    return (time.perf_counter() - start) / steps * 1000
+
+
+def write_cards() -> None:
+    from playground.train import DRAFT, TARGET, eval_windows, heldout_loss, load_tokenizer
+    tokenizer = load_tokenizer()
+    windows = eval_windows(data.token_array(tokenizer, "heldout"), TARGET)
+    prompts = [json.loads(line)["prompt"] for line in PROMPTS_FILE.read_text().splitlines()]
+    target, draft = models.load(TARGET.name).model, models.load(DRAFT.name).model
+    facts = {}
+    for cfg, model in ((TARGET, target), (DRAFT, draft)):
+        folder = models.MODELS_DIR / cfg.name
+        f = json.loads((folder / "training.json").read_text())
+        f["heldout_loss"] = heldout_loss(model, windows)
+        f["flops_per_token"] = flops_per_token(model)
+        f["ms_per_token"] = ms_per_token(model)
+        facts[cfg.name] = f
+    facts[DRAFT.name]["acceptance"] = acceptance(prompts[:10])
+    for name, f in facts.items():
+        (models.MODELS_DIR / name / "training.json").write_text(json.dumps(f, indent=2))
+        (models.MODELS_DIR / name / "README.md").write_text(card_text(name, f, facts[TARGET.name]))
+        print(f"wrote the card of {name}")
+
+
+def card_text(name: str, f: dict, target: dict) -> str:
+    m, cfg = f["train_config"]["model"], f["train_config"]
+    is_draft = cfg.get("teacher") is not None
+    hours = f["train_seconds"] / 3600
+    lines = [
+        "---", "library_name: transformers", "pipeline_tag: text-generation", "tags: [decoding-playground, code]",
+        "---", f"# {name}", "",
+        ("A 1-layer draft model for speculative decoding, distilled from `tiny-code` (forward KL to the target's "
+         "next-token distributions on the training text, as FastDraft-style drafts are trained to agree with their "
+         "target)." if is_draft else
+         "The target model of Decoding Playground: a small Llama-style causal LM for Python code."), "",
+        "| | |", "|---|---|",
+        f"| architecture | LlamaForCausalLM, {m['num_hidden_layers']} layers, hidden {m['hidden_size']}, "
+        f"{m['num_attention_heads']} heads, MLP {m['intermediate_size']}, tied embeddings |",
+        f"| parameters | {f['parameters']:,} |",
+        "| vocabulary | 4096-token byte-level BPE (shared by every shipped model; `<|endoftext|>`, `<|pad|>`, "
+        "`<|mask|>` reserved) |",
+        f"| context trained | {cfg['seq_len']} tokens (position table {m['max_position_embeddings']}) |",
+        "| data | the Python standard library source of the training interpreter (`.py` files, `encodings/` and "
+        "`site-packages/` left out), split by a hash of each file's path: 90% train, 10% held out |",
+        f"| training | {f['steps']} steps x {cfg['batch_size']} x {cfg['seq_len']} tokens = "
+        f"{f['tokens_seen']:,} tokens, {hours:.2f} h on 2 CPU cores (bf16 autocast), AdamW lr {cfg['lr']}, "
+        f"cosine, seed {cfg['seed']} |",
+        f"| held-out loss | **{f['heldout_loss']:.3f} nats/token** (cross-entropy on {cfg['eval_windows']} "
+        f"held-out windows of {cfg['seq_len']} tokens) |",
+        f"| cost per token | {f['flops_per_token'] / 1e6:.2f} M multiply-adds "
+        + (f"({f['flops_per_token'] / target['flops_per_token']:.1%} of the target's)" if is_draft else "")
+        + f"; {f['ms_per_token']:.2f} ms per token measured on this CPU "
+        + (f"({f['ms_per_token'] / target['ms_per_token']:.0%} of the target's)" if is_draft else "") + " |",
+    ]
+    if is_draft:
+        a = f["acceptance"]
+        lines.append(f"| acceptance rate | **{a['acceptance_rate']:.1%}** of drafted tokens accepted by `tiny-code`,"
+                     f" greedy speculative decoding, gamma {a['gamma']}, {a['prompts']} held-out prompts of "
+                     f"`assets/prompts/complete.jsonl`, {a['max_new_tokens']} new tokens each |")
+    lines += ["", "Held-out loss during training:", "", "| step | train loss | held-out loss |", "|---|---|---|"]
+    lines += [f"| {e['step']} | {e['train_loss']:.3f} | {e['heldout_loss']:.3f} |" for e in f["log"]]
+    lines += ["", "Reproduce: `python -m playground.train tokenizer && python -m playground.train target && "
+              "python -m playground.train draft && python -m playground.train card` (the split and the batches "
+              "depend only on the seed and the interpreter's standard library).", ""]
+    return "\n".join(lines)
