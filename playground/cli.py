@@ -36,13 +36,16 @@ def cmd_generate(args) -> int:
     for ev in recorder.record(events):
         if isinstance(ev, Step) and not args.json:
             ids += ev.tokens
-            text = tokenizer.decode(ids, skip_special_tokens=True)
-            print(text[len(shown):], end="", flush=True)  # decode the whole output: BPE pieces may split a character
-            shown = text
+            text = tokenizer.decode(ids, skip_special_tokens=True)  # the whole output: BPE pieces may split a
+            if not text.endswith("\ufffd"):  # character, which shows as U+FFFD until its last byte comes
+                print(text[len(shown):], end="", flush=True)
+                shown = text
         elif isinstance(ev, RunFinished):
             finished = ev
         elif started is None:
             started = ev
+    if not args.json and finished.text != shown:  # a character left incomplete at the end
+        print(finished.text[len(shown):], end="", flush=True)
     if finished.status == "error":
         raise PlaygroundError(f"run {finished.run_id} failed: {finished.error}")
     if args.json:

@@ -58,7 +58,10 @@ def prepare(req: Request) -> Prepared:
         raise PlaygroundError(f"the prompt has {len(req.prompt):,} characters; the limit is {MAX_PROMPT_CHARS:,}")
     _check_range("max_new_tokens", req.max_new_tokens, 1, MAX_NEW_TOKENS)
     _check_range("temperature", req.temperature, 0.0, 10.0)
+    if 0 < req.temperature < 1e-3:  # logits / a tiny temperature overflow to inf: the sampler fails mid-run
+        raise PlaygroundError(f"temperature must be 0 (greedy) or at least 0.001, got {req.temperature}")
     _check_range("top_k", req.top_k, 0, 1_000_000)
+    _check_range("seed", req.seed, -(2**63), 2**64 - 1)  # what torch.Generator.manual_seed takes
     if not (0.0 < req.top_p <= 1.0):
         raise PlaygroundError(f"top_p must be in (0, 1], got {req.top_p}")
     target = models.load(req.model)
@@ -70,11 +73,12 @@ def prepare(req: Request) -> Prepared:
         draft = models.load(draft_name)
         models.check_pair(target, draft)
     prompt_ids = target.tokenizer(req.prompt)["input_ids"]
-    limit = target.max_positions
-    if limit and len(prompt_ids) + req.max_new_tokens > limit:
-        raise PlaygroundError(
-            f"the prompt is {len(prompt_ids)} tokens; with max_new_tokens {req.max_new_tokens} it exceeds the "
-            f"{limit}-token context of {target.name!r}")
+    for m in (target, draft) if draft else (target,):  # the draft reads every committed token too
+        limit = m.max_positions
+        if limit and len(prompt_ids) + req.max_new_tokens > limit:
+            raise PlaygroundError(
+                f"the prompt is {len(prompt_ids)} tokens; with max_new_tokens {req.max_new_tokens} it exceeds the "
+                f"{limit}-token context of {m.name!r}")
     eos = target.tokenizer.eos_token_id if req.stop_at_eos else None
     sampling = Sampling(temperature=float(req.temperature), top_k=int(req.top_k), top_p=float(req.top_p),
                         seed=int(req.seed))

@@ -137,6 +137,7 @@ class Recorder:
                 steps = [step_from_dict(r.payload) for r in row.steps]
                 row.status = status
                 row.token_ids = [t for st in steps for t in st.tokens]
+                row.text = "".join(t for st in steps for t in st.texts)  # the engine's decode never ran
                 row.stats = asdict(Stats.from_steps(steps, sum(st.draft_s + st.target_s + st.other_s
                                                                for st in steps)))
                 s.commit()
