@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 
@@ -60,6 +63,21 @@ def resolve(name: str) -> str:
     return str(shipped_models().get(name, name))
 
 
+@functools.lru_cache(maxsize=1)
+def hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Can the Hugging Face Hub be reached? Asked once per process, so an offline machine fails fast instead of
+    waiting for huggingface_hub's retries on every unknown name."""
+    from huggingface_hub import constants
+    if constants.HF_HUB_OFFLINE:
+        return False
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=timeout_s).close()
+        return True
+    except OSError:
+        return False
+
+
 _cache: dict[str, LoadedModel] = {}
 _lock = threading.Lock()
 
@@ -76,6 +94,10 @@ def load(name: str) -> LoadedModel:
         if name in _cache:
             return _cache[name]
         where = resolve(name)
+        if not Path(where).exists() and not hub_reachable():
+            raise PlaygroundError(
+                f"cannot load model {name!r}: it is not a shipped model ({', '.join(shipped_models()) or 'none'}) "
+                "nor a local folder, and the Hugging Face Hub cannot be reached from here")
         try:
             tokenizer = AutoTokenizer.from_pretrained(where)
             model = AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32).eval()

@@ -1,0 +1,285 @@
+"""Decoding Playground web app: generate with a decoding method and watch every step, or replay a stored run.
+
+    python app.py [--host 127.0.0.1] [--port 7860] [--db playground.db]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+import time
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no network: no telemetry, no version check
+
+import gradio as gr  # noqa: E402
+
+from playground import models, views  # noqa: E402
+from playground.engine import MAX_NEW_TOKENS, Request, generate  # noqa: E402
+from playground.errors import PlaygroundError  # noqa: E402
+from playground.events import RunFinished, RunStarted, Step  # noqa: E402
+from playground.methods import METHODS, Param  # noqa: E402
+from playground.recorder import Recorder, db_path  # noqa: E402
+
+UPDATE_EVERY_S = 0.15   # at most this often a live view is re-drawn (plus the final one)
+REPLAY_TICK_S = 0.3
+EXAMPLES = [
+    "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",
+    "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n",
+    "import os\n\n\ndef list_python_files(folder):\n",
+    "def is_prime(n):\n    if n < 2:\n        return False\n",
+]
+APP_CSS = """
+.gradio-container{max-width:1400px !important}
+#title h1{margin-bottom:0}
+#title p{color:#6b7280;margin-top:4px}
+"""
+# each update re-renders the chips: keep the newest tokens in sight instead of jumping back to the top
+SCROLL_TO_NEWEST = ("watch('value', () => { const p = element.querySelector('.pg-panel'); "
+                    "if (p) p.scrollTop = p.scrollHeight; });")
+THEME = gr.themes.Soft(primary_hue="indigo", font=["system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"],
+                       font_mono=["ui-monospace", "Menlo", "Consolas", "monospace"])
+
+
+def method_params() -> dict[str, Param]:
+    """Every method parameter by name (one input each; a name shared by methods shares its input)."""
+    return {p.name: p for m in METHODS.values() for p in m.params}
+
+
+def param_input(p: Param, visible: bool):
+    common = dict(label=p.name, info=p.help, value=p.default, visible=visible, elem_id=f"param-{p.name}")
+    if p.choices:
+        return gr.Dropdown(list(p.choices), **common)
+    if isinstance(p.default, str):
+        return gr.Textbox(**common)
+    if p.min is not None and p.max is not None:
+        return gr.Slider(p.min, p.max, step=1 if isinstance(p.default, int) else None, **common)
+    return gr.Number(precision=0 if isinstance(p.default, int) else None, **common)
+
+
+def chosen_params(method: str, values: dict) -> dict:
+    """The values of the inputs that belong to `method` (the others are hidden)."""
+    chosen = METHODS.get(method)
+    return {p.name: values[p.name] for p in chosen.params} if chosen else {}
+
+
+def whole(value, name: str) -> int:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = 0.5
+    if not number.is_integer():
+        raise PlaygroundError(f"{name} must be a whole number, got {value!r}")
+    return int(number)
+
+
+def view_panel(prefix: str) -> list:
+    """The components that show one run; the Generate and History tabs each get one, filled by views.run_view."""
+    status = gr.HTML(views.status_html(None), elem_id=f"{prefix}-status")
+    chips = gr.HTML(views.chips_html([]), elem_id=f"{prefix}-chips", js_on_load=SCROLL_TO_NEWEST)
+    step = gr.HTML(views.step_html(None), elem_id=f"{prefix}-step")
+    stats = gr.HTML(views.stats_html([]), elem_id=f"{prefix}-stats")
+    with gr.Row(equal_height=True):
+        accepted = gr.Plot(views.accepted_figure([]), show_label=False, elem_id=f"{prefix}-accepted")
+        progress = gr.Plot(views.progress_figure([]), show_label=False, elem_id=f"{prefix}-progress")
+    return [status, chips, step, stats, accepted, progress]
+
+
+def run_choices(rows: list[dict]) -> list[tuple[str, int]]:
+    return [(f"#{r['id']} · {r['status']} · {r['method']} · {r['prompt'][:40]!r}", r["id"]) for r in rows]
+
+
+def pick_row(evt: gr.SelectData):
+    return evt.row_value[0]  # the run id
+
+
+def build_app(db: str) -> gr.Blocks:
+    recorder = Recorder(db)
+    cancels: dict[str, threading.Event] = {}  # session -> the Stop signal of its running generation
+    params = method_params()
+    first_method = "speculative" if "speculative" in METHODS else next(iter(METHODS))
+    shipped = list(models.shipped_models())
+    targets = sorted({*shipped, models.DEFAULT_MODEL} - {models.DEFAULT_DRAFT})
+    drafts = sorted({*shipped, models.DEFAULT_DRAFT})
+
+    def run(request: gr.Request, prompt, model, method, draft, max_new, temperature, top_k, top_p, seed,
+            *param_values):
+        cancel = cancels.setdefault(request.session_hash, threading.Event())
+        started, steps, finished, shown_at, wait = None, [], None, 0.0, 0.0
+        try:
+            req = Request(prompt=prompt or "", model=model or "", method=method or "", draft=draft or None,
+                          max_new_tokens=whole(max_new, "max new tokens"), temperature=float(temperature or 0),
+                          top_k=whole(top_k, "top-k"), top_p=float(top_p or 0), seed=whole(seed, "seed"),
+                          params=chosen_params(method, dict(zip(params, param_values))))
+            for event in recorder.record(generate(req, cancel)):
+                if isinstance(event, RunStarted):
+                    started = event
+                elif isinstance(event, Step):
+                    steps.append(event)
+                elif isinstance(event, RunFinished):
+                    finished = event
+                if finished or time.perf_counter() - shown_at >= wait:
+                    drawn = time.perf_counter()
+                    yield list(views.run_view(started, steps, finished))
+                    shown_at = time.perf_counter()
+                    wait = max(UPDATE_EVERY_S, 3 * (shown_at - drawn))  # drawing + sending: <= 1/4 of the time
+            if finished and finished.error:
+                gr.Warning(f"run {finished.run_id} failed: {finished.error}")
+        except Exception as exc:  # shown, never a traceback: PlaygroundError says what to fix, others what broke
+            message = str(exc) if isinstance(exc, PlaygroundError) else f"{type(exc).__name__}: {exc}"
+            gr.Warning(message)
+            yield [views.error_html(message), *list(views.run_view(None, []))[1:]]
+        finally:
+            cancels.pop(request.session_hash, None)
+
+    def arm(request: gr.Request):
+        """On Generate, before the run is queued: a Stop from now on reaches it, even while models load."""
+        cancels[request.session_hash] = threading.Event()
+        return gr.update(interactive=False), gr.update(interactive=True)
+
+    def stop(request: gr.Request):
+        if request.session_hash in cancels:
+            cancels[request.session_hash].set()
+
+    def method_changed(name):
+        chosen = METHODS[name]
+        names = {p.name for p in chosen.params}
+        return [gr.update(visible=chosen.needs_draft), f"*{chosen.summary}*",
+                *[gr.update(visible=n in names) for n in params]]
+
+    def history():
+        rows = recorder.runs()
+        table = [[r["id"], r["created_at"].replace("T", " ")[:19], r["status"], r["method"], r["model"],
+                  r["draft"] or "", r["new_tokens"], round(r["tokens_per_s"] or 0, 1), r["prompt"][:60]]
+                 for r in rows]
+        return table, gr.update(choices=run_choices(rows))
+
+    def load(run_id):
+        if run_id in (None, ""):
+            return None, gr.update(), *views.run_view(None, [])
+        try:
+            replay = recorder.replay(int(run_id))
+        except PlaygroundError as exc:
+            gr.Warning(str(exc))
+            return None, gr.update(), views.error_html(str(exc)), *list(views.run_view(None, []))[1:]
+        n = len(replay[1])
+        return replay, gr.update(maximum=max(n, 1), value=n), *show(replay, n)
+
+    def show(replay, k):
+        if not replay:
+            return views.run_view(None, [])
+        started, steps, finished = replay
+        k = max(0, min(int(k or 0), len(steps)))
+        return views.run_view(started, steps[:k], finished, total=len(steps))
+
+    def move(replay, k, delta):
+        n = len(replay[1]) if replay else 0
+        k = max(0, min(int(k or 0) + delta, n))
+        return k, *show(replay, k)
+
+    def play(replay, k):
+        n = len(replay[1]) if replay else 0
+        k = 0 if int(k or 0) >= n else int(k)  # at the end: play from the start
+        return gr.Timer(active=n > 0), k, *show(replay, k)
+
+    def tick(replay, k, speed):
+        n = len(replay[1]) if replay else 0
+        k = min(int(k or 0) + int(speed or 1), n)
+        return gr.Timer(active=False) if k >= n else gr.skip(), k, *show(replay, k)  # never undo a Pause
+
+    with gr.Blocks(title="Decoding Playground") as demo:
+        gr.Markdown("# Decoding Playground\nWatch a language model decode, token by token: plain autoregressive "
+                    "decoding next to speculative decoding, where a small draft model proposes tokens and the "
+                    "target checks them in one forward pass. Every run is recorded and can be replayed.",
+                    elem_id="title")
+        with gr.Tabs():
+            with gr.Tab("Generate", id="generate"):
+                with gr.Row():
+                    with gr.Column(scale=1, min_width=340):
+                        prompt = gr.Textbox(label="Prompt", lines=6, value=EXAMPLES[0], elem_id="prompt")
+                        gr.Examples([[e] for e in EXAMPLES], inputs=[prompt], label="Example prompts")
+                        with gr.Row():
+                            generate_btn = gr.Button("Generate", variant="primary", elem_id="generate-btn")
+                            stop_btn = gr.Button("Stop", variant="stop", interactive=False, elem_id="stop-btn")
+                        model = gr.Dropdown(targets, value=models.DEFAULT_MODEL, allow_custom_value=True,
+                                            label="Target model", info="shipped name, Hub id or local folder",
+                                            elem_id="model")
+                        method = gr.Dropdown(list(METHODS), value=first_method, label="Method", elem_id="method")
+                        method_info = gr.Markdown(f"*{METHODS[first_method].summary}*")
+                        draft = gr.Dropdown(drafts, value=models.DEFAULT_DRAFT, allow_custom_value=True,
+                                            label="Draft model", visible=METHODS[first_method].needs_draft,
+                                            elem_id="draft")
+                        param_inputs = [param_input(p, any(q.name == p.name for q in METHODS[first_method].params))
+                                        for p in params.values()]
+                        with gr.Accordion("Sampling", open=True):
+                            max_new = gr.Slider(1, MAX_NEW_TOKENS, 128, step=1, label="max new tokens",
+                                                elem_id="max-new")
+                            temperature = gr.Slider(0, 2, 0, step=0.05, label="temperature",
+                                                    info="0 = greedy", elem_id="temperature")
+                            with gr.Row():
+                                top_k = gr.Number(0, precision=0, label="top-k (0 = off)", elem_id="top-k")
+                                top_p = gr.Number(1.0, label="top-p", minimum=0, maximum=1, elem_id="top-p")
+                                seed = gr.Number(0, precision=0, label="seed", elem_id="seed")
+                    with gr.Column(scale=2):
+                        live = view_panel("live")
+            with gr.Tab("History", id="history") as history_tab:
+                with gr.Row():
+                    run_pick = gr.Dropdown([], label="Run", scale=4, elem_id="run-pick")
+                    refresh = gr.Button("Refresh", scale=1, elem_id="refresh-btn")
+                runs_table = gr.Dataframe(headers=["id", "time (UTC)", "status", "method", "model", "draft",
+                                                   "tokens", "tokens/s", "prompt"],
+                                          interactive=False, max_height=260, elem_id="runs-table")
+                with gr.Row():
+                    first_btn = gr.Button("◀◀ First", size="sm", elem_id="first-btn")
+                    back_btn = gr.Button("◀ Step back", size="sm", elem_id="back-btn")
+                    play_btn = gr.Button("▶ Play", size="sm", variant="primary", elem_id="play-btn")
+                    pause_btn = gr.Button("■ Pause", size="sm", elem_id="pause-btn")
+                    forward_btn = gr.Button("Step ▶", size="sm", elem_id="step-btn")
+                    last_btn = gr.Button("Last ▶▶", size="sm", elem_id="last-btn")
+                with gr.Row(equal_height=True):
+                    position = gr.Slider(0, 1, 0, step=1, label="steps shown", scale=4, elem_id="position")
+                    speed = gr.Radio([1, 4, 16], value=1, label="steps per tick", scale=1, min_width=200,
+                                     elem_id="speed")
+                replay_view = view_panel("replay")
+        replay_state = gr.State(None)
+        timer = gr.Timer(REPLAY_TICK_S, active=False)
+
+        controls = [prompt, model, method, draft, max_new, temperature, top_k, top_p, seed, *param_inputs]
+        buttons = [generate_btn, stop_btn]
+        idle = (gr.update(interactive=True), gr.update(interactive=False))
+        generate_btn.click(arm, None, buttons, queue=False).then(
+            run, controls, live, show_progress="hidden").then(lambda: idle, None, buttons, queue=False)
+        stop_btn.click(stop, None, None, queue=False)
+        method.change(method_changed, method, [draft, method_info, *param_inputs], queue=False)
+
+        demo.load(history, None, [runs_table, run_pick])
+        refresh.click(history, None, [runs_table, run_pick])
+        history_tab.select(history, None, [runs_table, run_pick])
+        runs_table.select(pick_row, None, run_pick)
+        run_pick.change(load, run_pick, [replay_state, position, *replay_view], show_progress="hidden")
+        position.input(show, [replay_state, position], replay_view, show_progress="hidden")
+        here = [position, *replay_view]
+        for btn, delta in ((first_btn, -10**9), (back_btn, -1), (forward_btn, 1), (last_btn, 10**9)):
+            btn.click(lambda r, k, d=delta: move(r, k, d), [replay_state, position], here, show_progress="hidden")
+        play_btn.click(play, [replay_state, position], [timer, *here], show_progress="hidden")
+        pause_btn.click(lambda: gr.Timer(active=False), None, timer, queue=False)
+        timer.tick(tick, [replay_state, position, speed], [timer, *here], show_progress="hidden")
+    return demo
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Decoding Playground web app")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    parser.add_argument("--db", help="SQLite file for runs (else $PLAYGROUND_DB, else playground.db)")
+    args = parser.parse_args(argv)
+    try:
+        demo = build_app(db_path(args.db))
+    except PlaygroundError as exc:
+        raise SystemExit(f"error: {exc}")
+    demo.queue(default_concurrency_limit=1).launch(
+        server_name=args.host, server_port=args.port, theme=THEME, css=views.CSS + APP_CSS, footer_links=[])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,226 @@
+"""Browser tests: the real app in a subprocess, driven by Playwright with the system Chromium.
+
+Models: the shipped tiny-code / tiny-code-draft, or PLAYGROUND_TEST_MODEL / PLAYGROUND_TEST_DRAFT (a name or a
+folder, typed into the model dropdowns). Screenshots go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+MODEL = os.environ.get("PLAYGROUND_TEST_MODEL", "tiny-code")
+DRAFT = os.environ.get("PLAYGROUND_TEST_DRAFT", "tiny-code-draft")
+RUN_TIMEOUT_MS = 90_000
+STATUS = "#live-status [data-status]"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def context_length(name: str) -> int:
+    from playground.models import resolve
+    config = Path(resolve(name)) / "config.json"
+    cfg = json.loads(config.read_text()) if config.is_file() else {}
+    return cfg.get("max_position_embeddings") or cfg.get("n_positions") or 2048
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    """(url, db path) of the app, started on a free port with a fresh database."""
+    db = tmp_path_factory.mktemp("app") / "runs.db"
+    port = free_port()
+    log = open(db.with_suffix(".log"), "w")
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--db", str(db)], cwd=ROOT, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"app exited with {proc.returncode}: {db.with_suffix('.log').read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("app did not start serving within 90 s")
+                time.sleep(0.5)
+        yield url, db
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, app, request):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(30_000)
+    page.dialogs = []  # any alert() is a failed escape
+    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+    page.goto(app[0])
+    page.wait_for_selector("#generate-btn")
+    yield page
+    snap(page, request.node.name)
+    page.close()
+
+
+def snap(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def set_value(page, selector: str, value) -> None:
+    """Type into a textbox, number, slider box or custom-value dropdown, and commit it."""
+    box = page.locator(selector)
+    box.fill(str(value))
+    box.press("Enter" if "textarea" not in selector else "Tab")
+
+
+def choose(page, elem_id: str, option: str) -> None:
+    """Pick an option of a dropdown by clicking it."""
+    page.locator(f"#{elem_id} input").click()
+    page.get_by_role("option", name=option, exact=True).click()
+    sync_api.expect(page.locator(f"#{elem_id} input")).to_have_value(option)
+
+
+def start_run(page, prompt: str, method: str, max_new: int, temperature: float = 0.0) -> None:
+    set_value(page, "#prompt textarea", prompt)
+    set_value(page, "#model input", MODEL)
+    choose(page, "method", method)
+    if method == "speculative":
+        set_value(page, "#draft input", DRAFT)
+        sync_api.expect(page.locator("#draft input")).to_have_value(DRAFT)
+    sync_api.expect(page.locator("#model input")).to_have_value(MODEL)
+    set_value(page, "#max-new input[type=number]", max_new)
+    set_value(page, "#temperature input[type=number]", temperature)
+    page.click("#generate-btn")
+
+
+def finish_run(page) -> tuple[str, int]:
+    """Wait for the live run to end; return its status and run id."""
+    page.wait_for_selector("#live-status [data-status=finished], #live-status [data-status=cancelled], "
+                           "#live-status [data-status=error]", timeout=RUN_TIMEOUT_MS)
+    status = page.locator(STATUS).get_attribute("data-status")
+    run_id = int(re.search(r"run #(\d+)", page.locator("#live-status").inner_text()).group(1))
+    return status, run_id
+
+
+def chips(page, panel: str = "live") -> sync_api.Locator:
+    return page.locator(f"#{panel}-chips .pg-chip[data-step]")
+
+
+def test_speculative_run_shows_chips_charts_and_stats(page):
+    page.wait_for_selector("#live-progress svg.main-svg")
+    snap(page, "start_page")
+    start_run(page, "class Stack:\n    def __init__(self):\n", "speculative", max_new=64, temperature=1.0)
+    status, _ = finish_run(page)
+    assert status == "finished"
+    new_tokens = int(page.locator("#live-stats [data-stat=new_tokens] b").inner_text())
+    assert 0 < new_tokens <= 64 and chips(page).count() == new_tokens  # fewer than 64 if the model ends the text
+    assert page.locator("#live-chips .pg-accepted[data-step]").count() > 0
+    assert page.locator("#live-chips .pg-replacement[data-step], #live-chips .pg-bonus[data-step]").count() > 0
+    assert page.locator("#live-chips .pg-chip[title*='q (draft)']").count() > 0
+    for plot in ("#live-accepted", "#live-progress"):
+        page.wait_for_selector(f"{plot} svg.main-svg")
+        assert "target forward" in page.locator(plot).inner_text() or "step" in page.locator(plot).inner_text()
+    assert page.locator("#live-stats [data-stat=acceptance_rate] b").inner_text().endswith("%")
+    assert "accepted" in page.locator("#live-step").inner_text()
+
+
+def test_stop_cancels_a_long_run(page, app):
+    max_new = min(2000, context_length(MODEL) - 64)
+    start_run(page, "def long_function():\n", "autoregressive", max_new=max_new)
+    page.click("#stop-btn")  # enabled once the run is armed: it stops it whether it is loading, queued or running
+    status, run_id = finish_run(page)
+    assert status == "cancelled"
+    assert chips(page).count() < max_new
+    assert page.locator("#live-chips .pg-target[data-step]").count() == chips(page).count()
+    from playground.recorder import Recorder
+    stored = {r["id"]: r["status"] for r in Recorder(app[1]).runs()}
+    assert stored[run_id] == "cancelled"
+
+
+def test_history_replays_a_run_step_by_step(page):
+    start_run(page, "def greet(name):\n", "speculative", max_new=40)
+    _, run_id = finish_run(page)
+    total = chips(page).count()
+    page.get_by_role("tab", name="History").click()
+    page.locator("#runs-table [role=gridcell].first-column").get_by_text(str(run_id), exact=True).click()
+    page.wait_for_function(f"document.querySelector('#replay-status').innerText.includes('run #{run_id}')")
+    assert chips(page, "replay").count() == total  # a picked run opens at its last step
+    page.click("#first-btn")
+    page.wait_for_function("document.querySelector('#replay-status').innerText.includes('step 0 of')")
+    assert chips(page, "replay").count() == 0
+    page.click("#step-btn")
+    page.wait_for_function("document.querySelector('#replay-status').innerText.includes('step 1 of')")
+    assert chips(page, "replay").count() >= 1
+    set_value(page, "#position input[type=number]", 3)
+    page.wait_for_function("document.querySelector('#replay-status').innerText.includes('step 3 of')")
+    page.click("#play-btn")
+    page.wait_for_function(f"document.querySelectorAll('#replay-chips .pg-chip[data-step]').length == {total}",
+                           timeout=RUN_TIMEOUT_MS)
+    page.wait_for_selector("#replay-accepted svg.main-svg")
+    assert page.locator("#replay-stats [data-stat=new_tokens] b").inner_text() == str(total)
+
+
+def test_bad_input_shows_an_error_and_the_app_keeps_working(page):
+    start_run(page, "", "autoregressive", max_new=8)
+    error = page.wait_for_selector("#live-status .pg-error")
+    assert "prompt is empty" in error.inner_text()
+    snap(page, "error_empty_prompt")
+    set_value(page, "#prompt textarea", "x = 1\n")
+    set_value(page, "#model input", "/no/such/model")
+    page.click("#generate-btn")
+    page.wait_for_function("document.querySelector('#live-status').innerText.includes('cannot load model')")
+    start_run(page, "x = 1\n", "autoregressive", max_new=8)
+    status, _ = finish_run(page)
+    assert status == "finished"
+    assert chips(page).count() >= 1
+
+
+def test_html_in_the_prompt_is_shown_as_text(page):
+    prompt = "<script>alert(1)</script><img src=x onerror=alert(2)>\n"
+    start_run(page, prompt, "autoregressive", max_new=8)
+    finish_run(page)
+    assert "<script>alert(1)</script>" in page.locator("#live-chips .pg-prompt").inner_text()
+    assert page.locator("#live-chips script, #live-chips img").count() == 0
+    assert page.dialogs == []
