@@ -188,13 +188,14 @@ def main(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    prompts = read_prompts(args.prompts)[: args.limit or None]
     if args.recording_overhead:
         from playground.recorder import db_path
-        result = recording_overhead(args.model, args.draft, methods, read_prompts(args.prompts),
+        result = recording_overhead(args.model, args.draft, methods, prompts,
                                     args.max_new_tokens, args.repeats, db_path(args.db), progress=not args.json)
         print(json.dumps(result, indent=2))
         return 0
-    result = benchmark(args.model, args.draft, methods, read_prompts(args.prompts), args.max_new_tokens,
+    result = benchmark(args.model, args.draft, methods, prompts, args.max_new_tokens,
                        args.repeats, _params(args.param), progress=not args.json)
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0

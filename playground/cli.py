@@ -138,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--methods", default="autoregressive,speculative")
     b.add_argument("--prompts", required=True, help="JSONL file, one object with a 'prompt' field per line")
     b.add_argument("--max-new-tokens", type=int, default=128)
+    b.add_argument("--limit", type=int, help="use only the first N prompts of the file")
     b.add_argument("--repeats", type=int, default=1, help="rounds over all prompts (more = steadier timings)")
     b.add_argument("--param", action="append", metavar="KEY=VALUE", help="method parameter (repeatable)")
     b.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
