@@ -55,7 +55,7 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     seq_len: int = 512
     batch_size: int = 6
-    steps: int = 1100
+    steps: int = 480
     lr: float = 2e-3
     min_lr_ratio: float = 0.1
     warmup: int = 60
