@@ -22,7 +22,7 @@ from playground.errors import PlaygroundError
 from playground.events import RunFinished, Step
 from playground.methods import METHODS
 
-PEERS = ("hf_greedy", "hf_assisted")
+PEERS = ("hf_greedy", "hf_assisted", "hf_prompt_lookup")
 
 
 @dataclass
@@ -84,7 +84,8 @@ def run_peer(name: str, target: models.LoadedModel, draft: models.LoadedModel | 
     try:
         start = time.perf_counter()
         ids = target.tokenizer(prompt, return_tensors="pt")["input_ids"]
-        kwargs = {"assistant_model": draft.model} if name == "hf_assisted" else {}
+        kwargs = {"hf_assisted": {"assistant_model": draft.model if draft else None},
+                  "hf_prompt_lookup": {"prompt_lookup_num_tokens": 10}}.get(name, {})
         with torch.inference_mode():
             out = target.model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
                                         max_new_tokens=max_new_tokens, pad_token_id=target.tokenizer.pad_token_id,

@@ -104,8 +104,9 @@ def run_events(prep: Prepared, cancel: threading.Event | None = None) -> Iterato
     draft = CachedLM(prep.draft.model) if prep.draft else None
     steps: list[Step] = []
     status, error, method_s = "finished", None, 0.0
-    decoding = method.decode(target, draft, list(prep.prompt_ids), prep.cfg, **prep.params)
+    decoding = None
     try:
+        decoding = method.decode(target, draft, list(prep.prompt_ids), prep.cfg, **prep.params)
         while True:
             if cancel is not None and cancel.is_set():
                 status = "cancelled"
@@ -124,7 +125,8 @@ def run_events(prep: Prepared, cancel: threading.Event | None = None) -> Iterato
     except Exception as exc:  # a model failing mid-run: report it as the run's outcome, keep what was made
         status, error = "error", f"{type(exc).__name__}: {exc}"
     finally:
-        decoding.close()
+        if decoding is not None:
+            decoding.close()
     token_ids = [t for s in steps for t in s.tokens]
     text = prep.target.tokenizer.decode(token_ids, skip_special_tokens=True)
     yield RunFinished(status=status, text=text, token_ids=token_ids, stats=Stats.from_steps(steps, method_s),

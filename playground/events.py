@@ -41,6 +41,8 @@ class Step:
     draft_q: list[float] = field(default_factory=list)  # draft probability of each drafted token
     accepted: int = 0                    # drafted tokens accepted (rejection point when < len(drafted))
     gamma: int = 0                       # draft length asked for in this step
+    gamma_reason: str = ""               # why the schedule changed gamma after this step ('' = unchanged)
+    draft_source: int | None = None      # copied drafts: index in prompt + output where the copied span starts
     target_forwards: int = 1
     draft_forwards: int = 0
     draft_s: float = 0.0

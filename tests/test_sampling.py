@@ -183,6 +183,24 @@ def test_speculative_sampling_preserves_the_target_distribution(sampling, gamma)
     assert_rejected(counts[0], q[0])
 
 
+@pytest.mark.parametrize("sampling", list(SAMPLINGS), ids=list(SAMPLINGS))
+def test_deterministic_drafts_keep_the_target_distribution(sampling):
+    """Copied drafts (prompt lookup) have q one-hot on the drafted token: the first committed token is still p_1."""
+    s = SAMPLINGS[sampling]
+    cfg = DecodeConfig(sampling=s)
+    logits = torch.randn(3, VOCAB, generator=torch.Generator().manual_seed(3)) * 1.5
+    p = probs(logits, s)
+    gen = torch.Generator().manual_seed(11)
+    counts = torch.zeros(VOCAB, dtype=torch.long)
+    accepted = 0
+    for _ in range(4000):
+        k, nxt = verify(logits, [1, 4], [None, None], cfg, gen)  # always the same copied span
+        counts[([1, 4][:k] + [nxt])[0]] += 1
+        accepted += k > 0
+    assert 0 < accepted < 4000
+    assert_fits(counts, p[0], f"first committed token after a copied draft ({sampling})")
+
+
 # ------------------------------------------------------------ the whole engine, end to end
 
 E2E_SEEDS = 300

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from playground.errors import PlaygroundError
-from playground.methods import autoregressive, speculative
+from playground.methods import autoregressive, prompt_lookup, speculative
 from playground.methods.base import DecodeConfig, Method, Param
 
-METHODS: dict[str, Method] = {m.METHOD.name: m.METHOD for m in (autoregressive, speculative)}
+METHODS: dict[str, Method] = {m.METHOD.name: m.METHOD for m in (autoregressive, speculative, prompt_lookup)}
 
 
 def get_method(name: str) -> Method:

@@ -48,6 +48,7 @@ class Method:
     params: tuple[Param, ...] = ()
     needs_draft: bool = False
     lossless: bool = True
+    check: Callable[[dict], None] | None = None  # checks that span parameters; raises PlaygroundError
 
     def parse_params(self, raw: dict) -> dict:
         known = {p.name: p for p in self.params}
@@ -55,7 +56,10 @@ class Method:
         if unknown:
             allowed = ", ".join(known) or "none"
             raise PlaygroundError(f"unknown parameter {unknown[0]!r} for method {self.name} (allowed: {allowed})")
-        return {name: p.parse(raw[name]) if name in raw else p.default for name, p in known.items()}
+        params = {name: p.parse(raw[name]) if name in raw else p.default for name, p in known.items()}
+        if self.check:
+            self.check(params)
+        return params
 
 
 def clip_to_budget(tokens: list[int], produced: int, cfg: DecodeConfig) -> tuple[list[int], bool]:
