@@ -1,8 +1,9 @@
 """Side-by-side benchmark: every method on every prompt in one process, methods alternating, greedy.
 
 Our methods run through the engine exactly as the app runs them (recording off). Peers run transformers' own
-`generate` on the same loaded models: `hf_greedy` (plain greedy) and `hf_assisted` (assisted generation with the
-draft as `assistant_model`). Target forward passes of peers are counted with a forward hook on the target.
+`generate` on the same loaded models: `hf_greedy` (plain greedy), `hf_assisted` (assisted generation with the
+draft as `assistant_model`) and `hf_prompt_lookup` (`prompt_lookup_num_tokens=10`). Target forward passes of
+peers are counted with a forward hook on the target.
 Speeds are totals: all tokens over all time per method, so long and short prompts weigh by their tokens.
 """
 
