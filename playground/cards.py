@@ -12,7 +12,6 @@ import time
 import torch
 
 from playground import data, engine, models
-from playground.events import RunFinished, Step
 
 PROMPTS_FILE = models.ASSETS / "prompts" / "complete.jsonl"
 
@@ -27,13 +26,13 @@ def write_prompts(n: int = 20) -> None:
 
 
 def acceptance(prompts: list[str], gamma: int = 4, max_new_tokens: int = 64) -> dict:
+    from playground.bench import run_ours
     accepted = drafted = 0
     for prompt in prompts:
         req = engine.Request(prompt=prompt, method="speculative", max_new_tokens=max_new_tokens,
                              params={"gamma": gamma})
-        for ev in engine.generate(req):
-            if isinstance(ev, Step):
-                accepted, drafted = accepted + ev.accepted, drafted + len(ev.drafted)
+        *_, step_accepted, step_drafted = run_ours(req)
+        accepted, drafted = accepted + step_accepted, drafted + step_drafted
     return {"acceptance_rate": accepted / drafted, "gamma": gamma, "prompts": len(prompts),
             "max_new_tokens": max_new_tokens}
 
