@@ -9,16 +9,17 @@ import argparse
 import os
 import threading
 import time
+from collections import Counter
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no network: no telemetry, no version check
 
 import gradio as gr  # noqa: E402
 
-from playground import models, views  # noqa: E402
+from playground import models, views, views_drafts  # noqa: E402
 from playground.engine import MAX_NEW_TOKENS, Request, generate  # noqa: E402
 from playground.errors import PlaygroundError  # noqa: E402
 from playground.events import RunFinished, RunStarted, Step  # noqa: E402
-from playground.methods import METHODS, Param  # noqa: E402
+from playground.methods import METHODS, Param, schedules  # noqa: E402
 from playground.recorder import Recorder, db_path  # noqa: E402
 
 UPDATE_EVERY_S = 0.15   # at most this often a live view is re-drawn (plus the final one)
@@ -41,13 +42,51 @@ THEME = gr.themes.Soft(primary_hue="indigo", font=["system-ui", "Segoe UI", "Hel
                        font_mono=["ui-monospace", "Menlo", "Consolas", "monospace"])
 
 
+SCHEDULE_INPUTS = schedules.PARAM_SCHEDULES  # inputs that only the named schedules read
+
+
+def takes_draft(method) -> bool:
+    """Show (and send) the draft model for methods that need one or can use one."""
+    return method.needs_draft or method.uses_draft is not None
+
+
 def method_params() -> dict[str, Param]:
     """Every method parameter by name (one input each; a name shared by methods shares its input)."""
     return {p.name: p for m in METHODS.values() for p in m.params}
 
 
-def param_input(p: Param, visible: bool):
-    common = dict(label=p.name, info=p.help, value=p.default, visible=visible, elem_id=f"param-{p.name}")
+SHARED = {name for name, n in Counter(p.name for m in METHODS.values() for p in m.params).items() if n > 1}
+
+
+def param_visible(name: str, method: str, schedule) -> bool:
+    """An input shows when the method has that parameter, and, for a schedule's own, that schedule is chosen."""
+    chosen = METHODS.get(method)
+    if chosen is None or all(p.name != name for p in chosen.params):
+        return False
+    return name not in SCHEDULE_INPUTS or schedule in SCHEDULE_INPUTS[name]
+
+
+def param_updates(method: str, schedule=None) -> list[dict]:
+    """Updates of every parameter input for `method` (in method_params order).
+
+    With no schedule given, the method was just chosen: the inputs it shares with other methods take its defaults
+    and help (prompt_lookup's gamma is 8, speculative's 4), its own keep what was typed in them.
+    """
+    own = {p.name: p for p in METHODS[method].params}
+    if schedule is None:
+        schedule = own["schedule"].default if "schedule" in own else None
+        return [gr.update(visible=param_visible(n, method, schedule),
+                          **(dict(value=own[n].default, info=own[n].help) if n in own and n in SHARED else {}))
+                for n in method_params()]
+    return [gr.update(visible=param_visible(n, method, schedule)) for n in method_params()]
+
+
+def param_input(p: Param, method: str):
+    """The input of parameter `p`, as `method` (the one chosen at start) sets it."""
+    p = next((q for q in METHODS[method].params if q.name == p.name), p)
+    schedule = next((q.default for q in METHODS[method].params if q.name == "schedule"), None)
+    common = dict(label=p.name, info=p.help, value=p.default, visible=param_visible(p.name, method, schedule),
+                  elem_id=f"param-{p.name}")
     if p.choices:
         return gr.Dropdown(list(p.choices), **common)
     if isinstance(p.default, str):
@@ -82,7 +121,19 @@ def view_panel(prefix: str) -> list:
     with gr.Row(equal_height=True):
         accepted = gr.Plot(views.accepted_figure([]), show_label=False, elem_id=f"{prefix}-accepted")
         progress = gr.Plot(views.progress_figure([]), show_label=False, elem_id=f"{prefix}-progress")
-    return [status, chips, step, stats, accepted, progress]
+    # how the run drafts: each shown only where it applies (panel() sets visibility on every update)
+    with gr.Row(equal_height=True):
+        drafts = gr.Plot(show_label=False, visible=False, elem_id=f"{prefix}-drafts")
+        confidence = gr.Plot(show_label=False, visible=False, elem_id=f"{prefix}-confidence")
+    layers = gr.HTML(visible=False, js_on_load=None, elem_id=f"{prefix}-layers")
+    copies = gr.HTML(visible=False, js_on_load=views_drafts.COPY_HOVER_JS, elem_id=f"{prefix}-copies")
+    return [status, chips, step, stats, accepted, progress, drafts, confidence, layers, copies]
+
+
+def panel(view: views.RunView) -> list:
+    """A RunView as the values of view_panel's components: the optional views hidden where they do not apply."""
+    return [(gr.update(visible=False) if value is None else gr.update(value=value, visible=True))
+            if name in views.OPTIONAL else value for name, value in zip(view._fields, view)]
 
 
 def run_choices(rows: list[dict]) -> list[tuple[str, int]]:
@@ -107,7 +158,9 @@ def build_app(db: str) -> gr.Blocks:
         cancel = cancels.setdefault(request.session_hash, threading.Event())
         started, steps, finished, shown_at, wait = None, [], None, 0.0, 0.0
         try:
-            req = Request(prompt=prompt or "", model=model or "", method=method or "", draft=draft or None,
+            uses = method in METHODS and takes_draft(METHODS[method])
+            req = Request(prompt=prompt or "", model=model or "", method=method or "",
+                          draft=(draft or None) if uses else None,
                           max_new_tokens=whole(max_new, "max new tokens"), temperature=float(temperature or 0),
                           top_k=whole(top_k, "top-k"), top_p=float(top_p or 0), seed=whole(seed, "seed"),
                           params=chosen_params(method, dict(zip(params, param_values))))
@@ -120,7 +173,7 @@ def build_app(db: str) -> gr.Blocks:
                     finished = event
                 if finished or time.perf_counter() - shown_at >= wait:
                     drawn = time.perf_counter()
-                    yield list(views.run_view(started, steps, finished))
+                    yield panel(views.run_view(started, steps, finished))
                     shown_at = time.perf_counter()
                     wait = max(UPDATE_EVERY_S, 3 * (shown_at - drawn))  # drawing + sending: <= 1/4 of the time
             if finished and finished.error:
@@ -128,7 +181,7 @@ def build_app(db: str) -> gr.Blocks:
         except Exception as exc:  # shown, never a traceback: PlaygroundError says what to fix, others what broke
             message = str(exc) if isinstance(exc, PlaygroundError) else f"{type(exc).__name__}: {exc}"
             gr.Warning(message)
-            yield [views.error_html(message), *list(views.run_view(None, []))[1:]]
+            yield [views.error_html(message), *panel(views.run_view(None, []))[1:]]
         finally:
             cancels.pop(request.session_hash, None)
 
@@ -143,9 +196,7 @@ def build_app(db: str) -> gr.Blocks:
 
     def method_changed(name):
         chosen = METHODS[name]
-        names = {p.name for p in chosen.params}
-        return [gr.update(visible=chosen.needs_draft), f"*{chosen.summary}*",
-                *[gr.update(visible=n in names) for n in params]]
+        return [gr.update(visible=takes_draft(chosen)), f"*{chosen.summary}*", *param_updates(name)]
 
     def history():
         rows = recorder.runs()
@@ -156,21 +207,21 @@ def build_app(db: str) -> gr.Blocks:
 
     def load(run_id):
         if run_id in (None, ""):
-            return None, gr.update(), *views.run_view(None, [])
+            return None, gr.update(), *panel(views.run_view(None, []))
         try:
             replay = recorder.replay(int(run_id))
         except PlaygroundError as exc:
             gr.Warning(str(exc))
-            return None, gr.update(), views.error_html(str(exc)), *list(views.run_view(None, []))[1:]
+            return None, gr.update(), views.error_html(str(exc)), *panel(views.run_view(None, []))[1:]
         n = len(replay[1])
         return replay, gr.update(maximum=max(n, 1), value=n), *show(replay, n)
 
     def show(replay, k):
         if not replay:
-            return views.run_view(None, [])
+            return panel(views.run_view(None, []))
         started, steps, finished = replay
         k = max(0, min(int(k or 0), len(steps)))
-        return views.run_view(started, steps[:k], finished, total=len(steps))
+        return panel(views.run_view(started, steps[:k], finished, total=len(steps)))
 
     def move(replay, k, delta):
         n = len(replay[1]) if replay else 0
@@ -207,10 +258,9 @@ def build_app(db: str) -> gr.Blocks:
                         method = gr.Dropdown(list(METHODS), value=first_method, label="Method", elem_id="method")
                         method_info = gr.Markdown(f"*{METHODS[first_method].summary}*")
                         draft = gr.Dropdown(drafts, value=models.DEFAULT_DRAFT, allow_custom_value=True,
-                                            label="Draft model", visible=METHODS[first_method].needs_draft,
+                                            label="Draft model", visible=takes_draft(METHODS[first_method]),
                                             elem_id="draft")
-                        param_inputs = [param_input(p, any(q.name == p.name for q in METHODS[first_method].params))
-                                        for p in params.values()]
+                        param_inputs = [param_input(p, first_method) for p in params.values()]
                         with gr.Accordion("Sampling", open=True):
                             max_new = gr.Slider(1, MAX_NEW_TOKENS, 128, step=1, label="max new tokens",
                                                 elem_id="max-new")
@@ -251,6 +301,9 @@ def build_app(db: str) -> gr.Blocks:
             run, controls, live, show_progress="hidden").then(lambda: idle, None, buttons, queue=False)
         stop_btn.click(stop, None, None, queue=False)
         method.change(method_changed, method, [draft, method_info, *param_inputs], queue=False)
+        if "schedule" in params:
+            schedule = param_inputs[list(params).index("schedule")]
+            schedule.input(lambda m, s: param_updates(m, s), [method, schedule], param_inputs, queue=False)
 
         demo.load(history, None, [runs_table, run_pick])
         refresh.click(history, None, [runs_table, run_pick])
@@ -278,7 +331,8 @@ def main(argv: list[str] | None = None) -> None:
     except PlaygroundError as exc:
         raise SystemExit(f"error: {exc}")
     demo.queue(default_concurrency_limit=1).launch(
-        server_name=args.host, server_port=args.port, theme=THEME, css=views.CSS + APP_CSS, footer_links=[])
+        server_name=args.host, server_port=args.port, theme=THEME, css=views.CSS + views_drafts.CSS + APP_CSS,
+        footer_links=[])
 
 
 if __name__ == "__main__":

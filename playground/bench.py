@@ -5,6 +5,7 @@ Our methods run through the engine exactly as the app runs them (recording off).
 draft as `assistant_model`) and `hf_prompt_lookup` (`prompt_lookup_num_tokens=10`). Target forward passes of
 peers are counted with a forward hook on the target.
 Speeds are totals: all tokens over all time per method, so long and short prompts weigh by their tokens.
+Prompts come from a suite of `assets/prompts/` by name (see `playground.suites`) or from any JSONL file.
 """
 
 from __future__ import annotations
@@ -13,12 +14,11 @@ import json
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from playground import engine, models
+from playground import engine, models, suites
 from playground.errors import PlaygroundError
 from playground.events import RunFinished, Step
 from playground.methods import METHODS
@@ -45,11 +45,13 @@ class Tally:
                 "new_tokens": self.tokens, "seconds": self.seconds}
 
 
-def read_prompts(path: str) -> list[str]:
+def read_prompts(suite_or_path: str) -> list[str]:
+    """The prompts of a suite (complete, repeat, edit, docstring) or of a JSONL file with a 'prompt' per line."""
+    path = suites.resolve(suite_or_path)
     try:
-        lines = Path(path).read_text().splitlines()
+        lines = path.read_text().splitlines()
     except OSError as exc:
-        raise PlaygroundError(f"cannot read prompts file {path!r}: {exc.strerror}") from None
+        raise PlaygroundError(f"cannot read prompts file {str(path)!r}: {exc.strerror}") from None
     prompts = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
@@ -97,9 +99,26 @@ def run_peer(name: str, target: models.LoadedModel, draft: models.LoadedModel | 
     return out[0, ids.shape[1]:].tolist(), seconds, calls[0]
 
 
+def parse_spec(spec: str) -> tuple[str, dict]:
+    """'speculative:gamma=2:schedule=heuristic' -> ('speculative', {'gamma': '2', 'schedule': 'heuristic'}).
+
+    One method can so be benchmarked in several settings side by side; each spec is its own row."""
+    name, *pairs = [part.strip() for part in spec.split(":")]
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise PlaygroundError(f"cannot read {pair!r} in method {spec!r}: write METHOD:KEY=VALUE[:KEY=VALUE]")
+        params[key.strip()] = value.strip()
+    return name, params
+
+
 def benchmark(model: str, draft: str | None, methods: list[str], prompts: list[str], max_new_tokens: int,
               repeats: int = 1, params: dict | None = None, progress: bool = True) -> dict:
-    unknown = [m for m in methods if m not in METHODS and m not in PEERS]
+    """Each entry of `methods` is a method or peer name, or a spec with its own parameters (see parse_spec);
+    `params` go to every method that has them, a spec's own parameters override them."""
+    specs = {m: parse_spec(m) for m in methods}
+    unknown = [m for m, (name, _) in specs.items() if name not in METHODS and name not in PEERS]
     if unknown:
         raise PlaygroundError(f"unknown method {unknown[0]!r} (methods: {', '.join(METHODS)}; peers: "
                               f"{', '.join(PEERS)})")
@@ -107,23 +126,27 @@ def benchmark(model: str, draft: str | None, methods: list[str], prompts: list[s
         methods = ["autoregressive", *methods]  # the baseline every speedup is measured against
     target = models.load(model)
     draft_name = draft or (models.DEFAULT_DRAFT if model == models.DEFAULT_MODEL else None)
-    needs_draft = [m for m in methods if m == "hf_assisted" or (m in METHODS and METHODS[m].needs_draft)]
+    needs_draft = [m for m, (name, _) in specs.items()
+                   if name == "hf_assisted" or (name in METHODS and METHODS[name].needs_draft)]
     draft_lm = models.load(draft_name) if needs_draft and draft_name else None
     if needs_draft and draft_lm is None:
         raise PlaygroundError(f"{needs_draft[0]} needs a draft model (--draft NAME)")
     if draft_lm:
         models.check_pair(target, draft_lm)
 
-    def request(method: str, prompt: str, n: int) -> engine.Request:
-        own = {k: v for k, v in (params or {}).items() if any(p.name == k for p in METHODS[method].params)}
-        return engine.Request(prompt=prompt, model=model, method=method, draft=draft_name,
-                              max_new_tokens=n, params=own)
+    specs.setdefault("autoregressive", ("autoregressive", {}))
+
+    def request(name: str, own: dict, prompt: str, n: int) -> engine.Request:
+        shared = {k: v for k, v in (params or {}).items() if any(p.name == k for p in METHODS[name].params)}
+        return engine.Request(prompt=prompt, model=model, method=name, draft=draft_name,
+                              max_new_tokens=n, params={**shared, **own})
 
     def once(method: str, prompt: str, n: int) -> tuple[list[int], float, int, int, int]:
-        if method in PEERS:
-            ids, seconds, forwards = run_peer(method, target, draft_lm, prompt, n)
+        name, own = specs[method]
+        if name in PEERS:
+            ids, seconds, forwards = run_peer(name, target, draft_lm, prompt, n)
             return ids, seconds, forwards, 0, 0
-        return run_ours(request(method, prompt, n))
+        return run_ours(request(name, own, prompt, n))
 
     for method in methods:  # warm-up: first calls pay for lazy initialisation
         once(method, prompts[0], 8)
@@ -169,14 +192,15 @@ def recording_overhead(model: str, draft: str | None, methods: list[str], prompt
 
 
 def format_table(result: dict) -> str:
-    head = f"{'method':<16}{'tokens/s':>10}{'speedup':>9}{'tok/fwd':>9}{'accept':>8}  identical"
+    w = max(16, *(len(name) + 2 for name in result["methods"]))
+    head = f"{'method':<{w}}{'tokens/s':>10}{'speedup':>9}{'tok/fwd':>9}{'accept':>8}  identical"
     lines = [f"{result['prompts']} prompts x {result['repeats']}, {result['max_new_tokens']} new tokens, greedy, "
              f"model {result['model']}, draft {result['draft']}, {result['threads']} threads", head]
     def cell(value, width: int, digits: int, suffix: str = "") -> str:
         return (f"{value:.{digits}f}{suffix}" if value is not None else "-").rjust(width)
 
     for name, r in result["methods"].items():
-        lines.append(f"{name:<16}{cell(r['tokens_per_s'], 10, 1)}{cell(r['speedup'], 9, 2, 'x')}"
+        lines.append(f"{name:<{w}}{cell(r['tokens_per_s'], 10, 1)}{cell(r['speedup'], 9, 2, 'x')}"
                      f"{cell(r['mean_accepted'], 9, 2)}{cell(r['acceptance_rate'], 8, 2)}  "
                      f"{r['identical_to_autoregressive']}")
     return "\n".join(lines)

@@ -11,18 +11,15 @@ import time
 
 import torch
 
-from playground import data, engine, models
+from playground import data, engine, models, suites
 
-PROMPTS_FILE = models.ASSETS / "prompts" / "complete.jsonl"
+PROMPTS_FILE = suites.suite_path("complete")
 
 
-def write_prompts(n: int = 20) -> None:
-    """The `complete` prompt suite: file prefixes cut from held-out stdlib files (never from training files)."""
+def write_prompts(n: int = suites.PER_SUITE) -> None:
+    """The prompt suites (complete, repeat, edit, docstring), cut from held-out stdlib files only."""
     from playground.train import load_tokenizer
-    PROMPTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    lines = [json.dumps({"category": "complete", "prompt": p}) for p in data.heldout_prompts(load_tokenizer(), n)]
-    PROMPTS_FILE.write_text("\n".join(lines) + "\n")
-    print(f"wrote {n} prompts to {PROMPTS_FILE}")
+    suites.write_suites(load_tokenizer(), n)
 
 
 def acceptance(prompts: list[str], gamma: int = 4, max_new_tokens: int = 64) -> dict:
@@ -78,11 +75,10 @@ def write_cards() -> None:
 def card_text(name: str, f: dict, target: dict) -> str:
     m, cfg = f["train_config"]["model"], f["train_config"]
     is_draft = cfg.get("teacher") is not None
-    hours = f["train_seconds"] / 3600
     lines = [
         "---", "library_name: transformers", "pipeline_tag: text-generation", "tags: [decoding-playground, code]",
         "---", f"# {name}", "",
-        ("A 1-layer draft model for speculative decoding, distilled from `tiny-code` (forward KL to the target's "
+        (f"A {m['num_hidden_layers']}-layer draft model for speculative decoding, distilled from `tiny-code` (forward KL to the target's "
          "next-token distributions on the training text, as FastDraft-style drafts are trained to agree with their "
          "target)." if is_draft else
          "The target model of Decoding Playground: a small Llama-style causal LM for Python code."), "",
@@ -93,11 +89,18 @@ def card_text(name: str, f: dict, target: dict) -> str:
         "| vocabulary | 4096-token byte-level BPE (shared by every shipped model; `<|endoftext|>`, `<|pad|>`, "
         "`<|mask|>` reserved) |",
         f"| context trained | {cfg['seq_len']} tokens (position table {m['max_position_embeddings']}) |",
-        "| data | the Python standard library source of the training interpreter (`.py` files, `encodings/` and "
-        "`site-packages/` left out), split by a hash of each file's path: 90% train, 10% held out |",
+        "| data | the Python standard library source (`.py` files, `encodings/` and `site-packages/` left out) of "
+        f"Python {f.get('data', {}).get('python', '?')}, split by a hash of each file's path: 90% train "
+        f"({f.get('train_tokens') or 0:,} tokens), 10% held out"
+        + (f"; {f['data']['note']}" if f.get("data", {}).get("note") else "")
+        + (f"; {cfg['repeat_fraction']:.0%} of the training windows end by repeating their own last 32-256 tokens "
+           "word for word, so that the model learns to copy from its context (what prompt lookup and CopySpec "
+           "drafts bet on)" if cfg.get("repeat_fraction") else "") + " |",
         f"| training | {f['steps']} steps x {cfg['batch_size']} x {cfg['seq_len']} tokens = "
-        f"{f['tokens_seen']:,} tokens, {hours:.2f} h on 2 CPU cores (bf16 autocast), AdamW lr {cfg['lr']}, "
-        f"cosine, seed {cfg['seed']} |",
+        f"{f['tokens_seen']:,} tokens, {f['train_seconds'] / 60:.1f} min on {f.get('device', '2 CPU cores')} "
+        f"(bf16 autocast), AdamW lr {cfg['lr']}, cosine, seed {cfg['seed']}"
+        + (f"; weights of step {f['kept_step']}, the lowest held-out loss of the evaluations every "
+           f"{cfg['eval_every']} steps" if f.get("kept_step", f["steps"]) != f["steps"] else "") + " |",
         f"| held-out loss | **{f['heldout_loss']:.3f} nats/token** (cross-entropy on {cfg['eval_windows']} "
         f"held-out windows of {cfg['seq_len']} tokens) |",
         f"| cost per token | {f['flops_per_token'] / 1e6:.2f} M multiply-adds "
@@ -105,6 +108,19 @@ def card_text(name: str, f: dict, target: dict) -> str:
         + f"; {f['ms_per_token']:.2f} ms per token measured on this CPU "
         + (f"({f['ms_per_token'] / target['ms_per_token']:.0%} of the target's)" if is_draft else "") + " |",
     ]
+    if cfg.get("layer_dropout") or cfg.get("early_exit_weight"):
+        lines.append(f"| layer skipping | trained as LayerSkip (arXiv 2404.16710) does: each attention and MLP "
+                     f"sub-layer dropped per sample with a rate rising linearly to {cfg['layer_dropout']} at the "
+                     f"last layer, plus the LM head's loss on {cfg['early_exit_layers']} random intermediate layers "
+                     f"per step (weight {cfg['early_exit_weight']}), so drafts that skip layers (`self_speculative`, "
+                     "`early_exit`) agree with the full model more often |")
+    skip_file = models.MODELS_DIR / name / "skip_set.json"
+    if skip_file.is_file():
+        k = json.loads(skip_file.read_text())
+        lines.append(f"| self-speculative skip set | {len(k['skip'])} of {2 * m['num_hidden_layers']} sub-layers "
+                     f"skipped while drafting ({', '.join(k['skip'])}; `{k['chosen']}`): the fastest in the final "
+                     f"round of `{k['command']}` ({len(k['trials'])} sets tried), {k['speedup_on_calibration']:.2f}x "
+                     "autoregressive on its calibration prompts; stored in `skip_set.json` |")
     if is_draft:
         a = f["acceptance"]
         lines.append(f"| acceptance rate | **{a['acceptance_rate']:.1%}** of drafted tokens accepted by `tiny-code`,"
@@ -112,15 +128,15 @@ def card_text(name: str, f: dict, target: dict) -> str:
                      f"`assets/prompts/complete.jsonl`, {a['max_new_tokens']} new tokens each |")
     if not is_draft and f["heldout_loss"] > 2.5:
         lines += ["", f"**Limits.** The project aims at 2.5 nats/token held out; this model is at "
-                  f"{f['heldout_loss']:.2f} because it has seen only {f['tokens_seen'] / 1e6:.1f}M tokens (about a "
-                  "fifth of one epoch): 2 CPU cores train it at about 900 tokens/s, and one working session of 3 "
-                  "hours also holds the draft's distillation. Loss was still falling when training stopped; more "
-                  "steps (`python -m playground.train target --steps N` resumes from its checkpoint) are what "
-                  "it needs."]
+                  f"{f['heldout_loss']:.2f}. The standard library is a small corpus "
+                  f"({f.get('train_tokens', 0) / 1e6:.1f}M training tokens): held-out loss stops falling after a "
+                  "few epochs, and a bigger model would overfit sooner and decode slower on a CPU."]
     train_col = "train loss (KL to the target)" if is_draft else "train loss"
     lines += ["", "Held-out loss during training:", "", f"| step | {train_col} | held-out loss |", "|---|---|---|"]
     lines += [f"| {e['step']} | {e['train_loss']:.3f} | {e['heldout_loss']:.3f} |" for e in f["log"]]
-    lines += ["", "Reproduce: `python -m playground.train tokenizer && python -m playground.train target && "
-              "python -m playground.train draft && python -m playground.train card` (the split and the batches "
-              "depend only on the seed and the interpreter's standard library).", ""]
+    lines += ["", "Reproduce: `python -m playground.train tokenizer && python -m playground.train target --minutes 4.4 "
+              "&& python -m playground.train draft --minutes 1.8 && python -m playground.train card` (on a GPU when "
+              "there is one; `--device cpu` works, hours slower). The split and the batches depend only on the seed "
+              "and the interpreter's standard library; `--minutes` cuts the step count to what fits, measured over "
+              "the first steps, and the steps run are recorded above.", ""]
     return "\n".join(lines)

@@ -67,13 +67,15 @@ def cmd_export(args) -> int:
 
 def cmd_methods(args) -> int:
     from playground.methods import METHODS
-    rows = [{"name": m.name, "summary": m.summary, "needs_draft": m.needs_draft, "lossless": m.lossless,
-             "params": [asdict(p) for p in m.params]} for m in METHODS.values()]
+    rows = [{"name": m.name, "summary": m.summary, "needs_draft": m.needs_draft, "uses_draft": m.uses_draft is not None,
+             "lossless": m.lossless, "params": [asdict(p) for p in m.params]} for m in METHODS.values()]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     for m in rows:
-        print(f"{m['name']}{' (needs --draft)' if m['needs_draft'] else ''}: {m['summary']}")
+        draft = (" (needs --draft)" if m["needs_draft"] else
+                 " (uses a draft model when there is one)" if m["uses_draft"] else "")
+        print(f"{m['name']}{draft}: {m['summary']}")
         for p in m["params"]:
             bounds = f" [{p['min']}..{p['max']}]" if p["min"] is not None else ""
             print(f"    {p['name']}={p['default']}{bounds}  {p['help']}")
@@ -132,13 +134,18 @@ def build_parser() -> argparse.ArgumentParser:
     ms.add_argument("--json", action="store_true")
     ms.set_defaults(func=cmd_models)
 
-    b = sub.add_parser("bench", help="compare methods on a prompt file, side by side in one process")
+    b = sub.add_parser("bench", help="compare methods on a prompt suite or file, side by side in one process")
     b.add_argument("--model", default=DEFAULT_MODEL)
     b.add_argument("--draft")
-    b.add_argument("--methods", default="autoregressive,speculative")
-    b.add_argument("--prompts", required=True, help="JSONL file, one object with a 'prompt' field per line")
+    b.add_argument("--methods", default="autoregressive,speculative",
+                   help="comma-separated methods and peers; METHOD:KEY=VALUE[:KEY=VALUE] runs a method with its own "
+                        "parameters, so one method can be compared with itself (e.g. speculative:gamma=2,"
+                        "speculative:schedule=heuristic)")
+    b.add_argument("--prompts", required=True, metavar="SUITE_OR_FILE",
+                   help="a prompt suite (complete, repeat, edit, docstring: assets/prompts/SUITE.jsonl) or a JSONL "
+                        "file, one object with a 'prompt' field per line")
     b.add_argument("--max-new-tokens", type=int, default=128)
-    b.add_argument("--limit", type=int, help="use only the first N prompts of the file")
+    b.add_argument("--limit", type=int, help="use only the first N prompts")
     b.add_argument("--repeats", type=int, default=1, help="rounds over all prompts (more = steadier timings)")
     b.add_argument("--param", action="append", metavar="KEY=VALUE", help="method parameter (repeatable)")
     b.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")

@@ -9,6 +9,8 @@ the repository: token caches live under `.cache/` (git-ignored).
 from __future__ import annotations
 
 import hashlib
+import json
+import platform
 import sysconfig
 from pathlib import Path
 
@@ -50,14 +52,22 @@ def read_source(path: Path) -> str | None:
     return text if text.strip() else None
 
 
+def _cache_file(tokenizer, split: str) -> Path:
+    # keyed by the vocabulary itself, not its serialisation, so a cache made with another `tokenizers` version
+    # (e.g. carried to a GPU machine) is still found
+    vocab = json.dumps(sorted(tokenizer.get_vocab().items()))
+    return CACHE_DIR / f"tokens-{split}-{hashlib.sha256(vocab.encode()).hexdigest()[:12]}.npy"
+
+
 def token_array(tokenizer, split: str) -> np.ndarray:
-    """All files of `split` tokenized and joined with the end-of-text token, cached as uint16 on disk."""
-    vocab_key = hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()[:12]
-    cache = CACHE_DIR / f"tokens-{split}-{vocab_key}.npy"
+    """All files of `split` tokenized and joined with the end-of-text token, cached as uint16 on disk, with a note
+    of which interpreter's standard library it came from."""
+    cache = _cache_file(tokenizer, split)
     if cache.exists():
         return np.load(cache)
     eos = tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    texts = [t for t in map(read_source, stdlib_files(split)) if t]
+    files = stdlib_files(split)
+    texts = [t for t in map(read_source, files) if t]
     ids: list[int] = []
     for enc in tokenizer(texts)["input_ids"]:
         ids.extend(enc)
@@ -65,7 +75,18 @@ def token_array(tokenizer, split: str) -> np.ndarray:
     arr = np.asarray(ids, dtype=np.uint16)
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     np.save(cache, arr)
+    source = {"stdlib": str(stdlib_root()), "python": platform.python_version(), "files": len(texts),
+              "tokens": len(arr)}
+    cache.with_suffix(".json").write_text(json.dumps(source))
     return arr
+
+
+def token_source(tokenizer, split: str) -> dict:
+    """Where the cached tokens of `split` came from (the interpreter that made the cache, maybe on another machine)."""
+    note = _cache_file(tokenizer, split).with_suffix(".json")
+    if note.exists():
+        return json.loads(note.read_text())
+    return {"stdlib": str(stdlib_root()), "python": platform.python_version()}
 
 
 def heldout_prompts(tokenizer, n: int, prompt_tokens: int = 96, seed: int = 0) -> list[str]:

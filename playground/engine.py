@@ -65,13 +65,16 @@ def prepare(req: Request) -> Prepared:
     if not (0.0 < req.top_p <= 1.0):
         raise PlaygroundError(f"top_p must be in (0, 1], got {req.top_p}")
     target = models.load(req.model)
+    if method.check_model:
+        method.check_model(params, target.model)
     draft = None
-    if method.needs_draft:
+    if method.needs_draft or (method.uses_draft and method.uses_draft(params)):
         draft_name = req.draft or (models.DEFAULT_DRAFT if req.model == models.DEFAULT_MODEL else None)
-        if not draft_name:
+        if not draft_name and method.needs_draft:
             raise PlaygroundError(f"method {method.name} needs a draft model (--draft NAME)")
-        draft = models.load(draft_name)
-        models.check_pair(target, draft)
+        if draft_name:
+            draft = models.load(draft_name)
+            models.check_pair(target, draft)
     prompt_ids = target.tokenizer(req.prompt)["input_ids"]
     for m in (target, draft) if draft else (target,):  # the draft reads every committed token too
         limit = m.max_positions
@@ -99,7 +102,8 @@ def run_events(prep: Prepared, cancel: threading.Event | None = None) -> Iterato
     settings = {"max_new_tokens": prep.cfg.max_new_tokens, **asdict(prep.cfg.sampling),
                 "stop_at_eos": req.stop_at_eos, **prep.params}
     yield RunStarted(method=method.name, model=prep.target.name, draft=prep.draft.name if prep.draft else None,
-                     prompt=req.prompt, prompt_ids=list(prep.prompt_ids), settings=settings)
+                     prompt=req.prompt, prompt_ids=list(prep.prompt_ids), settings=settings,
+                     prompt_texts=token_texts(prep.target.tokenizer, prep.prompt_ids))
     target = CachedLM(prep.target.model)
     draft = CachedLM(prep.draft.model) if prep.draft else None
     steps: list[Step] = []

@@ -26,6 +26,7 @@ class RunStarted:
     prompt_ids: list[int]
     settings: dict            # sampling settings and method parameters, as given to the method
     run_id: int | None = None  # set by the recorder when the run is stored
+    prompt_texts: list[str] = field(default_factory=list)  # decoded text of each prompt token
 
 
 @dataclass
@@ -43,6 +44,9 @@ class Step:
     gamma: int = 0                       # draft length asked for in this step
     gamma_reason: str = ""               # why the schedule changed gamma after this step ('' = unchanged)
     draft_source: int | None = None      # copied drafts: index in prompt + output where the copied span starts
+    threshold: float | None = None       # draft-probability stop threshold in force while drafting (None: none)
+    skipped: list[str] = field(default_factory=list)  # layer-skipping drafts: sub-layers off, e.g. "3.attn"
+    layers: int = 0                      # layer-skipping drafts: decoder layers of the model
     target_forwards: int = 1
     draft_forwards: int = 0
     draft_s: float = 0.0

@@ -20,7 +20,8 @@ class CachedLM:
     _keep_arg: bool = field(default=False, repr=False)
 
     def __post_init__(self):
-        self.cache = DynamicCache(config=self.model.config)
+        if self.cache is None:  # a cache passed in is shared: self-speculative drafting runs on the target's own
+            self.cache = DynamicCache(config=self.model.config)
         self._keep_arg = "logits_to_keep" in inspect.signature(self.model.forward).parameters
 
     @property
@@ -41,10 +42,14 @@ class CachedLM:
         return logits
 
     def crop(self, length: int) -> None:
-        """Drop cached entries beyond the first `length` tokens (rolling back rejected drafts)."""
-        extra = self.length - length
-        if extra > 0:
-            self.cache.crop(-extra)  # transformers 5: a negative count of tokens to drop
+        """Drop cached entries beyond the first `length` tokens (rolling back rejected drafts).
+
+        Layer by layer: after a layer-skipping draft, skipped layers hold fewer entries than the others.
+        """
+        for layer in self.cache.layers:
+            extra = layer.get_seq_length() - length
+            if extra > 0:
+                layer.crop(-extra)  # transformers 5: a negative count of tokens to drop
 
     def take_counters(self) -> tuple[int, float]:
         """Forwards and seconds since the last call, then reset (per-step accounting)."""

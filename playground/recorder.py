@@ -44,6 +44,7 @@ class RunRow(Base):
     draft: Mapped[str | None] = mapped_column(String(512))
     prompt: Mapped[str] = mapped_column(Text)
     prompt_ids: Mapped[list] = mapped_column(JSON)
+    prompt_texts: Mapped[list | None] = mapped_column(JSON)  # added after the first release: see _migrate
     settings: Mapped[dict] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default="running")
     text: Mapped[str | None] = mapped_column(Text)
@@ -80,6 +81,7 @@ class Recorder:
             self.engine = create_engine(f"sqlite:///{self.path}", connect_args={"check_same_thread": False})
             event.listen(self.engine, "connect", _sqlite_pragmas)
             Base.metadata.create_all(self.engine)
+            _migrate(self.engine)
         except Exception as exc:
             raise PlaygroundError(f"cannot open the run database {self.path!r}: {exc}") from None
 
@@ -113,7 +115,7 @@ class Recorder:
         with Session(self.engine) as s:
             row = RunRow(created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), method=ev.method,
                          model=ev.model, draft=ev.draft, prompt=ev.prompt, prompt_ids=ev.prompt_ids,
-                         settings=ev.settings, status="running")
+                         prompt_texts=ev.prompt_texts, settings=ev.settings, status="running")
             s.add(row)
             s.commit()
             return row.id
@@ -160,7 +162,8 @@ class Recorder:
             if row is None:
                 raise PlaygroundError(f"no run {run_id} in {self.path}")
             started = RunStarted(method=row.method, model=row.model, draft=row.draft, prompt=row.prompt,
-                                 prompt_ids=list(row.prompt_ids), settings=dict(row.settings), run_id=row.id)
+                                 prompt_ids=list(row.prompt_ids), settings=dict(row.settings), run_id=row.id,
+                                 prompt_texts=list(row.prompt_texts or []))
             steps = [step_from_dict(r.payload) for r in row.steps]
             finished = RunFinished(status=row.status, text=row.text or "", token_ids=list(row.token_ids or []),
                                    stats=Stats(**(row.stats or {})), error=row.error, run_id=row.id)
@@ -170,6 +173,14 @@ class Recorder:
         started, steps, finished = self.replay(run_id)
         return {"run_id": started.run_id, "run": asdict(started), "steps": [asdict(s) for s in steps],
                 "result": asdict(finished)}
+
+
+def _migrate(engine) -> None:
+    """Columns added since a database was made: added in place, empty for old runs (their views degrade)."""
+    with engine.begin() as conn:
+        have = {r[1] for r in conn.exec_driver_sql("PRAGMA table_info(runs)")}
+        if "prompt_texts" not in have:
+            conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN prompt_texts JSON")
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

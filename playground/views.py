@@ -2,6 +2,8 @@
 
 The live view and the History replay both call `run_view`, so a replayed run at step k looks exactly like the live
 run did after k steps. Model text is untrusted: every token goes through `html.escape`.
+The views of how a run drafts (draft length, confidence vs threshold, layer stack, copied spans) are in
+`views_drafts`; `run_view` gives None for each that does not apply, and the app hides it.
 """
 
 from __future__ import annotations
@@ -64,6 +66,14 @@ class RunView(NamedTuple):
     stats: str
     accepted: go.Figure
     progress: go.Figure
+    # views_drafts: None where the view does not apply to the run (the app hides it)
+    drafts: go.Figure | None = None
+    confidence: go.Figure | None = None
+    layers: str | None = None
+    copies: str | None = None
+
+
+OPTIONAL = ("drafts", "confidence", "layers", "copies")
 
 
 def _prob(x: float | None) -> str:
@@ -189,10 +199,10 @@ def _layout(fig: go.Figure, title: str, x_title: str, y_title: str, empty: bool)
         fig.add_annotation(text="no steps yet", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5,
                            font=dict(size=14, color="#9ca3af"))
     fig.update_layout(
-        title=dict(text=title, x=0.02, font=dict(size=15)), height=340, paper_bgcolor="white",
-        plot_bgcolor="white", margin=dict(l=60, r=20, t=50, b=95),
+        title=dict(text=title, x=0.02, font=dict(size=15)), height=380, paper_bgcolor="white",
+        plot_bgcolor="white", margin=dict(l=60, r=20, t=50, b=135),
         font=dict(family="system-ui, sans-serif", size=12, color="#374151"),
-        legend=dict(orientation="h", x=0, y=-0.28, yanchor="top", traceorder="normal"), showlegend=True,
+        legend=dict(orientation="h", x=0, y=-0.36, yanchor="top", traceorder="normal"), showlegend=True,
         hovermode="x unified")
     axis = dict(gridcolor="#e5e7eb", zerolinecolor="#d1d5db", linecolor="#9ca3af", showline=True)
     fig.update_xaxes(title_text=x_title, **axis)
@@ -237,10 +247,12 @@ def run_view(started: RunStarted | None, steps: list[Step], finished: RunFinishe
 
     In a replay stopped before the last step the stats come from the steps shown, as they did live.
     """
+    from playground import views_drafts as drafts  # it draws with this module's helpers
     partial = total is not None and len(steps) < total
     position = f"step {len(steps)} of {total}" if total is not None else ""
     stats_source = finished if finished is not None and not partial else steps
     prompt = started.prompt if started else None
     return RunView(status_html(started, finished, position), chips_html(steps, prompt),
                    step_html(steps[-1] if steps else None), stats_html(stats_source),
-                   accepted_figure(steps), progress_figure(steps))
+                   accepted_figure(steps), progress_figure(steps), drafts.draft_length_figure(steps),
+                   drafts.confidence_figure(steps), drafts.layer_stack_html(steps), drafts.copy_html(started, steps))

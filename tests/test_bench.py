@@ -40,3 +40,18 @@ def test_bench_rejects_bad_prompt_files(llama_pair, run_cli, tmp_path):
     good.write_text(json.dumps({"prompt": PROMPTS[0]}) + "\n")
     out = run_cli("bench", "--model", llama_pair.target, "--methods", "autoregressive,warp", "--prompts", good)
     assert out.returncode == 2 and "warp" in out.stderr
+
+
+def test_bench_takes_a_suite_name(shipped_pair, run_cli):
+    out = run_cli("bench", "--model", shipped_pair.target, "--methods", "autoregressive,copyspec", "--prompts",
+                  "repeat", "--limit", 1, "--max-new-tokens", 4, "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["prompts"] == 1 and result["max_new_tokens"] == 4
+    assert result["methods"]["copyspec"]["identical_to_autoregressive"] is True
+
+
+def test_bench_refuses_an_unknown_suite_name_listing_the_suites(run_cli):
+    out = run_cli("bench", "--prompts", "nonesuch")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "unknown prompt suite 'nonesuch'" in out.stderr and "complete, repeat, edit, docstring" in out.stderr

@@ -163,6 +163,9 @@ def test_speculative_run_shows_chips_charts_and_stats(page):
         page.wait_for_selector(f"{plot} svg.main-svg")
         assert "target forward" in page.locator(plot).inner_text() or "step" in page.locator(plot).inner_text()
     assert page.locator("#live-stats [data-stat=acceptance_rate] b").inner_text().endswith("%")
+    shown(page, "#live-drafts svg.main-svg")  # draft length per step; constant schedule: no threshold
+    for view in ("#live-confidence", "#live-layers", "#live-copies"):
+        hidden(page, view)
     # the latest step: its drafts and how many were accepted, or, when the token budget left room for one token
     # only, the single target forward that made it
     assert re.search(r"accepted \d+ of \d+|one target forward", page.locator("#live-step").inner_text())
@@ -225,4 +228,95 @@ def test_html_in_the_prompt_is_shown_as_text(page):
     finish_run(page)
     assert "<script>alert(1)</script>" in page.locator("#live-chips .pg-prompt").inner_text()
     assert page.locator("#live-chips script, #live-chips img").count() == 0
+    for view in ("#live-drafts", "#live-confidence", "#live-layers", "#live-copies"):
+        hidden(page, view)  # autoregressive: nothing drafted
     assert page.dialogs == []
+
+
+REPEATING = "def add(a, b):\n    return a + b\n\n\ndef add(a, b):"  # the second def's body can be copied
+
+
+def shown(page, selector: str) -> None:
+    sync_api.expect(page.locator(selector).first).to_be_visible(timeout=RUN_TIMEOUT_MS)
+
+
+def hidden(page, selector: str) -> None:
+    sync_api.expect(page.locator(selector)).to_be_hidden()
+
+
+def test_method_choice_resets_shared_inputs_and_shows_schedule_inputs(page):
+    gamma = page.locator("#param-gamma input[type=number]")
+    choose(page, "method", "prompt_lookup")
+    sync_api.expect(gamma).to_have_value("8")  # prompt_lookup's default, not speculative's 4
+    hidden(page, "#param-min_confidence")
+    choose(page, "method", "speculative")
+    sync_api.expect(gamma).to_have_value("4")
+    hidden(page, "#param-min_confidence")  # the constant schedule reads none of them
+    choose(page, "param-schedule", "confidence")
+    shown(page, "#param-min_confidence")
+    hidden(page, "#param-target_acceptance")
+    hidden(page, "#param-max_reject")
+    choose(page, "param-schedule", "adaptive")
+    shown(page, "#param-target_acceptance")
+    choose(page, "method", "self_speculative")
+    sync_api.expect(gamma).to_have_value("8")
+    sync_api.expect(page.locator("#param-schedule input")).to_have_value("adaptive")
+    shown(page, "#param-min_confidence")
+    hidden(page, "#param-max_reject")
+
+
+def test_self_speculative_shows_the_layer_stack_and_confidence_vs_threshold(page):
+    start_run(page, "def is_prime(n):\n    if n < 2:\n", "self_speculative", max_new=24)
+    status, _ = finish_run(page)
+    assert status == "finished"
+    shown(page, "#live-layers .pg-layers")
+    skipped = page.locator("#live-layers .pg-sub.pg-skipped")
+    assert skipped.count() > 0
+    assert skipped.first.evaluate("e => getComputedStyle(e).textDecorationLine") == "line-through"
+    run = page.locator("#live-layers .pg-sub:not(.pg-skipped)")
+    assert run.count() > 0 and run.first.evaluate("e => getComputedStyle(e).textDecorationLine") == "none"
+    caption = re.search(r"(\d+) of (\d+) sub-layers skipped while drafting",
+                        page.locator("#live-layers").inner_text())
+    assert caption and int(caption.group(1)) == skipped.count()
+    assert int(caption.group(2)) == page.locator("#live-layers .pg-sub").count()
+    for plot, title in (("#live-confidence", "Draft confidence vs threshold"), ("#live-drafts", "Draft length")):
+        shown(page, f"{plot} svg.main-svg")
+        assert title in page.locator(plot).inner_text()
+    assert "threshold" in page.locator("#live-confidence").inner_text()
+    hidden(page, "#live-copies")  # nothing is copied
+
+
+def test_prompt_lookup_hover_lights_up_the_source_span(page):
+    start_run(page, REPEATING, "prompt_lookup", max_new=12)
+    status, run_id = finish_run(page)
+    assert status == "finished"
+    shown(page, "#live-drafts svg.main-svg")
+    hidden(page, "#live-layers")
+    hidden(page, "#live-confidence")
+    check_copy_hover(page, "live")
+    page.get_by_role("tab", name="History").click()  # the replay draws the same view, hover included
+    page.locator("#runs-table [role=gridcell].first-column").get_by_text(str(run_id), exact=True).click()
+    page.wait_for_function(f"document.querySelector('#replay-status').innerText.includes('run #{run_id}')")
+    check_copy_hover(page, "replay")
+    hidden(page, "#replay-layers")
+
+
+def check_copy_hover(page, panel: str) -> None:
+    shown(page, f"#{panel}-copies .pg-copy")
+    lit = page.locator(f"#{panel}-copies .pg-ctx.pg-src-span")
+    assert lit.count() == 0
+    chip = page.locator(f"#{panel}-copies .pg-row [data-src]").last  # the oldest step's last copied token
+    src = int(chip.get_attribute("data-src"))
+    start, end = map(int, chip.get_attribute("data-span").split())
+    chip.hover()
+    page.wait_for_function(f"document.querySelectorAll('#{panel}-copies .pg-src-span').length > 0")
+    ranges = [(int(c.get_attribute("data-a")), int(c.get_attribute("data-b"))) for c in lit.all()]
+    assert all(a < end and b > start for a, b in ranges)  # every lit chip is in the span ...
+    covered = {p for a, b in ranges for p in range(a, b)}
+    assert set(range(start, end)) <= covered  # ... and the whole span is lit
+    tok = page.locator(f"#{panel}-copies .pg-ctx.pg-src-tok").first
+    assert int(tok.get_attribute("data-a")) <= src < int(tok.get_attribute("data-b"))
+    assert lit.first.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(253, 230, 138)"
+    snap(page, f"prompt_lookup_hover_{panel}")
+    page.mouse.move(5, 5)
+    page.wait_for_function(f"document.querySelectorAll('#{panel}-copies .pg-src-span').length == 0")

@@ -14,6 +14,7 @@ from conftest import PROMPTS, shipped_available
 
 from playground import cli, models
 from playground.events import RunFinished, RunStarted, Stats, Step
+from playground.methods import METHODS
 
 TOP_KEYS = {"run_id", "method", "model", "draft", "text", "token_ids", "stats"}
 STATS_KEYS = {"new_tokens", "target_forwards", "draft_forwards", "mean_accepted", "acceptance_rate", "wall_s",
@@ -150,6 +151,19 @@ def test_generate_on_the_defaults_uses_the_shipped_models(shipped_pair, db, run_
     spec = json.loads(spec.stdout)
     check_contract(spec, method="speculative", model="tiny-code", draft=models.DEFAULT_DRAFT, new=new)
     assert spec["token_ids"] == ar["token_ids"]
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_method_runs_on_its_defaults_with_the_shipped_models(shipped_pair, db, main, method):
+    """`generate --method M --json` with no --param, as the issue asks; every method is lossless: same tokens."""
+    outputs = {}
+    for name in ("autoregressive", method):
+        status, out, err = main("generate", "--prompt", "def add(a, b):", "--max-new-tokens", 24, "--method", name,
+                                "--db", db, "--json")
+        assert status == 0, err
+        outputs[name] = json.loads(out)
+    assert outputs[method]["method"] == method and outputs[method]["stats"]["new_tokens"] >= 1
+    assert outputs[method]["token_ids"] == outputs["autoregressive"]["token_ids"]
 
 
 def test_plain_generate_on_the_defaults(shipped_pair, db, main, stored_runs):

@@ -38,7 +38,7 @@ def test_prompt_lookup_greedy_equals_autoregressive(any_pair, run_engine, schedu
     assert drafted > 0
 
 
-@pytest.mark.parametrize("schedule", ["heuristic", "confidence", "specdecpp"])
+@pytest.mark.parametrize("schedule", ["heuristic", "confidence", "specdecpp", "adaptive"])
 def test_adaptive_schedules_stay_lossless(any_pair, run_engine, schedule):
     for prompt in PROMPTS[:2]:
         expected = greedy_autoregressive(run_engine, any_pair, prompt)

@@ -198,3 +198,21 @@ def test_recording_does_not_change_the_run(llama_pair, db, collect):
     torch.manual_seed(123)  # the global RNG plays no part
     recorded = collect(Recorder(db).record(generate(request(llama_pair, temperature=1.0, seed=11))))[2]
     assert recorded.token_ids == live.token_ids and recorded.run_id == 1
+
+
+def test_a_database_from_before_prompt_texts_is_migrated_and_its_runs_replay(tmp_path, llama_pair, collect):
+    old = tmp_path / "old.db"
+    with closing(sqlite3.connect(old)) as conn:  # the runs table as the first release made it
+        conn.execute("CREATE TABLE runs (id INTEGER PRIMARY KEY, created_at VARCHAR(32), method VARCHAR(64), "
+                     "model VARCHAR(512), draft VARCHAR(512), prompt TEXT, prompt_ids JSON, settings JSON, "
+                     "status VARCHAR(16), text TEXT, token_ids JSON, stats JSON, error TEXT)")
+        conn.execute("INSERT INTO runs (created_at, method, model, prompt, prompt_ids, settings, status, text, "
+                     "token_ids) VALUES ('2026-11-22T00:00:00+00:00', 'autoregressive', 'm', 'p', '[5, 6]', '{}', "
+                     "'finished', '', '[]')")
+        conn.commit()
+    rec = Recorder(old)
+    started, steps, finished = rec.replay(1)
+    assert started.prompt_ids == [5, 6] and started.prompt_texts == [] and finished.status == "finished"
+    new_started, *_ = collect(rec.record(generate(Request(prompt=PROMPTS[0], model=llama_pair.target,
+                                                          max_new_tokens=3))))
+    assert rec.replay(new_started.run_id)[0].prompt_texts == new_started.prompt_texts != []

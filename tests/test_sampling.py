@@ -11,7 +11,9 @@ import torch
 from conftest import PROMPTS
 
 from playground import models
+from playground.methods import METHODS
 from playground.methods.base import DecodeConfig
+from playground.methods.prompt_lookup import find_continuation
 from playground.methods.speculative import verify
 from playground.sampling import Sampling, probs, sample
 
@@ -221,6 +223,33 @@ def first_token_dists(llama_pair):
     return prompt, p, q
 
 
+@pytest.fixture(scope="module")
+def copied_first_token_dists(llama_pair):
+    """A prompt that ends as it began (base, one bridging token, a newline, base again), so copying drafts the first
+    token: the bridge that follows base's first copy. Of the bridges base's own top-k suggest, the one whose copy the
+    target finds least certain either way is taken, so copies are both accepted and rejected. Returns the prompt,
+    the target's p and, as the wrong answer, q one-hot on the copied token (a copy that is always kept)."""
+    target = models.load(llama_pair.target)
+    tok, s = target.tokenizer, Sampling(**E2E_SAMPLING)
+
+    def last_dist(ids: list[int]) -> torch.Tensor:
+        with torch.inference_mode():
+            return probs(target.model(torch.tensor([ids])).logits[0, -1], s)
+
+    best = None
+    for base in PROMPTS:
+        for bridge in last_dist(tok(base)["input_ids"]).nonzero().flatten().tolist():
+            prompt = base + tok.decode([bridge]) + "\n" + base
+            ids = tok(prompt)["input_ids"]
+            (copied,), _ = find_continuation(ids, 3, 3, 1)  # what a 3-token window copies, as copyspec does
+            p = last_dist(ids)
+            margin = min(float(p[copied]), 1 - float(p[copied]))
+            if best is None or margin > best[0]:
+                best = margin, prompt, p, torch.nn.functional.one_hot(torch.tensor(copied), p.numel())
+    assert best[0] > 0.1, "no prompt whose copied token the target finds uncertain"
+    return best[1:]
+
+
 def _first_tokens(run_engine, pair, prompt, method, **extra):
     tokens = []
     for seed in range(E2E_SEEDS):
@@ -235,12 +264,24 @@ def _counts(tokens: list[int], support: torch.Tensor) -> torch.Tensor:
     return torch.bincount(torch.tensor(tokens), minlength=support.numel())
 
 
-def test_engine_speculative_first_token_follows_the_target(llama_pair, run_engine, first_token_dists):
-    prompt, p, q = first_token_dists
-    tokens = _first_tokens(run_engine, llama_pair, prompt, "speculative", draft=llama_pair.draft,
-                           params={"gamma": 2})
-    counts = _counts(tokens, p)
-    assert_fits(counts, p, "speculative, first generated token")
+DRAFTED_FIRST = {  # method: (fixture with the prompt, p and the wrong answer q; extra request fields)
+    "speculative": ("first_token_dists", {"params": {"gamma": 2}}),
+    "prompt_lookup": ("copied_first_token_dists", {}),
+    "copyspec": ("copied_first_token_dists", {}),  # no draft model: the first token comes from a copy
+}
+
+
+@pytest.mark.parametrize("method", list(DRAFTED_FIRST))
+def test_engine_drafted_first_token_follows_the_target(llama_pair, run_engine, request, method):
+    """Drafted by a model or copied from the context, the first generated token is distributed as p, not as q."""
+    fixture, extra = DRAFTED_FIRST[method]
+    prompt, p, q = request.getfixturevalue(fixture)
+    draft = llama_pair.draft if METHODS[method].needs_draft else None
+    _, steps, _ = run_engine(prompt=prompt, model=llama_pair.target, draft=draft, method=method, max_new_tokens=3,
+                             **E2E_SAMPLING, **extra)
+    assert steps[0].drafted and (steps[0].draft_source is not None) == (fixture == "copied_first_token_dists")
+    counts = _counts(_first_tokens(run_engine, llama_pair, prompt, method, draft=draft, **extra), p)
+    assert_fits(counts, p, f"{method}, first generated token")
     assert_rejected(counts, q)
 
 

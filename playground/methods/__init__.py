@@ -1,12 +1,14 @@
-"""The registry of decoding methods: one module per method, each exporting METHOD."""
+"""The registry of decoding methods: one module per method family, each exporting its Method objects."""
 
 from __future__ import annotations
 
 from playground.errors import PlaygroundError
-from playground.methods import autoregressive, prompt_lookup, speculative
+from playground.methods import autoregressive, copyspec, prompt_lookup, self_speculative, speculative
 from playground.methods.base import DecodeConfig, Method, Param
 
-METHODS: dict[str, Method] = {m.METHOD.name: m.METHOD for m in (autoregressive, speculative, prompt_lookup)}
+METHODS: dict[str, Method] = {m.name: m for m in (
+    autoregressive.METHOD, speculative.METHOD, prompt_lookup.METHOD, self_speculative.METHOD,
+    self_speculative.EARLY_EXIT, copyspec.METHOD)}
 
 
 def get_method(name: str) -> Method:

@@ -47,8 +47,11 @@ class Method:
     decode: Callable[..., Iterator]  # decode(target, draft, prompt_ids, cfg, **params) -> Iterator[Step]
     params: tuple[Param, ...] = ()
     needs_draft: bool = False
+    # loads the draft model when one is given or when the target is the default model, but runs without one too
+    uses_draft: Callable[[dict], bool] | None = None  # loads a draft when given one, if this says so for the params
     lossless: bool = True
     check: Callable[[dict], None] | None = None  # checks that span parameters; raises PlaygroundError
+    check_model: Callable[[dict, object], None] | None = None  # checks against the loaded target model
 
     def parse_params(self, raw: dict) -> dict:
         known = {p.name: p for p in self.params}

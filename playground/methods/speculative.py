@@ -32,6 +32,9 @@ class Draft:
     dists: list = field(default_factory=list)     # q_i per token; None = deterministic draft (q one-hot on x_i)
     shown: list[float] = field(default_factory=list)  # q_i(x_i) as the views show it
     source: int | None = None                     # where in the context a copied draft came from
+    skipped: list[str] = field(default_factory=list)  # self-speculative drafts: the sub-layers switched off
+    layers: int = 0
+    gamma: int | None = None  # the length the drafter aimed at when it chose less than asked (copyspec: its span)
 
 
 class ModelDrafter:
@@ -96,6 +99,7 @@ def speculate(target: CachedLM, drafter, prompt_ids: list[int], cfg: DecodeConfi
     while not done:
         n = len(committed)
         asked = min(schedule.gamma, cfg.max_new_tokens - produced - 1)  # never draft past the token budget
+        threshold = schedule.threshold
         draft = drafter.propose(committed, asked, gen, schedule.stop_after) if asked > 0 else Draft()
         drafted = draft.tokens
         logits = target.forward(committed[target.length:] + drafted, keep=len(drafted) + 1)
@@ -115,8 +119,10 @@ def speculate(target: CachedLM, drafter, prompt_ids: list[int], cfg: DecodeConfi
         yield Step(index=index, tokens=new, sources=sources[:len(new)],
                    p=(p_drafted[:k] + [float(shown_p[k, next_token])])[:len(new)],
                    q=(draft.shown[:k] + [None])[:len(new)],
-                   drafted=drafted, draft_p=p_drafted, draft_q=draft.shown, accepted=k, gamma=asked,
-                   gamma_reason=why, draft_source=draft.source,
+                   drafted=drafted, draft_p=p_drafted, draft_q=draft.shown, accepted=k,
+                   gamma=asked if draft.gamma is None else draft.gamma,
+                   gamma_reason=why, draft_source=draft.source, threshold=threshold,
+                   skipped=draft.skipped, layers=draft.layers,
                    target_forwards=t_forwards, draft_forwards=d_forwards, draft_s=draft_s, target_s=target_s,
                    other_s=time.perf_counter() - start)
         produced, index = produced + len(new), index + 1
