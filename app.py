@@ -42,9 +42,6 @@ THEME = gr.themes.Soft(primary_hue="indigo", font=["system-ui", "Segoe UI", "Hel
                        font_mono=["ui-monospace", "Menlo", "Consolas", "monospace"])
 
 
-SCHEDULE_INPUTS = schedules.PARAM_SCHEDULES  # inputs that only the named schedules read
-
-
 def takes_draft(method) -> bool:
     """Show (and send) the draft model for methods that need one or can use one."""
     return method.needs_draft or method.uses_draft is not None
@@ -63,7 +60,8 @@ def param_visible(name: str, method: str, schedule) -> bool:
     chosen = METHODS.get(method)
     if chosen is None or all(p.name != name for p in chosen.params):
         return False
-    return name not in SCHEDULE_INPUTS or schedule in SCHEDULE_INPUTS[name]
+    used_by = schedules.PARAM_SCHEDULES.get(name)  # a schedule's own input shows only with that schedule
+    return used_by is None or schedule in used_by
 
 
 def param_updates(method: str, schedule=None) -> list[dict]:

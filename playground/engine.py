@@ -67,14 +67,15 @@ def prepare(req: Request) -> Prepared:
     target = models.load(req.model)
     if method.check_model:
         method.check_model(params, target.model)
-    draft = None
-    if method.needs_draft or (method.uses_draft and method.uses_draft(params)):
+    wants_draft = method.needs_draft or (method.uses_draft is not None and method.uses_draft(params))
+    draft_name = None
+    if wants_draft:
         draft_name = req.draft or (models.DEFAULT_DRAFT if req.model == models.DEFAULT_MODEL else None)
-        if not draft_name and method.needs_draft:
-            raise PlaygroundError(f"method {method.name} needs a draft model (--draft NAME)")
-        if draft_name:
-            draft = models.load(draft_name)
-            models.check_pair(target, draft)
+    if method.needs_draft and not draft_name:
+        raise PlaygroundError(f"method {method.name} needs a draft model (--draft NAME)")
+    draft = models.load(draft_name) if draft_name else None
+    if draft:
+        models.check_pair(target, draft)
     prompt_ids = target.tokenizer(req.prompt)["input_ids"]
     for m in (target, draft) if draft else (target,):  # the draft reads every committed token too
         limit = m.max_positions
@@ -90,7 +91,8 @@ def prepare(req: Request) -> Prepared:
 
 
 def token_texts(tokenizer, ids: list[int]) -> list[str]:
-    return [tokenizer.decode([i]) for i in ids]
+    """The text of each token on its own (one batched call: a long prompt has thousands)."""
+    return tokenizer.batch_decode([[i] for i in ids]) if ids else []  # batch_decode([]) gives ['']
 
 
 def run_events(prep: Prepared, cancel: threading.Event | None = None) -> Iterator[Event]:

@@ -30,12 +30,14 @@ class CachedLM:
         return self.cache.get_seq_length()
 
     @torch.inference_mode()
-    def forward(self, ids: list[int], keep: int = 1) -> torch.Tensor:
-        """Feed `ids` after the cached tokens; return float32 logits of the last `keep` positions, [keep, vocab]."""
+    def forward(self, ids: list[int], keep: int = 1, **model_kwargs) -> torch.Tensor:
+        """Feed `ids` after the cached tokens; return float32 logits of the last `keep` positions, [keep, vocab].
+
+        `model_kwargs` go to the model as they are (tree verification passes its mask and position ids)."""
         start = time.perf_counter()
         x = torch.tensor([ids], dtype=torch.long)
         kwargs = {"logits_to_keep": keep} if self._keep_arg else {}
-        out = self.model(input_ids=x, past_key_values=self.cache, use_cache=True, **kwargs)
+        out = self.model(input_ids=x, past_key_values=self.cache, use_cache=True, **kwargs, **model_kwargs)
         logits = out.logits[0, -keep:].float()
         self.forwards += 1
         self.seconds += time.perf_counter() - start

@@ -74,21 +74,18 @@ def final_round(model: str, finalists: dict[str, list[str]], prompts: list[str],
 
 
 def search(model: str, trials: int, n_prompts: int, max_new_tokens: int, seed: int = 0, n_finalists: int = 5,
-           final: dict | None = None) -> dict:
-    """TPE over skip sets, scored on `n_prompts` calibration prompts; then the seed candidates and the
-    `n_finalists` best trials measured again on final['prompts'] prompts, final['max_new_tokens'] tokens each,
-    final['rounds'] times, side by side: the fastest there is the result."""
+           final_prompts: int = 12, final_tokens: int = 128, rounds: int = 2) -> dict:
+    """TPE over skip sets, scored on `n_prompts` calibration prompts of `max_new_tokens`; then the seed candidates
+    and the `n_finalists` best trials measured again on `final_prompts` prompts of `final_tokens`, `rounds` times,
+    side by side: the fastest there is the result."""
     import optuna
 
-    final = final or {}
     loaded = models.load(model)
     n = loaded.model.config.num_hidden_layers
     prompts = calibration_prompts(loaded.tokenizer, n_prompts)
     choices = [s for s in all_sublayers(n) if s != (0, "attn")]
     names = [sublayer_name(s) for s in choices]
-    measure(model, prompts[:1], 8, "autoregressive", {})  # warm-up
-    baseline = measure(model, prompts, max_new_tokens, "autoregressive", {})
-    tqdm.write(f"autoregressive: {baseline['tokens_per_s']:.1f} tokens/s")
+    measure(model, prompts[:1], 8, "autoregressive", {})  # warm-up: the first run pays for lazy initialisation
 
     def objective(trial) -> float:
         skip = [name for name in names if trial.suggest_categorical(name, [False, True])]
@@ -96,7 +93,6 @@ def search(model: str, trials: int, n_prompts: int, max_new_tokens: int, seed: i
             raise optuna.TrialPruned("nothing skipped: the draft would be the target")
         result = measure(model, prompts, max_new_tokens, "self_speculative", {"skip": ",".join(skip)})
         trial.set_user_attr("mean_accepted", result["mean_accepted"])
-        trial.set_user_attr("skipped", len(skip))
         return result["tokens_per_s"]
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -127,9 +123,8 @@ def search(model: str, trials: int, n_prompts: int, max_new_tokens: int, seed: i
             break
         if skip not in finalists.values():
             finalists[f"trial_{t.number}"] = skip
-    final_prompts = calibration_prompts(loaded.tokenizer, final.get("prompts", n_prompts))
-    results = final_round(model, finalists, final_prompts, final.get("max_new_tokens", max_new_tokens),
-                          final.get("rounds", 1))
+    results = final_round(model, finalists, calibration_prompts(loaded.tokenizer, final_prompts), final_tokens,
+                          rounds)
     label = max((k for k in results if k != "autoregressive"), key=lambda k: results[k]["tokens_per_s"])
     best = results[label]
     return {
@@ -144,13 +139,13 @@ def search(model: str, trials: int, n_prompts: int, max_new_tokens: int, seed: i
         "trials": [{"skip": [nm for nm in names if t.params[nm]], "tokens_per_s": t.value,
                     "mean_accepted": t.user_attrs.get("mean_accepted")} for t in done],
         "calibration": {"prompts": n_prompts, "seed": CALIBRATION_SEED, "max_new_tokens": max_new_tokens,
-                        "final": final, "method": "self_speculative, default gamma and schedule, greedy"},
+                        "final": {"prompts": final_prompts, "max_new_tokens": final_tokens, "rounds": rounds},
+                        "method": "self_speculative, default gamma and schedule, greedy"},
         "search": {"sampler": "optuna TPE", "trials": trials, "seed": seed, "finalists": n_finalists,
                    "threads": torch.get_num_threads()},
         "command": f"python -m playground.skipsearch --model {model} --trials {trials} --prompts {n_prompts} "
-                   f"--max-new-tokens {max_new_tokens} --finalists {n_finalists} --final-prompts "
-                   f"{final.get('prompts', n_prompts)} --final-tokens {final.get('max_new_tokens', max_new_tokens)} "
-                   f"--rounds {final.get('rounds', 1)} --seed {seed}",
+                   f"--max-new-tokens {max_new_tokens} --finalists {n_finalists} --final-prompts {final_prompts} "
+                   f"--final-tokens {final_tokens} --rounds {rounds} --seed {seed}",
     }
 
 
@@ -169,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", help="where to write the result (default: skip_set.json beside a local model)")
     args = parser.parse_args(argv)
     result = search(args.model, args.trials, args.prompts, args.max_new_tokens, args.seed, args.finalists,
-                    {"prompts": args.final_prompts, "max_new_tokens": args.final_tokens, "rounds": args.rounds})
+                    args.final_prompts, args.final_tokens, args.rounds)
     out = Path(args.out) if args.out else Path(models.resolve(args.model)) / SKIP_FILE
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"best: skip {', '.join(result['skip'])}: {result['tokens_per_s']:.1f} tokens/s, "

@@ -11,8 +11,6 @@ issue 4's methods.
 
 from __future__ import annotations
 
-import time
-
 import torch
 
 from playground.errors import PlaygroundError
@@ -44,21 +42,16 @@ def tree_mask(parents: list[int], cached: int, dtype: torch.dtype) -> torch.Tens
     return mask[None, None]
 
 
-@torch.inference_mode()
 def forward_tree(lm: CachedLM, root: int, tokens: list[int], parents: list[int]) -> torch.Tensor:
     """Feed the root and the tree's nodes in one forward; float32 logits [1 + n, vocab] (row 0: after the root)."""
-    start = time.perf_counter()
     cached = lm.length
     positions = [cached] + [cached + d for d in depths(parents)]
     dtype = next(lm.model.parameters()).dtype
     try:
-        out = lm.model(input_ids=torch.tensor([[root, *tokens]]), past_key_values=lm.cache, use_cache=True,
-                       attention_mask=tree_mask(parents, cached, dtype), position_ids=torch.tensor([positions]))
+        return lm.forward([root, *tokens], keep=1 + len(tokens), attention_mask=tree_mask(parents, cached, dtype),
+                          position_ids=torch.tensor([positions]))
     except (TypeError, ValueError, RuntimeError) as exc:
         raise PlaygroundError(f"{type(lm.model).__name__} cannot take a tree attention mask: {exc}") from None
-    lm.forwards += 1
-    lm.seconds += time.perf_counter() - start
-    return out.logits[0].float()
 
 
 def keep_path(lm: CachedLM, cached: int, path: list[int]) -> None:

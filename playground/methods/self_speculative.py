@@ -130,6 +130,16 @@ def check_layers(model) -> None:
         raise PlaygroundError(str(exc)) from None
 
 
+def check_self_speculative(params: dict, model) -> None:
+    check_layers(model)
+    resolve_skip(model, params["skip"], params["uls_layers"])
+
+
+def check_early_exit(params: dict, model) -> None:
+    check_layers(model)
+    exit_skip(model, params["exit_layer"])
+
+
 SCHEDULE_PARAMS = (Param("schedule", "adaptive", "draft-length schedule", choices=schedules.KINDS),
                    *schedules.PARAMS[1:])
 GAMMA = Param("gamma", 8, "most tokens drafted per step", min=1, max=schedules.MAX_GAMMA)
@@ -143,8 +153,7 @@ METHOD = Method(
                   "like 3,5.attn,7.mlp"),
             Param("uls_layers", 0, "uls: whole layers to skip, spread evenly (0 = half)", min=0, max=1024),
             GAMMA, *SCHEDULE_PARAMS),
-    check_model=lambda params, model: (check_layers(model), resolve_skip(model, params["skip"],
-                                                                         params["uls_layers"])),
+    check_model=check_self_speculative,
 )
 
 EARLY_EXIT = Method(
@@ -153,5 +162,5 @@ EARLY_EXIT = Method(
     decode=early_exit,
     params=(Param("exit_layer", 0, "layers the draft runs (0 = half)", min=0, max=1024), GAMMA,
             *SCHEDULE_PARAMS),
-    check_model=lambda params, model: (check_layers(model), exit_skip(model, params["exit_layer"])),
+    check_model=check_early_exit,
 )
