@@ -71,7 +71,7 @@ def run_ours(req: engine.Request) -> tuple[list[int], float, int, int, int]:
     start = time.perf_counter()
     for ev in engine.generate(req):
         if isinstance(ev, Step):
-            accepted, drafted = accepted + ev.accepted, drafted + len(ev.drafted)
+            accepted, drafted = accepted + ev.accepted, drafted + ev.proposed
         finished = ev
     seconds = time.perf_counter() - start
     if finished.status != "finished":
@@ -191,6 +191,32 @@ def recording_overhead(model: str, draft: str | None, methods: list[str], prompt
             "prompts": len(prompts), "repeats": repeats, "max_new_tokens": max_new_tokens}
 
 
+def forward_costs(model: str, draft: str | None, prompt: str, sizes: list[int], repeats: int) -> dict:
+    """Median milliseconds of one forward over a chain of N draft nodes after the prompt, by N, for the target and
+    the draft: what a tree of N nodes costs to verify (target) or one expansion of N nodes costs (draft).
+    N = 0 is the plain one-token forward of autoregressive decoding."""
+    from playground.lm import CachedLM
+    from playground.tree import forward_tree
+    out = {}
+    for name in [model] + ([draft] if draft else []):
+        loaded = models.load(name)
+        ids = loaded.tokenizer(prompt)["input_ids"]
+        lm = CachedLM(loaded.model)
+        lm.forward(ids[:-1])
+        cached, row = lm.length, {}
+        for n in sizes:
+            nodes = [ids[i % len(ids)] for i in range(n)]
+            times = []
+            for _ in range(repeats + 1):  # the first is a warm-up
+                start = time.perf_counter()
+                forward_tree(lm, ids[-1:], nodes, list(range(-1, n - 1)))
+                times.append(time.perf_counter() - start)
+                lm.crop(cached)
+            row[n] = 1000 * sorted(times[1:])[len(times[1:]) // 2]
+        out[name] = row
+    return {"ms_by_nodes": out, "context": len(ids), "threads": torch.get_num_threads()}
+
+
 def format_table(result: dict) -> str:
     w = max(16, *(len(name) + 2 for name in result["methods"]))
     head = f"{'method':<{w}}{'tokens/s':>10}{'speedup':>9}{'tok/fwd':>9}{'accept':>8}  identical"
@@ -215,6 +241,14 @@ def main(args) -> int:
         torch.set_num_threads(args.threads)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     prompts = read_prompts(args.prompts)[: args.limit or None]
+    if args.forward_costs:
+        sizes = [0, 1, 2, 4, 8, 12, 16, 24, 32, 48, 64]
+        result = forward_costs(args.model, args.draft or models.DEFAULT_DRAFT, prompts[0], sizes, args.repeats)
+        print(json.dumps(result, indent=2) if args.json else "\n".join(
+            [f"ms per forward over N draft nodes after {result['context']} tokens, {result['threads']} threads",
+             f"{'N':>4}" + "".join(f"{name:>18}" for name in result["ms_by_nodes"])] +
+            [f"{n:>4}" + "".join(f"{row[n]:>18.2f}" for row in result["ms_by_nodes"].values()) for n in sizes]))
+        return 0
     if args.recording_overhead:
         from playground.recorder import db_path
         result = recording_overhead(args.model, args.draft, methods, prompts,

@@ -151,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     b.add_argument("--recording-overhead", action="store_true",
                    help="instead: time each method with and without the SQLite recorder")
+    b.add_argument("--forward-costs", action="store_true",
+                   help="instead: time one target and one draft forward over 0-64 draft-tree nodes (after the "
+                        "first prompt; --repeats timings each, median)")
     b.add_argument("--db", help="database for --recording-overhead")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bench)

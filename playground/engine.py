@@ -126,6 +126,7 @@ def run_events(prep: Prepared, cancel: threading.Event | None = None) -> Iterato
             step.other_s = max(0.0, spent - step.draft_s - step.target_s)
             step.texts = token_texts(prep.target.tokenizer, step.tokens)  # events carry text: replay needs no model
             step.drafted_texts = token_texts(prep.target.tokenizer, step.drafted)
+            step.tree_texts = token_texts(prep.target.tokenizer, step.tree_tokens)
             steps.append(step)
             yield step
     except Exception as exc:  # a model failing mid-run: report it as the run's outcome, keep what was made

@@ -54,6 +54,22 @@ class Step:
     other_s: float = 0.0                 # the rest of the step (acceptance test, sampling, bookkeeping)
     texts: list[str] = field(default_factory=list)          # decoded text of each committed token
     drafted_texts: list[str] = field(default_factory=list)  # decoded text of each drafted token
+    # Tree methods: the whole draft tree, one entry per node, parents before children. `drafted` is then the
+    # branch the target walked: the accepted path, then the child it turned down first (if any).
+    tree_tokens: list[int] = field(default_factory=list)
+    tree_parents: list[int] = field(default_factory=list)      # parent node, -1 = the root (newest committed token)
+    tree_q: list[float] = field(default_factory=list)          # draft probability of the node's token given its parent
+    tree_p: list[float | None] = field(default_factory=list)   # target probability of it given its ancestors (None: pruned)
+    tree_state: list[str] = field(default_factory=list)        # accepted / rejected / unreached / pruned (see tree.py)
+    tree_round: list[int] = field(default_factory=list)        # the draft round that made the node (the view grows by it)
+    tree_texts: list[str] = field(default_factory=list)        # decoded text of each node's token
+
+    @property
+    def proposed(self) -> int:
+        """Drafted tokens the target verified: a tree's verified nodes, else the drafted chain."""
+        if self.tree_tokens:
+            return sum(state != "pruned" for state in self.tree_state)
+        return len(self.drafted)
 
     @property
     def rejected_at(self) -> int | None:
@@ -67,7 +83,7 @@ class Stats:
     target_forwards: int = 0
     draft_forwards: int = 0
     mean_accepted: float = 0.0           # tokens committed per target forward
-    acceptance_rate: float | None = None  # accepted / drafted; None when nothing was drafted
+    acceptance_rate: float | None = None  # accepted / proposed (tree: verified nodes); None: nothing drafted
     wall_s: float = 0.0
     tokens_per_s: float = 0.0
     draft_s: float = 0.0
@@ -77,7 +93,7 @@ class Stats:
     def from_steps(cls, steps: list[Step], wall_s: float) -> "Stats":
         new = sum(len(s.tokens) for s in steps)
         tf = sum(s.target_forwards for s in steps)
-        drafted = sum(len(s.drafted) for s in steps)
+        drafted = sum(s.proposed for s in steps)
         return cls(
             new_tokens=new, target_forwards=tf, draft_forwards=sum(s.draft_forwards for s in steps),
             mean_accepted=new / tf if tf else 0.0,

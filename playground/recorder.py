@@ -69,7 +69,7 @@ class StepRow(Base):
 
 
 def _step_row(run_id: int, step: Step) -> dict:
-    return {"run_id": run_id, "index": step.index, "accepted": step.accepted, "drafted": len(step.drafted),
+    return {"run_id": run_id, "index": step.index, "accepted": step.accepted, "drafted": step.proposed,
             "committed": len(step.tokens), "payload": asdict(step)}
 
 

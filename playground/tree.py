@@ -1,20 +1,66 @@
-"""Tree attention: score every node of a draft tree in ONE target forward, then keep only the accepted path.
+"""Token trees: a draft tree, and tree attention that scores all of it in ONE forward, then keeps one path.
 
-A draft tree hangs below the newest committed token (the root, not yet in the KV cache). Node i has a token and a
-parent (-1: the root). The forward feeds the root and all nodes at once; each sees the cached prefix, the root and
-its own ancestors (an additive 4D attention mask), at the position its depth gives it (root at the cache length,
-a node at depth d at that plus d), so its logits are exactly those a plain forward along its own path would give.
-Afterwards `keep_path` keeps the keys and values of the root and the accepted path and drops every other branch.
-This is the verification step of SpecInfer, Medusa, EAGLE-2 and Token Recycling; the drafters that grow trees are
-issue 4's methods.
+A draft tree hangs below the newest committed token (the root). Node i has a token and a parent (-1: the root);
+parents come before their children. `forward_tree` feeds the committed tokens the cache lacks (the root last) and
+every node at once: each node sees the committed tokens and its own ancestors (an additive 4D attention mask), at
+the position its depth gives it (a node at depth d sits d places after the root), so its logits are exactly those a
+plain forward along its own path would give. `keep_path` then keeps the keys and values of the accepted path and
+drops every other branch. This is the verification of SpecInfer, Medusa, EAGLE-2 and Token Recycling; the
+drafters that grow trees live in `methods/tree_speculative.py` and `methods/token_recycling.py`.
 """
 
 from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, field
 
 import torch
 
 from playground.errors import PlaygroundError
 from playground.lm import CachedLM
+from playground.sampling import Sampling, probs, sample
+
+# What became of a drafted node; the tree view colours and fades nodes by it.
+ACCEPTED = "accepted"      # on the path the target took
+REJECTED = "rejected"      # a child of the path that the target tested and turned down
+UNREACHED = "unreached"    # verified, but below a rejected node: the target never got there
+PRUNED = "pruned"          # drafted but cut by the node budget: never sent to the target
+
+
+@dataclass
+class DraftTree:
+    """Every node a drafter made, in the order it made them (parents first)."""
+    tokens: list[int] = field(default_factory=list)
+    parents: list[int] = field(default_factory=list)
+    q: list[float] = field(default_factory=list)       # draft probability of the token given its parent
+    score: list[float] = field(default_factory=list)   # log of the path's draft probability (dynamic trees rank by it)
+    rounds: list[int] = field(default_factory=list)    # which draft forward made the node (the view grows by it)
+    kept: list[bool] = field(default_factory=list)     # False: pruned by the node budget, not verified
+
+    def add(self, token: int, parent: int, q: float, score: float, round_: int) -> int:
+        self.tokens.append(token)
+        self.parents.append(parent)
+        self.q.append(q)
+        self.score.append(score)
+        self.rounds.append(round_)
+        self.kept.append(True)
+        return len(self.tokens) - 1
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def depth(self, i: int) -> int:
+        d = 0
+        while i >= 0:
+            i, d = self.parents[i], d + 1
+        return d
+
+    def verified(self) -> tuple[list[int], list[int], list[int]]:
+        """The kept nodes: their indices in this tree, tokens, and parents renumbered among the kept."""
+        index = [i for i in range(len(self)) if self.kept[i]]
+        where = {i: j for j, i in enumerate(index)}
+        return index, [self.tokens[i] for i in index], [where[self.parents[i]] if self.parents[i] >= 0 else -1
+                                                        for i in index]
 
 
 def depths(parents: list[int]) -> list[int]:
@@ -27,54 +73,121 @@ def depths(parents: list[int]) -> list[int]:
     return out
 
 
-def tree_mask(parents: list[int], cached: int, dtype: torch.dtype) -> torch.Tensor:
-    """Additive mask [1, 1, 1 + n, cached + 1 + n]: row 0 is the root, row 1 + i node i; 0 where attention is
-    allowed (the cached prefix, the root, the node's ancestors and itself), the dtype's minimum elsewhere."""
+def ancestors(parents: list[int]) -> torch.Tensor:
+    """Bool [n, n]: row i marks node i and its ancestors (not the root)."""
     n = len(parents)
-    allowed = torch.zeros(1 + n, cached + 1 + n, dtype=torch.bool)
-    allowed[:, : cached + 1] = True  # everyone sees the prefix and the root
+    anc = torch.zeros(n, n, dtype=torch.bool)
     for i, p in enumerate(parents):
-        allowed[1 + i, cached + 1 + i] = True
-        while p >= 0:
-            allowed[1 + i, cached + 1 + p] = True
-            p = parents[p]
-    mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
-    return mask[None, None]
+        if p >= 0:
+            anc[i] = anc[p]
+        anc[i, i] = True
+    return anc
 
 
-def forward_tree(lm: CachedLM, root: int, tokens: list[int], parents: list[int]) -> torch.Tensor:
-    """Feed the root and the tree's nodes in one forward; float32 logits [1 + n, vocab] (row 0: after the root)."""
-    cached = lm.length
-    positions = [cached] + [cached + d for d in depths(parents)]
+def additive(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A bool [queries, keys] mask as the additive 4D mask models take: 0 where allowed, the dtype's minimum else."""
+    return torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)[None, None]
+
+
+def forward_nodes(lm: CachedLM, tokens: list[int], positions: list[int], allowed: torch.Tensor) -> torch.Tensor:
+    """Feed `tokens` after the cache at their `positions`; `allowed` [n, cached + n] says what each may attend to.
+    Returns float32 logits [n, vocab]."""
     dtype = next(lm.model.parameters()).dtype
     try:
-        return lm.forward([root, *tokens], keep=1 + len(tokens), attention_mask=tree_mask(parents, cached, dtype),
+        return lm.forward(tokens, keep=len(tokens), attention_mask=additive(allowed, dtype),
                           position_ids=torch.tensor([positions]))
     except (TypeError, ValueError, RuntimeError) as exc:
         raise PlaygroundError(f"{type(lm.model).__name__} cannot take a tree attention mask: {exc}") from None
 
 
-def keep_path(lm: CachedLM, cached: int, path: list[int]) -> None:
-    """After forward_tree: keep the prefix, the root and the nodes of `path` (node indices, root first down),
+def forward_tree(lm: CachedLM, fresh: list[int], tokens: list[int], parents: list[int]) -> torch.Tensor:
+    """Feed the uncached committed tokens `fresh` (the root last) and the tree's nodes in one forward.
+    Returns float32 logits [len(fresh) + n, vocab]: a row after each fresh token, then after each node; the rows
+    from the root on (`[len(fresh) - 1:]`) are what acceptance reads: row 0 the root, row 1 + i node i."""
+    cached, k, n = lm.length, len(fresh), len(tokens)
+    allowed = torch.zeros(k + n, cached + k + n, dtype=torch.bool)
+    allowed[:, :cached] = True
+    allowed[:k, cached:cached + k] = torch.ones(k, k, dtype=torch.bool).tril()  # committed tokens: causal
+    allowed[k:, cached:cached + k] = True  # every node sees all committed tokens, the root included
+    allowed[k:, cached + k:] = ancestors(parents)
+    root = cached + k - 1
+    positions = list(range(cached, cached + k)) + [root + d for d in depths(parents)]
+    return forward_nodes(lm, fresh + tokens, positions, allowed)
+
+
+_mask_ok: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def check_tree_attention(model: torch.nn.Module) -> None:
+    """Refuse, with a clear message, a model that cannot verify trees: one that rejects a custom 4D attention mask,
+    or, worse, silently ignores it. A three-node probe tree must give the logits of plain forwards along each path
+    (checked once per model)."""
+    if model in _mask_ok:
+        return
+    prefix, nodes, parents = [1, 2, 3], [4, 5, 6], [-1, -1, 0]  # root 3 -> 4, 5; 4 -> 6
+    lm = CachedLM(model)
+    lm.forward(prefix[:-1])
+    got = forward_tree(lm, prefix[-1:], nodes, parents)
+    for row, path in ((2, [5]), (3, [4, 6])):
+        want = CachedLM(model).forward(prefix + path)[0]
+        if not torch.allclose(got[row], want, atol=1e-3 * (1 + float(want.abs().max())), rtol=1e-3):
+            raise PlaygroundError(f"{type(model).__name__} ignores custom tree attention masks (its attention "
+                                  "implementation builds its own causal mask), so it cannot verify draft trees; "
+                                  "use a method without trees")
+    _mask_ok[model] = True
+
+
+def keep_path(lm: CachedLM, committed: int, path: list[int]) -> None:
+    """After forward_tree: keep the `committed` tokens and the nodes of `path` (node indices, root's child first),
     in that order, in every layer's cache; drop the other branches."""
-    keep = torch.tensor(list(range(cached + 1)) + [cached + 1 + i for i in path])
+    keep = torch.tensor(list(range(committed)) + [committed + i for i in path])
     for layer in lm.cache.layers:
         layer.keys = layer.keys.index_select(-2, keep)
         layer.values = layer.values.index_select(-2, keep)
 
 
+def children_of(parents: list[int]) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for i, p in enumerate(parents):
+        out.setdefault(p, []).append(i)
+    return out
+
+
 def greedy_path(logits: torch.Tensor, tokens: list[int], parents: list[int]) -> tuple[list[int], int]:
     """Greedy acceptance down the tree: from the root, follow the child whose token is the target's argmax.
-    Returns the accepted node indices (root first down) and the target's next token after the last of them."""
+    Returns the accepted node indices (root's child first) and the target's next token after the last of them."""
     choice = logits.argmax(-1).tolist()
-    children: dict[int, list[int]] = {}
-    for i, p in enumerate(parents):
-        children.setdefault(p, []).append(i)
+    children = children_of(parents)
     path, at = [], -1
     while True:
-        want = choice[0 if at < 0 else 1 + at]
+        want = choice[at + 1]
         nxt = next((c for c in children.get(at, []) if tokens[c] == want), None)
         if nxt is None:
             return path, want
         path.append(nxt)
         at = nxt
+
+
+def sample_path(logits: torch.Tensor, tokens: list[int], parents: list[int], sampling: Sampling,
+                gen: torch.Generator) -> tuple[list[int], int]:
+    """Lossless acceptance down a tree of deterministic candidates (SpecInfer's multi-round rejection with q
+    one-hot on each sibling): at a node, try its children in turn; a child is accepted with its probability under
+    the target's residual distribution, and each rejected child's token is struck out of that residual. If every
+    child is rejected, the next token is sampled from what is left. Each committed token is therefore distributed
+    exactly as the target's p given the tokens before it."""
+    p = probs(logits, sampling)
+    children = children_of(parents)
+    path, at = [], -1
+    while True:
+        residual = p[at + 1].clone()
+        for c in children.get(at, []):
+            x = tokens[c]
+            mass = float(residual.sum())
+            if mass > 0 and float(torch.rand((), generator=gen)) * mass < float(residual[x]):
+                break
+            residual[x] = 0.0
+        else:
+            total = float(residual.sum())
+            return path, sample(residual / total if total > 0 else p[at + 1], gen)
+        path.append(c)
+        at = c

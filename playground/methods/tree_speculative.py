@@ -1,0 +1,204 @@
+"""Tree speculative decoding with a draft model: static trees (Medusa, Sequoia) and dynamic trees (EAGLE-2, DySpec).
+
+Each step the draft model grows a tree of candidate continuations below the newest committed token, one draft
+forward per depth: the nodes of a depth are fed together with a tree attention mask, each child being one of its
+parent's most likely next tokens.
+- `static`: every node at depth d gets the draft's top `branching[d]` tokens as children (Medusa's fixed tree).
+- `dynamic` (EAGLE-2, arXiv 2406.16858; DySpec): a node's score is its path's draft probability, the product of
+  the q's from the root down. Each depth expands only the `topk` best-scored new nodes, each with its `topk` best
+  children; at the end the tree is reranked and the `nodes` best-scored nodes are kept, the rest pruned. The draft's
+  confidence predicts acceptance, so the budget goes where acceptance is likely.
+The target then scores every kept node in ONE forward (tree attention, `playground.tree`), the longest path it
+agrees with is committed plus one token of its own, and both caches keep only that path. Greedy: the path follows
+the target's argmax; sampling: multi-round rejection over siblings (SpecInfer), so the output keeps the target's
+distribution.
+
+`tree_speculate` is the loop both tree methods share; `token_recycling` differs only in its drafter.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from typing import Iterator
+
+import torch
+
+from playground import tree as trees
+from playground.errors import PlaygroundError
+from playground.events import ACCEPTED, BONUS, REPLACEMENT, TARGET, Step
+from playground.lm import CachedLM
+from playground.methods.base import DecodeConfig, Method, Param, clip_to_budget
+from playground.sampling import display_probs, probs
+
+MAX_NODES = 512
+
+
+def parse_branching(text: str) -> list[int]:
+    """'4,2,1' (or '4-2-1', which fits in a bench method spec) -> [4, 2, 1]: children per node at each depth."""
+    text = str(text).strip()
+    if not re.fullmatch(r"\d+(\s*[,-]\s*\d+)*", text):
+        raise PlaygroundError(f"branching must be whole numbers separated by commas, like 4,2,1; got {text!r}")
+    widths = [int(part) for part in re.split(r"\s*[,-]\s*", text)]
+    if not widths or any(not 1 <= w <= 16 for w in widths) or len(widths) > 16:
+        raise PlaygroundError(f"branching needs 1 to 16 depths of 1 to 16 children each; got {text!r}")
+    size = sum(math.prod(widths[:d + 1]) for d in range(len(widths)))
+    if size > MAX_NODES:
+        raise PlaygroundError(f"branching {text!r} makes a tree of {size} nodes; at most {MAX_NODES}")
+    return widths
+
+
+class ModelTreeDrafter:
+    """Grows a static or dynamic draft tree with a small causal LM, one forward per depth, on its own KV cache."""
+
+    def __init__(self, lm: CachedLM, cfg: DecodeConfig, shape: str, branching: list[int], depth: int, topk: int,
+                 nodes: int):
+        self.lm, self.cfg, self.shape = lm, cfg, shape
+        self.widths = branching if shape == "static" else [topk] * depth
+        self.topk, self.nodes = topk, nodes
+
+    def dist(self, logits: torch.Tensor) -> torch.Tensor:
+        """What ranks children: the draft's plain softmax under greedy decoding, its sampling distribution else."""
+        return display_probs(logits) if self.cfg.sampling.greedy else probs(logits, self.cfg.sampling)
+
+    def grow(self, committed: list[int], depth: int) -> trees.DraftTree:
+        tree = trees.DraftTree()
+        n = len(committed)
+        logits = self.lm.forward(committed[self.lm.length:])[-1:]  # after the root
+        frontier, slots = [-1], {}  # nodes whose children come next; node -> its place in the draft's cache
+        for r, width in enumerate(self.widths[:depth]):
+            made = []
+            top = self.dist(logits).topk(width, dim=-1)
+            for parent, qs, tokens in zip(frontier, top.values.tolist(), top.indices.tolist()):
+                base = tree.score[parent] if parent >= 0 else 0.0
+                made += [tree.add(t, parent, q, base + math.log(q), r) for q, t in zip(qs, tokens) if q > 0]
+            if r + 1 == min(depth, len(self.widths)) or not made:
+                break
+            if self.shape == "dynamic":  # expand only the best-scored nodes of this depth
+                made = sorted(made, key=lambda i: -tree.score[i])[:self.topk]
+            logits = self.expand(tree, made, slots, n)
+            frontier = made
+        self.lm.crop(n)  # the draft keeps only committed tokens; the accepted ones come back as input next step
+        if self.shape == "dynamic" and len(tree) > self.nodes:  # rerank: parents outscore children, so this is a tree
+            best = set(sorted(range(len(tree)), key=lambda i: (-tree.score[i], tree.depth(i)))[:self.nodes])
+            tree.kept = [i in best for i in range(len(tree))]
+        return tree
+
+    def expand(self, tree: trees.DraftTree, nodes: list[int], slots: dict[int, int], committed: int) -> torch.Tensor:
+        """Feed `nodes` to the draft after the committed tokens and the nodes fed before; each sees the committed
+        tokens, its ancestors' cache slots and itself. Returns the draft's logits after each node."""
+        cached = self.lm.length
+        allowed = torch.zeros(len(nodes), cached + len(nodes), dtype=torch.bool)
+        allowed[:, :committed] = True
+        for row, i in enumerate(nodes):
+            allowed[row, cached + row] = True
+            p = tree.parents[i]
+            while p >= 0:
+                allowed[row, slots[p]] = True
+                p = tree.parents[p]
+            slots[i] = cached + row
+        positions = [committed - 1 + tree.depth(i) for i in nodes]
+        return trees.forward_nodes(self.lm, [tree.tokens[i] for i in nodes], positions, allowed)
+
+    def verified(self, logits: torch.Tensor, tokens: list[int]) -> None:
+        pass  # learns nothing from the target's logits
+
+    def take_counters(self) -> tuple[int, float]:
+        return self.lm.take_counters()
+
+
+def walked(tree: trees.DraftTree, index: list[int], path: list[int], tokens: list[int],
+           parents: list[int]) -> tuple[list[str], int | None]:
+    """Each drafted node's fate, and the verified node the target turned down first (the best child of the last
+    accepted node), if it had any."""
+    state = [trees.PRUNED] * len(tree)
+    for i in index:
+        state[i] = trees.UNREACHED
+    on_path = set(path)
+    tested = [c for c in range(len(tokens)) if (parents[c] == (path[-1] if path else -1)) and c not in on_path]
+    for c in range(len(tokens)):
+        if c in on_path:
+            state[index[c]] = trees.ACCEPTED
+        elif parents[c] == -1 or parents[c] in on_path:
+            state[index[c]] = trees.REJECTED
+    first = max(tested, key=lambda c: tree.q[index[c]]) if tested else None
+    return state, first
+
+
+def tree_speculate(target: CachedLM, drafter, prompt_ids: list[int], cfg: DecodeConfig,
+                   max_depth: int) -> Iterator[Step]:
+    """Grow a draft tree, verify it in one target forward, commit the accepted path; one Step per verification."""
+    gen = cfg.sampling.generator()
+    committed, produced, index, done = list(prompt_ids), 0, 0, False
+    while not done:
+        n = len(committed)
+        depth = min(max_depth, cfg.max_new_tokens - produced - 1)  # never draft past the token budget
+        tree = drafter.grow(committed, depth) if depth > 0 else trees.DraftTree()
+        kept, tokens, parents = tree.verified()
+        fresh = committed[target.length:]
+        every = trees.forward_tree(target, fresh, tokens, parents)
+        logits = every[len(fresh) - 1:]  # row 0: after the root; row 1 + c: after node c
+        start = time.perf_counter()
+        if cfg.sampling.greedy:
+            path, next_token = trees.greedy_path(logits, tokens, parents)
+        else:
+            path, next_token = trees.sample_path(logits, tokens, parents, cfg.sampling, gen)
+        trees.keep_path(target, n, path)  # cache: every committed token, then the accepted path
+        drafter.verified(every, fresh + tokens)
+        shown = display_probs(logits) if cfg.sampling.greedy else probs(logits, cfg.sampling)
+        node_p = [float(shown[1 + parents[c], tokens[c]]) for c in range(len(tokens))]  # p(token | ancestors)
+        state, first = walked(tree, kept, path, tokens, parents)
+        chain = path + ([first] if first is not None else [])
+        accepted = [tokens[c] for c in path]
+        new, done = clip_to_budget(accepted + [next_token], produced, cfg)
+        committed += new
+        last = TARGET if not tokens else BONUS if first is None and path else REPLACEMENT
+        p_tree = [None] * len(tree)
+        for c, i in enumerate(kept):
+            p_tree[i] = node_p[c]
+        d_forwards, draft_s = drafter.take_counters()
+        t_forwards, target_s = target.take_counters()
+        yield Step(index=index, tokens=new, sources=([ACCEPTED] * len(path) + [last])[:len(new)],
+                   p=([node_p[c] for c in path] + [float(shown[1 + path[-1] if path else 0, next_token])])[:len(new)],
+                   q=([tree.q[kept[c]] for c in path] + [None])[:len(new)],
+                   drafted=[tokens[c] for c in chain], draft_p=[node_p[c] for c in chain],
+                   draft_q=[tree.q[kept[c]] for c in chain], accepted=len(path), gamma=len(tokens),
+                   tree_tokens=tree.tokens, tree_parents=tree.parents, tree_q=tree.q, tree_p=p_tree,
+                   tree_state=state, tree_round=tree.rounds,
+                   target_forwards=t_forwards, draft_forwards=d_forwards, draft_s=draft_s, target_s=target_s,
+                   other_s=time.perf_counter() - start)
+        produced, index = produced + len(new), index + 1
+
+
+def tree_speculative(target: CachedLM, draft: CachedLM, prompt_ids: list[int], cfg: DecodeConfig,
+                     tree: str = "dynamic", nodes: int = 16, depth: int = 6, topk: int = 4,
+                     branching: str = "3,2,1,1,1") -> Iterator[Step]:
+    widths = parse_branching(branching)
+    drafter = ModelTreeDrafter(draft, cfg, tree, widths, depth, topk, nodes)
+    return tree_speculate(target, drafter, prompt_ids, cfg, len(widths) if tree == "static" else depth)
+
+
+def check(params: dict) -> None:
+    parse_branching(params["branching"])
+
+
+def check_model(params: dict, model) -> None:
+    trees.check_tree_attention(model)
+
+
+METHOD = Method(
+    name="tree_speculative",
+    summary="Draft model grows a tree of alternatives; the target verifies the whole tree in one forward "
+            "(lossless).",
+    decode=tree_speculative,
+    params=(Param("tree", "dynamic", "dynamic: expand the likeliest nodes, keep the best `nodes` (EAGLE-2); "
+                  "static: fixed branching per depth (Medusa)", choices=("dynamic", "static")),
+            Param("nodes", 16, "dynamic: node budget, the nodes sent to the target", min=1, max=MAX_NODES),
+            Param("depth", 6, "dynamic: tree depth (draft forwards per step)", min=1, max=32),
+            Param("topk", 4, "dynamic: nodes expanded per depth, and children per expanded node", min=1, max=16),
+            Param("branching", "3,2,1,1,1", "static: children per node at each depth, e.g. 3,2,1 or 3-2-1")),
+    needs_draft=True,
+    check=check,
+    check_model=check_model,
+)
