@@ -10,15 +10,16 @@ import os
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no network: no telemetry, no version check
 
 import gradio as gr  # noqa: E402
+import plotly  # noqa: E402
 
-from playground import models, views, views_drafts  # noqa: E402
+from playground import compare, models, views, views_drafts, views_tree  # noqa: E402
 from playground.engine import MAX_NEW_TOKENS, Request, generate  # noqa: E402
 from playground.errors import PlaygroundError  # noqa: E402
-from playground.events import RunFinished, RunStarted, Step  # noqa: E402
 from playground.methods import METHODS, Param, schedules  # noqa: E402
 from playground.recorder import Recorder, db_path  # noqa: E402
 
@@ -38,6 +39,9 @@ APP_CSS = """
 # each update re-renders the chips: keep the newest tokens in sight instead of jumping back to the top
 SCROLL_TO_NEWEST = ("watch('value', () => { const p = element.querySelector('.pg-panel'); "
                     "if (p) p.scrollTop = p.scrollHeight; });")
+# the tree view animates with Plotly.js frames, which gr.Plot drops: it loads the plotly package's own copy (no CDN)
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+PLOTLY_HEAD = f'<script src="gradio_api/file={PLOTLY_JS}"></script>'
 THEME = gr.themes.Soft(primary_hue="indigo", font=["system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"],
                        font_mono=["ui-monospace", "Menlo", "Consolas", "monospace"])
 
@@ -110,12 +114,22 @@ def whole(value, name: str) -> int:
     return int(number)
 
 
+def tree_view(elem_id: str) -> gr.HTML:
+    """A box that draws views_tree.tree_html with Plotly.js; hidden until there is a tree."""
+    return gr.HTML(visible=False, js_on_load=views_tree.TREE_JS, head=PLOTLY_HEAD, elem_id=elem_id)
+
+
 def view_panel(prefix: str) -> list:
     """The components that show one run; the Generate and History tabs each get one, filled by views.run_view."""
     status = gr.HTML(views.status_html(None), elem_id=f"{prefix}-status")
     chips = gr.HTML(views.chips_html([]), elem_id=f"{prefix}-chips", js_on_load=SCROLL_TO_NEWEST)
     step = gr.HTML(views.step_html(None), elem_id=f"{prefix}-step")
     stats = gr.HTML(views.stats_html([]), elem_id=f"{prefix}-stats")
+    # tree methods: the draft tree, animated, and how big it was against what got accepted
+    tree = tree_view(f"{prefix}-tree")
+    with gr.Row(equal_height=True):
+        tree_size = gr.Plot(show_label=False, visible=False, elem_id=f"{prefix}-tree-size")
+        depth_acceptance = gr.Plot(show_label=False, visible=False, elem_id=f"{prefix}-depth-acceptance")
     with gr.Row(equal_height=True):
         accepted = gr.Plot(views.accepted_figure([]), show_label=False, elem_id=f"{prefix}-accepted")
         progress = gr.Plot(views.progress_figure([]), show_label=False, elem_id=f"{prefix}-progress")
@@ -125,13 +139,68 @@ def view_panel(prefix: str) -> list:
         confidence = gr.Plot(show_label=False, visible=False, elem_id=f"{prefix}-confidence")
     layers = gr.HTML(visible=False, js_on_load=None, elem_id=f"{prefix}-layers")
     copies = gr.HTML(visible=False, js_on_load=views_drafts.COPY_HOVER_JS, elem_id=f"{prefix}-copies")
-    return [status, chips, step, stats, accepted, progress, drafts, confidence, layers, copies]
+    return [status, chips, step, stats, accepted, progress, drafts, confidence, layers, copies, tree, tree_size,
+            depth_acceptance]
 
 
 def panel(view: views.RunView) -> list:
     """A RunView as the values of view_panel's components: the optional views hidden where they do not apply."""
     return [(gr.update(visible=False) if value is None else gr.update(value=value, visible=True))
             if name in views.OPTIONAL else value for name, value in zip(view._fields, view)]
+
+
+def compare_tab(recorder: Recorder, targets: list[str], drafts: list[str]) -> None:
+    """The Compare tab: one prompt, decoded greedily as a chain, a static tree and a dynamic tree, side by side."""
+    gr.Markdown("### Static vs dynamic vs chain on the same prompt, side by side\nGreedy decoding, one method after "
+                "the other, each recorded (see History). All three must write exactly the same text; what differs is "
+                "how many target forwards they need, and the time that costs.")
+    with gr.Row():
+        prompt = gr.Textbox(label="Prompt", lines=5, value=EXAMPLES[1], scale=3, elem_id="cmp-prompt")
+        with gr.Column(scale=2, min_width=300):
+            model = gr.Dropdown(targets, value=models.DEFAULT_MODEL, allow_custom_value=True, label="Target model",
+                                elem_id="cmp-model")
+            draft = gr.Dropdown(drafts, value=models.DEFAULT_DRAFT, allow_custom_value=True, label="Draft model",
+                                elem_id="cmp-draft")
+            max_new = gr.Slider(1, 512, 64, step=1, label="max new tokens", elem_id="cmp-max-new")
+            button = gr.Button("Run all three", variant="primary", elem_id="compare-btn")
+    outputs = [gr.HTML(compare.verdict_html([]), elem_id="cmp-verdict")]
+    with gr.Row(equal_height=False):
+        for c in compare.CONTENDERS:
+            with gr.Column(min_width=320, elem_id=f"cmp-{c.key}"):
+                gr.Markdown(f"#### {c.title}")
+                outputs += [gr.HTML(compare.stats_html(None), elem_id=f"cmp-{c.key}-stats"),
+                            gr.HTML(views.chips_html([]), elem_id=f"cmp-{c.key}-chips")]
+                if c.key == "chain":
+                    gr.HTML(compare.chain_note())
+                else:
+                    outputs.append(tree_view(f"cmp-{c.key}-tree"))
+
+    def shown(results: list, running: str = "") -> list:
+        chain = results[0][2].stats if results[0] and results[0][2] else None
+        out = [compare.verdict_html([r[2] if r else None for r in results], running)]
+        for c, result in zip(compare.CONTENDERS, results):
+            started, steps, finished = result or (None, [], None)
+            out += [compare.stats_html(finished.stats if finished else None, None if c.key == "chain" else chain),
+                    views.chips_html(steps)]
+            if c.key != "chain":
+                tree = views_tree.tree_html(started, steps, overview=True)
+                out.append(gr.update(value=tree, visible=tree is not None))
+        return out
+
+    def run(prompt, model, draft, max_new):
+        results: list = [None] * len(compare.CONTENDERS)
+        try:
+            requests = compare.requests(prompt or "", model or "", draft or None, whole(max_new, "max new tokens"))
+            for i, (c, request) in enumerate(zip(compare.CONTENDERS, requests)):
+                yield shown(results, c.title)
+                results[i] = compare.collect(recorder.record(generate(request)))
+            yield shown(results)
+        except Exception as exc:  # shown, never a traceback
+            message = str(exc) if isinstance(exc, PlaygroundError) else f"{type(exc).__name__}: {exc}"
+            gr.Warning(message)
+            yield [views.error_html(message), *shown(results)[1:]]
+
+    button.click(run, [prompt, model, draft, max_new], outputs, show_progress="hidden")
 
 
 def run_choices(rows: list[dict]) -> list[tuple[str, int]]:
@@ -143,6 +212,7 @@ def pick_row(evt: gr.SelectData):
 
 
 def build_app(db: str) -> gr.Blocks:
+    gr.set_static_paths([str(PLOTLY_JS)])
     recorder = Recorder(db)
     cancels: dict[str, threading.Event] = {}  # session -> the Stop signal of its running generation
     params = method_params()
@@ -162,13 +232,7 @@ def build_app(db: str) -> gr.Blocks:
                           max_new_tokens=whole(max_new, "max new tokens"), temperature=float(temperature or 0),
                           top_k=whole(top_k, "top-k"), top_p=float(top_p or 0), seed=whole(seed, "seed"),
                           params=chosen_params(method, dict(zip(params, param_values))))
-            for event in recorder.record(generate(req, cancel)):
-                if isinstance(event, RunStarted):
-                    started = event
-                elif isinstance(event, Step):
-                    steps.append(event)
-                elif isinstance(event, RunFinished):
-                    finished = event
+            for started, steps, finished in views.run_so_far(recorder.record(generate(req, cancel))):
                 if finished or time.perf_counter() - shown_at >= wait:
                     drawn = time.perf_counter()
                     yield panel(views.run_view(started, steps, finished))
@@ -289,6 +353,8 @@ def build_app(db: str) -> gr.Blocks:
                     speed = gr.Radio([1, 4, 16], value=1, label="steps per tick", scale=1, min_width=200,
                                      elem_id="speed")
                 replay_view = view_panel("replay")
+            with gr.Tab("Compare", id="compare"):
+                compare_tab(recorder, targets, drafts)
         replay_state = gr.State(None)
         timer = gr.Timer(REPLAY_TICK_S, active=False)
 
@@ -329,7 +395,8 @@ def main(argv: list[str] | None = None) -> None:
     except PlaygroundError as exc:
         raise SystemExit(f"error: {exc}")
     demo.queue(default_concurrency_limit=1).launch(
-        server_name=args.host, server_port=args.port, theme=THEME, css=views.CSS + views_drafts.CSS + APP_CSS,
+        server_name=args.host, server_port=args.port, theme=THEME,
+        css="\n".join([views.CSS, views_drafts.CSS, views_tree.CSS, compare.CSS, APP_CSS]),
         footer_links=[])
 
 

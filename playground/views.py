@@ -3,14 +3,15 @@
 The live view and the History replay both call `run_view`, so a replayed run at step k looks exactly like the live
 run did after k steps. Model text is untrusted: every token goes through `html.escape`.
 The views of how a run drafts (draft length, confidence vs threshold, layer stack, copied spans) are in
-`views_drafts`; `run_view` gives None for each that does not apply, and the app hides it.
+`views_drafts`, those of draft trees in `views_tree`; `run_view` gives None for each that does not apply, and the
+app hides it.
 """
 
 from __future__ import annotations
 
 import html
 from itertools import accumulate
-from typing import NamedTuple
+from typing import Iterable, Iterator, NamedTuple
 
 import plotly.graph_objects as go
 
@@ -71,9 +72,13 @@ class RunView(NamedTuple):
     confidence: go.Figure | None = None
     layers: str | None = None
     copies: str | None = None
+    # views_tree: the draft tree of tree methods, animated, and its two charts
+    tree: str | None = None
+    tree_size: go.Figure | None = None
+    depth_acceptance: go.Figure | None = None
 
 
-OPTIONAL = ("drafts", "confidence", "layers", "copies")
+OPTIONAL = ("drafts", "confidence", "layers", "copies", "tree", "tree_size", "depth_acceptance")
 
 
 def _prob(x: float | None) -> str:
@@ -166,7 +171,12 @@ def stats_html(source: RunFinished | Stats | list[Step]) -> str:
              ("saved", f"{s.new_tokens - s.target_forwards}", "target forwards saved vs autoregressive"),
              ("draft_s", f"{s.draft_s:.2f} s", f"draft time ({s.draft_forwards} forwards)"),
              ("verify_s", f"{s.verify_s:.2f} s", "verify time (target forwards)")]
-    return '<div class="pg-stats">' + "".join(
+    return cards_html(cards)
+
+
+def cards_html(cards: list[tuple[str, str, str]], classes: str = "") -> str:
+    """Stat cards: (key, value, label) each, in a grid."""
+    return f'<div class="{" ".join(["pg-stats", classes]).strip()}">' + "".join(
         f'<div class="pg-stat" data-stat="{key}"><b>{value}</b><small>{label}</small></div>'
         for key, value, label in cards) + "</div>"
 
@@ -241,13 +251,26 @@ def progress_figure(steps: list[Step]) -> go.Figure:
     return _layout(fig, "Tokens vs target forward passes", "target forward passes", "tokens committed", not steps)
 
 
+def run_so_far(events: Iterable) -> Iterator[tuple[RunStarted | None, list[Step], RunFinished | None]]:
+    """After each of a run's events: the run so far, as run_view takes it (the steps list grows in place)."""
+    started, steps, finished = None, [], None
+    for event in events:
+        if isinstance(event, RunStarted):
+            started = event
+        elif isinstance(event, Step):
+            steps.append(event)
+        elif isinstance(event, RunFinished):
+            finished = event
+        yield started, steps, finished
+
+
 def run_view(started: RunStarted | None, steps: list[Step], finished: RunFinished | None = None,
              total: int | None = None) -> RunView:
     """Everything shown for a run after `steps`: live (finished once it ends) or replay (`total` = all its steps).
 
     In a replay stopped before the last step the stats come from the steps shown, as they did live.
     """
-    from playground import views_drafts as drafts  # it draws with this module's helpers
+    from playground import views_drafts as drafts, views_tree as trees  # they draw with this module's helpers
     partial = total is not None and len(steps) < total
     position = f"step {len(steps)} of {total}" if total is not None else ""
     stats_source = finished if finished is not None and not partial else steps
@@ -255,4 +278,5 @@ def run_view(started: RunStarted | None, steps: list[Step], finished: RunFinishe
     return RunView(status_html(started, finished, position), chips_html(steps, prompt),
                    step_html(steps[-1] if steps else None), stats_html(stats_source),
                    accepted_figure(steps), progress_figure(steps), drafts.draft_length_figure(steps),
-                   drafts.confidence_figure(steps), drafts.layer_stack_html(steps), drafts.copy_html(started, steps))
+                   drafts.confidence_figure(steps), drafts.layer_stack_html(steps), drafts.copy_html(started, steps),
+                   trees.tree_html(started, steps), trees.tree_size_figure(steps), trees.depth_acceptance_figure(steps))

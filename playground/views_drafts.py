@@ -86,8 +86,9 @@ def drafts(steps: list[Step]) -> bool:
 
 
 def _esc(text: str) -> str:
-    """Token text for a Plotly hover label: escaped (Plotly reads tags in labels), newlines visible."""
-    return html.escape(repr(text)[1:-1])
+    """Token text for a Plotly hover label: escaped (Plotly reads tags in labels), newlines visible. Quotes stay:
+    Plotly would show &quot; as it is."""
+    return html.escape(repr(text)[1:-1], quote=False)
 
 
 def draft_length_figure(steps: list[Step]) -> go.Figure | None:

@@ -126,7 +126,7 @@ def start_run(page, prompt: str, method: str, max_new: int, temperature: float =
     set_value(page, "#prompt textarea", prompt)
     set_value(page, "#model input", MODEL)
     choose(page, "method", method)
-    if method == "speculative":
+    if method in ("speculative", "tree_speculative"):
         set_value(page, "#draft input", DRAFT)
         sync_api.expect(page.locator("#draft input")).to_have_value(DRAFT)
     sync_api.expect(page.locator("#model input")).to_have_value(MODEL)
@@ -320,3 +320,120 @@ def check_copy_hover(page, panel: str) -> None:
     snap(page, f"prompt_lookup_hover_{panel}")
     page.mouse.move(5, 5)
     page.wait_for_function(f"document.querySelectorAll('#{panel}-copies .pg-src-span').length == 0")
+
+
+# --- tree methods: the draft tree view (Plotly.js with frames, in a gr.HTML) and its two charts
+
+TREE_PROMPT = "def is_prime(n):\n    if n < 2:\n"
+
+
+def tree_trace(page, view: str, uid: str) -> sync_api.Locator:
+    """The drawn Plotly trace `uid` of the tree figure in `view` (traces without points are not drawn)."""
+    return page.locator(f"{view} .scatterlayer .trace{uid}")
+
+
+def tree_drawn(page, view: str) -> dict:
+    """What the tree figure shows now: its slider label, title, and the node markers drawn per state."""
+    return page.evaluate(f"""() => {{
+        const plot = document.querySelector('{view} .pg-tree-plot');
+        const count = (uid) => plot.querySelectorAll(`.scatterlayer .trace${{uid}} path.point`).length;
+        return {{label: plot.querySelector('.slider-group > text.slider-label').textContent,
+                 title: plot.querySelector('.gtitle').textContent,
+                 nodes: ['drafted', 'new', 'pruned', 'unreached', 'rejected', 'accepted'].map(count),
+                 accepted: count('accepted')}};
+    }}""")
+
+
+def test_tree_run_shows_the_tree_view_and_its_charts(page):
+    start_run(page, TREE_PROMPT, "tree_speculative", max_new=24)
+    status, _ = finish_run(page)
+    assert status == "finished"
+    shown(page, "#live-tree .pg-tree-plot .main-svg")
+    assert page.evaluate("typeof window.Plotly.animate") == "function"  # served from the plotly package, no CDN
+    drawn = tree_drawn(page, "#live-tree")
+    assert drawn["label"].endswith("verified")  # it opens at the newest step, verified
+    accepted = int(re.search(r"accepted (\d+)", drawn["title"]).group(1))
+    assert drawn["accepted"] == accepted and sum(drawn["nodes"]) > accepted
+    assert page.locator("#live-tree .pg-legend").inner_text().count("accepted path") == 1
+    for plot, title in (("#live-tree-size", "Tree size vs accepted length"),
+                        ("#live-depth-acceptance", "Acceptance by depth")):
+        shown(page, f"{plot} svg.main-svg")
+        assert title in page.locator(plot).inner_text()
+    page.locator("#live-tree").scroll_into_view_if_needed()
+    snap(page, "tree_live")
+    assert page.dialogs == []
+
+
+def record_tree_run(db) -> tuple[int, list]:
+    """A tree_speculative run stored straight into the app's database; its id and steps."""
+    from playground.engine import Request, generate
+    from playground.events import RunStarted, Step
+    from playground.recorder import Recorder
+    events = list(Recorder(db).record(generate(Request(prompt=TREE_PROMPT, model=MODEL, draft=DRAFT,
+                                                       method="tree_speculative", max_new_tokens=32))))
+    return next(e.run_id for e in events if isinstance(e, RunStarted)), [e for e in events if isinstance(e, Step)]
+
+
+def test_history_animates_the_draft_tree(page, app):
+    run_id, steps = record_tree_run(app[1])
+    page.get_by_role("tab", name="History").click()
+    page.click("#refresh-btn")
+    page.locator("#runs-table [role=gridcell].first-column").get_by_text(str(run_id), exact=True).click()
+    page.wait_for_function(f"document.querySelector('#replay-status').innerText.includes('run #{run_id}')")
+    shown(page, "#replay-tree .pg-tree-plot .main-svg")
+    tree = page.locator("#replay-tree")
+    tree.scroll_into_view_if_needed()
+    tree.locator(".updatemenu-button").first.click()  # Plotly's own ▶ Play
+    seen = []
+    for k in range(4):  # Play at the last frame starts the run over: its first steps grow round by round
+        page.wait_for_timeout(900)
+        seen.append(tree_drawn(page, "#replay-tree"))
+        tree.screenshot(path=str(ARTIFACTS / f"tree_play_{k}.png"))
+    tree.locator(".updatemenu-button").nth(1).click()  # Pause
+    labels = [d["label"] for d in seen]
+    assert len(set(labels)) >= 3, labels
+    assert len({sum(d["nodes"]) for d in seen}) >= 2, seen  # the drawn tree changes as it grows
+    assert any("round" in label for label in labels)
+    # the slider: jump to the verified tree of a step that accepted drafted tokens
+    best = max((s for s in steps if s.tree_tokens), key=lambda s: s.accepted)
+    assert best.accepted >= 1
+    # Plotly labels only some ticks when they are crowded, but draws a tick for every frame: click that frame's
+    labels = page.evaluate("document.querySelector('#replay-tree .pg-tree-plot').layout.sliders[0].steps"
+                           ".map((s) => s.label)")
+    tick = tree.locator(".slider-tick-rect").nth(labels.index(f"step {best.index} · verified")).bounding_box()
+    rail = tree.locator(".slider-rail-rect").bounding_box()
+    page.mouse.click(tick["x"] + tick["width"] / 2, rail["y"] + rail["height"] / 2)
+    page.wait_for_function(f"document.querySelector('#replay-tree .gtitle').textContent.startsWith("
+                           f"'Step {best.index} · verified')")  # the frame is drawn (the slider label moves first)
+    drawn = tree_drawn(page, "#replay-tree")
+    assert drawn["label"] == f"step {best.index} · verified"
+    assert drawn["accepted"] == best.accepted
+    node = tree_trace(page, "#replay-tree", "accepted").locator("path.point").first
+    assert "21, 128, 61" in node.evaluate("e => getComputedStyle(e).stroke")  # the accepted path: green outline
+    box = node.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)  # Plotly hovers on its drag layer
+    page.wait_for_function("document.querySelector('#replay-tree .hoverlayer').textContent.includes('p (target)')")
+    hover = page.locator("#replay-tree .hoverlayer").text_content()
+    assert "q (draft) = " in hover and "p (target) = " in hover and "accepted" in hover
+    tree.screenshot(path=str(ARTIFACTS / "tree_verified_hover.png"))
+
+
+def test_compare_runs_chain_static_and_dynamic_side_by_side(page):
+    page.get_by_role("tab", name="Compare").click()
+    set_value(page, "#cmp-prompt textarea", TREE_PROMPT)
+    set_value(page, "#cmp-max-new input[type=number]", 24)
+    page.click("#compare-btn")
+    verdict = page.wait_for_selector("#cmp-verdict [data-verdict=identical], #cmp-verdict [data-verdict=different], "
+                                     "#cmp-verdict [data-verdict=failed]", timeout=3 * RUN_TIMEOUT_MS)
+    assert verdict.get_attribute("data-verdict") == "identical", verdict.inner_text()
+    assert "identical" in verdict.inner_text()
+    texts = []
+    for key in ("chain", "static", "dynamic"):
+        shown(page, f"#cmp-{key}-stats [data-stat=tokens_per_s]")
+        assert int(page.locator(f"#cmp-{key}-stats [data-stat=target_forwards] b").inner_text()) > 0
+        texts.append(page.locator(f"#cmp-{key}-chips .pg-panel").inner_text())
+    assert texts[0] == texts[1] == texts[2]
+    for key in ("static", "dynamic"):
+        shown(page, f"#cmp-{key}-tree .pg-tree-plot .main-svg")
+    assert page.locator("#cmp-chain .pg-cmp-note").is_visible()
+    snap(page, "compare")

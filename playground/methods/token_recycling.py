@@ -95,7 +95,7 @@ class RecyclingDrafter:
         return 0, seconds
 
 
-def token_recycling(target: CachedLM, draft, prompt_ids: list[int], cfg: DecodeConfig, nodes: int = 24,
+def token_recycling(target: CachedLM, draft, prompt_ids: list[int], cfg: DecodeConfig, nodes: int = 12,
                     depth: int = 6, k: int = 8) -> Iterator[Step]:
     vocab = target.model.get_output_embeddings().weight.shape[0]
     drafter = RecyclingDrafter(vocab, k, nodes, depth)
@@ -107,7 +107,7 @@ METHOD = Method(
     summary="Drafts a tree from an adjacency matrix of the target's own past top-k predictions; no draft model "
             "(lossless).",
     decode=token_recycling,
-    params=(Param("nodes", 24, "tree template size: nodes sent to the target per step", min=1, max=256),
+    params=(Param("nodes", 12, "tree template size: nodes sent to the target per step", min=1, max=256),
             Param("depth", 6, "deepest level of the tree template", min=1, max=32),
             Param("k", 8, "candidates kept per token in the adjacency matrix", min=1, max=len(PRIOR))),
     check_model=check_model,

@@ -172,8 +172,8 @@ def tree_speculate(target: CachedLM, drafter, prompt_ids: list[int], cfg: Decode
 
 
 def tree_speculative(target: CachedLM, draft: CachedLM, prompt_ids: list[int], cfg: DecodeConfig,
-                     tree: str = "dynamic", nodes: int = 16, depth: int = 6, topk: int = 4,
-                     branching: str = "3,2,1,1,1") -> Iterator[Step]:
+                     tree: str = "dynamic", nodes: int = 8, depth: int = 3, topk: int = 3,
+                     branching: str = "2,2,1") -> Iterator[Step]:
     widths = parse_branching(branching)
     drafter = ModelTreeDrafter(draft, cfg, tree, widths, depth, topk, nodes)
     return tree_speculate(target, drafter, prompt_ids, cfg, len(widths) if tree == "static" else depth)
@@ -194,10 +194,10 @@ METHOD = Method(
     decode=tree_speculative,
     params=(Param("tree", "dynamic", "dynamic: expand the likeliest nodes, keep the best `nodes` (EAGLE-2); "
                   "static: fixed branching per depth (Medusa)", choices=("dynamic", "static")),
-            Param("nodes", 16, "dynamic: node budget, the nodes sent to the target", min=1, max=MAX_NODES),
-            Param("depth", 6, "dynamic: tree depth (draft forwards per step)", min=1, max=32),
-            Param("topk", 4, "dynamic: nodes expanded per depth, and children per expanded node", min=1, max=16),
-            Param("branching", "3,2,1,1,1", "static: children per node at each depth, e.g. 3,2,1 or 3-2-1")),
+            Param("nodes", 8, "dynamic: node budget, the nodes sent to the target", min=1, max=MAX_NODES),
+            Param("depth", 3, "dynamic: tree depth (draft forwards per step)", min=1, max=32),
+            Param("topk", 3, "dynamic: nodes expanded per depth, and children per expanded node", min=1, max=16),
+            Param("branching", "2,2,1", "static: children per node at each depth, e.g. 3,2,1 or 3-2-1")),
     needs_draft=True,
     check=check,
     check_model=check_model,
