@@ -92,8 +92,9 @@ def _esc(text: str) -> str:
 
 
 def draft_length_figure(steps: list[Step]) -> go.Figure | None:
-    """Per step: draft length asked (gamma), tokens drafted and accepted; markers where the schedule moved."""
-    if not drafts(steps):
+    """Per step: draft length asked (gamma), tokens drafted and accepted; markers where the schedule moved. Not for
+    tree runs: their tree size chart (views_tree) says this of trees."""
+    if not drafts(steps) or any(s.tree_tokens for s in steps):
         return None
     x = [s.index for s in steps]
     reasons = [html.escape(s.gamma_reason) or "schedule unchanged" for s in steps]

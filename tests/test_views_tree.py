@@ -153,6 +153,7 @@ def test_run_view_shows_the_tree_views_for_tree_runs_only(runs):
         live, replay = views.run_view(started, steps[:k]), views.run_view(started, steps[:k], total=len(steps))
         assert live.tree == replay.tree and 'class="pg-tree"' in live.tree
         assert live.tree_size.to_json() == replay.tree_size.to_json()
+        assert live.drafts is None, "a tree run's size chart replaces the chain's draft-length chart"
     overview = views_tree.tree_figure(started, steps, overview=True)
     best = max((s for s in steps if s.tree_tokens), key=lambda s: s.accepted)
     opened = overview["frames"][overview["layout"]["sliders"][0]["active"]]
