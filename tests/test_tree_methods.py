@@ -19,7 +19,8 @@ from playground.tree import PRUNED, REJECTED, UNREACHED, sample_path
 
 TREES = {
     "dynamic": ("tree_speculative", {}),
-    "dynamic-small-budget": ("tree_speculative", {"nodes": 5, "depth": 4, "topk": 3}),
+    "dynamic-small-budget": ("tree_speculative", {"nodes": 5, "depth": 4, "topk": 3, "min_path": 0}),
+    "dynamic-full-depth": ("tree_speculative", {"depth": 4, "min_path": 0}),
     "static": ("tree_speculative", {"tree": "static", "branching": "3,2,1"}),
     "recycling": ("token_recycling", {}),
 }
@@ -92,6 +93,24 @@ def test_static_tree_has_the_branching_it_was_given(shipped_pair, run_engine):
     assert sum(p == -1 for p in s.tree_parents) == 3
     assert s.draft_forwards == 3, "one draft forward per depth"
     assert PRUNED not in s.tree_state
+
+
+def test_dynamic_trees_stop_growing_where_the_draft_is_unsure(shipped_pair, run_engine):
+    """min_path: a tree grows another depth only while its likeliest new node is at least that probable."""
+    def run(min_path: float):
+        _, steps, finished = run_engine(prompt=PROMPTS[0], model=shipped_pair.target, draft=shipped_pair.draft,
+                                        method="tree_speculative", params={"depth": 6, "min_path": min_path},
+                                        max_new_tokens=40, stop_at_eos=False)
+        return steps[:-1], finished  # the last step's depth is cut by the token budget
+
+    full, full_run = run(0.0)
+    assert all(s.draft_forwards == 6 for s in full if len(s.tokens) < 7)
+    sure, sure_run = run(0.999)
+    assert all(s.draft_forwards == 1 for s in sure), "nothing is that probable: one draft forward, one depth"
+    assert all(max(r for r in s.tree_round) == 0 for s in sure)
+    some, _ = run(0.3)
+    assert 1 < sum(s.draft_forwards for s in some) / len(some) < 6
+    assert full_run.token_ids == sure_run.token_ids
 
 
 def test_bad_tree_parameters_are_refused(run_engine):

@@ -7,7 +7,9 @@ parent's most likely next tokens.
 - `dynamic` (EAGLE-2, arXiv 2406.16858; DySpec): a node's score is its path's draft probability, the product of
   the q's from the root down. Each depth expands only the `topk` best-scored new nodes, each with its `topk` best
   children; at the end the tree is reranked and the `nodes` best-scored nodes are kept, the rest pruned. The draft's
-  confidence predicts acceptance, so the budget goes where acceptance is likely.
+  confidence predicts acceptance, so the budget goes where acceptance is likely. The tree stops growing early
+  once even its likeliest new node has a path probability below `min_path` (as SpecDec++ stops a chain), so a
+  step where the draft is unsure spends fewer draft forwards.
 The target then scores every kept node in ONE forward (tree attention, `playground.tree`), the longest path it
 agrees with is committed plus one token of its own, and both caches keep only that path. Greedy: the path follows
 the target's argmax; sampling: multi-round rejection over siblings (SpecInfer), so the output keeps the target's
@@ -53,10 +55,11 @@ class ModelTreeDrafter:
     """Grows a static or dynamic draft tree with a small causal LM, one forward per depth, on its own KV cache."""
 
     def __init__(self, lm: CachedLM, cfg: DecodeConfig, shape: str, branching: list[int], depth: int, topk: int,
-                 nodes: int):
+                 nodes: int, min_path: float):
         self.lm, self.cfg, self.shape = lm, cfg, shape
         self.widths = branching if shape == "static" else [topk] * depth
         self.topk, self.nodes = topk, nodes
+        self.least = math.log(min_path) if min_path > 0 else -math.inf
 
     def dist(self, logits: torch.Tensor) -> torch.Tensor:
         """What ranks children: the draft's plain softmax under greedy decoding, its sampling distribution else."""
@@ -75,8 +78,10 @@ class ModelTreeDrafter:
                 made += [tree.add(t, parent, q, base + math.log(q), r) for q, t in zip(qs, tokens) if q > 0]
             if r + 1 == min(depth, len(self.widths)) or not made:
                 break
-            if self.shape == "dynamic":  # expand only the best-scored nodes of this depth
+            if self.shape == "dynamic":  # expand only the best-scored nodes of this depth, if any is likely enough
                 made = sorted(made, key=lambda i: -tree.score[i])[:self.topk]
+                if tree.score[made[0]] < self.least:
+                    break
             logits = self.expand(tree, made, slots, n)
             frontier = made
         self.lm.crop(n)  # the draft keeps only committed tokens; the accepted ones come back as input next step
@@ -172,10 +177,10 @@ def tree_speculate(target: CachedLM, drafter, prompt_ids: list[int], cfg: Decode
 
 
 def tree_speculative(target: CachedLM, draft: CachedLM, prompt_ids: list[int], cfg: DecodeConfig,
-                     tree: str = "dynamic", nodes: int = 8, depth: int = 3, topk: int = 3,
+                     tree: str = "dynamic", nodes: int = 8, depth: int = 8, topk: int = 3, min_path: float = 0.3,
                      branching: str = "2,2,1") -> Iterator[Step]:
     widths = parse_branching(branching)
-    drafter = ModelTreeDrafter(draft, cfg, tree, widths, depth, topk, nodes)
+    drafter = ModelTreeDrafter(draft, cfg, tree, widths, depth, topk, nodes, min_path)
     return tree_speculate(target, drafter, prompt_ids, cfg, len(widths) if tree == "static" else depth)
 
 
@@ -195,8 +200,10 @@ METHOD = Method(
     params=(Param("tree", "dynamic", "dynamic: expand the likeliest nodes, keep the best `nodes` (EAGLE-2); "
                   "static: fixed branching per depth (Medusa)", choices=("dynamic", "static")),
             Param("nodes", 8, "dynamic: node budget, the nodes sent to the target", min=1, max=MAX_NODES),
-            Param("depth", 3, "dynamic: tree depth (draft forwards per step)", min=1, max=32),
+            Param("depth", 8, "dynamic: deepest tree (draft forwards per step, at most)", min=1, max=32),
             Param("topk", 3, "dynamic: nodes expanded per depth, and children per expanded node", min=1, max=16),
+            Param("min_path", 0.3, "dynamic: stop growing once the likeliest new node's path probability (product "
+                  "of q from the root) is below this; 0 = always grow to full depth", min=0.0, max=1.0),
             Param("branching", "2,2,1", "static: children per node at each depth, e.g. 3,2,1 or 3-2-1")),
     needs_draft=True,
     check=check,
