@@ -18,7 +18,7 @@ import torch
 
 from playground.errors import PlaygroundError
 from playground.lm import CachedLM
-from playground.sampling import Sampling, probs, sample
+from playground.sampling import sample
 
 # What became of a drafted node; the tree view colours and fades nodes by it.
 ACCEPTED = "accepted"      # on the path the target took
@@ -168,14 +168,13 @@ def greedy_path(logits: torch.Tensor, tokens: list[int], parents: list[int]) -> 
         at = nxt
 
 
-def sample_path(logits: torch.Tensor, tokens: list[int], parents: list[int], sampling: Sampling,
-                gen: torch.Generator) -> tuple[list[int], int]:
+def sample_path(p: torch.Tensor, tokens: list[int], parents: list[int], gen: torch.Generator) -> tuple[list[int], int]:
     """Lossless acceptance down a tree of deterministic candidates (SpecInfer's multi-round rejection with q
-    one-hot on each sibling): at a node, try its children in turn; a child is accepted with its probability under
+    one-hot on each sibling), given the target's sampling distribution `p` [1 + n, vocab] (row 0 after the root,
+    row 1 + i after node i): at a node, try its children in turn; a child is accepted with its probability under
     the target's residual distribution, and each rejected child's token is struck out of that residual. If every
     child is rejected, the next token is sampled from what is left. Each committed token is therefore distributed
     exactly as the target's p given the tokens before it."""
-    p = probs(logits, sampling)
     children = children_of(parents)
     path, at = [], -1
     while True:

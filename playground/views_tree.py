@@ -22,7 +22,7 @@ import plotly.graph_objects as go
 
 from playground.events import ACCEPTED as COMMITTED_ACCEPTED
 from playground.events import BONUS, REPLACEMENT, RunStarted, Step
-from playground.tree import ACCEPTED, PRUNED, REJECTED, UNREACHED
+from playground.tree import ACCEPTED, PRUNED, REJECTED, UNREACHED, depths
 from playground.views import COLOURS, LABELS, _figure, _layout, _prob
 
 MAX_STEPS = 60       # the figure animates the last steps only: frames of a long run would weigh megabytes
@@ -98,19 +98,12 @@ def shown(text: str) -> str:
     return html.escape("".join(WHITESPACE.get(c, c) for c in text), quote=False) if text else "∅"
 
 
-def node_depths(step: Step) -> list[int]:
-    depth: list[int] = []
-    for parent in step.tree_parents:
-        depth.append(1 if parent < 0 else depth[parent] + 1)
-    return depth
-
-
 def target_parent(step: Step) -> int | None:
     """The node below which the target's own token (replacement or bonus) goes: the last accepted node or the
     root; None when the step committed no such token (the token budget ran out)."""
     if len(step.tokens) != step.accepted + 1 or step.sources[-1] not in (REPLACEMENT, BONUS):
         return None
-    depth = node_depths(step)
+    depth = depths(step.tree_parents)
     path = [i for i, s in enumerate(step.tree_state) if s == ACCEPTED]
     return max(path, key=lambda i: depth[i]) if path else ROOT
 
@@ -365,7 +358,7 @@ def depth_acceptance(steps: list[Step]) -> list[tuple[int, int, int]]:
     """(depth d, tree steps whose verified tree reached d, those of them whose accepted path reached d)."""
     reached: dict[int, list[int]] = {}
     for s in tree_steps(steps):
-        verified = [d for d, state in zip(node_depths(s), s.tree_state) if state != PRUNED]
+        verified = [d for d, state in zip(depths(s.tree_parents), s.tree_state) if state != PRUNED]
         for d in range(1, max(verified, default=0) + 1):
             reached.setdefault(d, [0, 0])
             reached[d][0] += 1

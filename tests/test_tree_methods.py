@@ -43,7 +43,7 @@ def check_tree_step(s) -> None:
             assert s.tree_p[i] is None
             assert all(s.tree_state[c] == PRUNED for c in range(n) if s.tree_parents[c] == i)
         else:
-            assert 0.0 <= s.tree_p[i] <= 1.0 and parent == -1 or s.tree_state[parent] != PRUNED
+            assert 0.0 <= s.tree_p[i] <= 1.0 and (parent == -1 or s.tree_state[parent] != PRUNED)
         if s.tree_state[i] == REJECTED:
             assert parent == -1 or s.tree_state[parent] == ACCEPTED
         if s.tree_state[i] == UNREACHED:
@@ -148,7 +148,7 @@ def test_tree_sampling_keeps_the_target_distribution(sampling):
     second, after each first token, as p after that node, whichever candidates the tree holds."""
     s = SAMPLINGS[sampling]
     g = torch.Generator().manual_seed(5)
-    logits = torch.randn(6, VOCAB, generator=g) * 1.5
+    logits = torch.randn(7, VOCAB, generator=g) * 1.5
     p = probs(logits, s)
     order = p[0].argsort(descending=True).tolist()
     # root -> a (likely), b (less likely), c (unlikely); a -> d, e; b -> f.  Rows: 0 root, 1 + i node i.
@@ -160,7 +160,7 @@ def test_tree_sampling_keeps_the_target_distribution(sampling):
     accepted_depths = torch.zeros(3, dtype=torch.long)
     runs = 6000
     for _ in range(runs):
-        path, nxt = sample_path(logits, tokens, parents, s, gen)
+        path, nxt = sample_path(p, tokens, parents, gen)
         committed = [tokens[c] for c in path] + [nxt]
         first[committed[0]] += 1
         accepted_depths[len(path)] += 1

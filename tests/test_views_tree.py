@@ -12,7 +12,7 @@ import pytest
 
 from playground import views, views_tree
 from playground.events import ACCEPTED as COMMITTED, BONUS, REPLACEMENT, RunStarted, Step
-from playground.tree import ACCEPTED, PRUNED, REJECTED, UNREACHED
+from playground.tree import ACCEPTED, PRUNED, REJECTED, UNREACHED, depths
 
 PROMPT = "def is_prime(n):\n    if n < 2:\n"
 
@@ -92,7 +92,7 @@ def test_layout_layers_by_depth_and_edges_never_cross(runs):
     for _, steps in runs.values():
         for step in (s for s in steps if s.tree_tokens):
             pos = views_tree.positions(step)
-            depth = views_tree.node_depths(step)
+            depth = depths(step.tree_parents)
             assert pos[views_tree.ROOT] == (0, 0)
             assert all(pos[i][0] == depth[i] for i in range(len(step.tree_tokens)))
             parent = dict(enumerate(step.tree_parents))

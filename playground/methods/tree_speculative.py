@@ -145,13 +145,13 @@ def tree_speculate(target: CachedLM, drafter, prompt_ids: list[int], cfg: Decode
         every = trees.forward_tree(target, fresh, tokens, parents)
         logits = every[len(fresh) - 1:]  # row 0: after the root; row 1 + c: after node c
         start = time.perf_counter()
+        shown = display_probs(logits) if cfg.sampling.greedy else probs(logits, cfg.sampling)
         if cfg.sampling.greedy:
             path, next_token = trees.greedy_path(logits, tokens, parents)
         else:
-            path, next_token = trees.sample_path(logits, tokens, parents, cfg.sampling, gen)
+            path, next_token = trees.sample_path(shown, tokens, parents, gen)
         trees.keep_path(target, n, path)  # cache: every committed token, then the accepted path
         drafter.verified(every, fresh + tokens)
-        shown = display_probs(logits) if cfg.sampling.greedy else probs(logits, cfg.sampling)
         node_p = [float(shown[1 + parents[c], tokens[c]]) for c in range(len(tokens))]  # p(token | ancestors)
         state, first = walked(tree, kept, path, tokens, parents)
         chain = path + ([first] if first is not None else [])
