@@ -5,6 +5,9 @@ Our methods run through the engine exactly as the app runs them (recording off).
 draft as `assistant_model`) and `hf_prompt_lookup` (`prompt_lookup_num_tokens=10`). Target forward passes of
 peers are counted with a forward hook on the target.
 Speeds are totals: all tokens over all time per method, so long and short prompts weigh by their tokens.
+The baseline is `autoregressive`; for a diffusion model (a masked LM) it is `diffusion:strategy=fixed_steps` (one
+token per forward), the canvas is always filled (no stop at end-of-text: every run does the same work), and each row
+also gets the quality of its outputs: generative perplexity under tiny-code and agreement with the baseline.
 Prompts come from a suite of `assets/prompts/` by name (see `playground.suites`) or from any JSONL file.
 """
 
@@ -18,7 +21,8 @@ from dataclasses import dataclass, field
 import torch
 from tqdm import tqdm
 
-from playground import engine, models, suites
+from playground import engine, models, quality, suites
+from playground.diffusion import is_masked_lm
 from playground.errors import PlaygroundError
 from playground.events import RunFinished, Step
 from playground.methods import METHODS
@@ -35,18 +39,38 @@ class Tally:
     drafted: int = 0
     outputs: list = field(default_factory=list)
 
+    perplexity: list = field(default_factory=list)
+    agreement: list = field(default_factory=list)
+    solved: list = field(default_factory=list)
+
     def row(self, baseline: "Tally | None") -> dict:
         tps = self.tokens / self.seconds if self.seconds else 0.0
         base_tps = baseline.tokens / baseline.seconds if baseline and baseline.seconds else None
         return {"tokens_per_s": tps, "speedup": tps / base_tps if base_tps else None,
                 "mean_accepted": self.tokens / self.target_forwards if self.target_forwards else None,
                 "acceptance_rate": self.accepted / self.drafted if self.drafted else None,
-                "identical_to_autoregressive": baseline.outputs == self.outputs if baseline else None,
-                "new_tokens": self.tokens, "seconds": self.seconds}
+                "identical_to_baseline": baseline.outputs == self.outputs if baseline else None,
+                "new_tokens": self.tokens, "seconds": self.seconds, "target_forwards": self.target_forwards,
+                **({"generative_perplexity": mean(self.perplexity), "agreement": mean(self.agreement)}
+                   if self.agreement else {}), **({"solved": mean(self.solved)} if self.solved else {})}
+
+
+def mean(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def until_eos(ids: list[int], eos: int) -> list[int]:
+    return ids[:ids.index(eos)] if eos in ids else ids
 
 
 def read_prompts(suite_or_path: str) -> list[str]:
-    """The prompts of a suite (complete, repeat, edit, docstring) or of a JSONL file with a 'prompt' per line."""
+    return [r["prompt"] for r in read_records(suite_or_path)]
+
+
+def read_records(suite_or_path: str) -> list[dict]:
+    """The records of a suite (complete, repeat, edit, docstring, dependent) or of a JSONL file with a 'prompt'
+    per line (and maybe an 'answer' the continuation must start with)."""
     path = suites.resolve(suite_or_path)
     try:
         lines = path.read_text().splitlines()
@@ -57,8 +81,9 @@ def read_prompts(suite_or_path: str) -> list[str]:
         if not line.strip():
             continue
         try:
-            prompts.append(json.loads(line)["prompt"])
-        except (json.JSONDecodeError, KeyError, TypeError):
+            record = json.loads(line)
+            prompts.append({"prompt": str(record["prompt"]), "answer": record.get("answer")})
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
             raise PlaygroundError(f"{path}:{n}: each line must be a JSON object with a 'prompt' field") from None
     if not prompts:
         raise PlaygroundError(f"{path} holds no prompts")
@@ -114,17 +139,21 @@ def parse_spec(spec: str) -> tuple[str, dict]:
 
 
 def benchmark(model: str, draft: str | None, methods: list[str], prompts: list[str], max_new_tokens: int,
-              repeats: int = 1, params: dict | None = None, progress: bool = True) -> dict:
+              repeats: int = 1, params: dict | None = None, progress: bool = True, baseline: str | None = None,
+              answers: list | None = None) -> dict:
     """Each entry of `methods` is a method or peer name, or a spec with its own parameters (see parse_spec);
-    `params` go to every method that has them, a spec's own parameters override them."""
+    `params` go to every method that has them, a spec's own parameters override them. Speedups and identity are
+    against `baseline` (default: autoregressive, or one-token-per-forward diffusion on a diffusion model).
+    `answers` (one per prompt, or None): what a correct continuation starts with; rows then say the share solved."""
+    target = models.load(model)
+    diffusion = is_masked_lm(target.model)
+    baseline = baseline or ("diffusion:strategy=fixed_steps" if diffusion else "autoregressive")
+    methods = [baseline, *[m for m in methods if m != baseline]]  # the baseline runs too, listed first
     specs = {m: parse_spec(m) for m in methods}
     unknown = [m for m, (name, _) in specs.items() if name not in METHODS and name not in PEERS]
     if unknown:
         raise PlaygroundError(f"unknown method {unknown[0]!r} (methods: {', '.join(METHODS)}; peers: "
                               f"{', '.join(PEERS)})")
-    if "autoregressive" not in methods:
-        methods = ["autoregressive", *methods]  # the baseline every speedup is measured against
-    target = models.load(model)
     draft_name = draft or (models.DEFAULT_DRAFT if model == models.DEFAULT_MODEL else None)
     needs_draft = [m for m, (name, _) in specs.items()
                    if name == "hf_assisted" or (name in METHODS and METHODS[name].needs_draft)]
@@ -134,12 +163,10 @@ def benchmark(model: str, draft: str | None, methods: list[str], prompts: list[s
     if draft_lm:
         models.check_pair(target, draft_lm)
 
-    specs.setdefault("autoregressive", ("autoregressive", {}))
-
     def request(name: str, own: dict, prompt: str, n: int) -> engine.Request:
         shared = {k: v for k, v in (params or {}).items() if any(p.name == k for p in METHODS[name].params)}
         return engine.Request(prompt=prompt, model=model, method=name, draft=draft_name,
-                              max_new_tokens=n, params={**shared, **own})
+                              max_new_tokens=n, params={**shared, **own}, stop_at_eos=not diffusion)
 
     def once(method: str, prompt: str, n: int) -> tuple[list[int], float, int, int, int]:
         name, own = specs[method]
@@ -161,8 +188,17 @@ def benchmark(model: str, draft: str | None, methods: list[str], prompts: list[s
             t.accepted, t.drafted = t.accepted + accepted, t.drafted + drafted
             if r == 0:
                 t.outputs.append(ids)
-    base = tallies["autoregressive"]
-    return {"methods": {m: tallies[m].row(base) for m in methods}, "prompts": len(prompts),
+    base = tallies[baseline]
+    if diffusion:  # quality, where outputs may differ: judged on the text before the first end-of-text
+        eos = target.tokenizer.eos_token_id
+        for t in tallies.values():
+            for prompt, ids, ref in zip(prompts, t.outputs, base.outputs):
+                ids = until_eos(ids, eos)
+                t.perplexity.append(quality.generative_perplexity(target.tokenizer(prompt)["input_ids"], ids))
+                t.agreement.append(quality.agreement(ids, until_eos(ref, eos)))
+    for t in tallies.values():
+        t.solved = [target.tokenizer.decode(ids).startswith(a) for ids, a in zip(t.outputs, answers or []) if a]
+    return {"methods": {m: tallies[m].row(base) for m in methods}, "baseline": baseline, "prompts": len(prompts),
             "max_new_tokens": max_new_tokens, "repeats": repeats, "model": model, "draft": draft_name,
             "threads": torch.get_num_threads()}
 
@@ -219,16 +255,21 @@ def forward_costs(model: str, draft: str | None, prompt: str, sizes: list[int], 
 
 def format_table(result: dict) -> str:
     w = max(16, *(len(name) + 2 for name in result["methods"]))
-    head = f"{'method':<{w}}{'tokens/s':>10}{'speedup':>9}{'tok/fwd':>9}{'accept':>8}  identical"
+    judged = any("agreement" in r for r in result["methods"].values())
+    solved = any("solved" in r for r in result["methods"].values())
+    head = f"{'method':<{w}}{'tokens/s':>10}{'speedup':>9}{'tok/fwd':>9}{'accept':>8}" + (
+        f"{'gen ppl':>9}{'agree':>7}" if judged else "") + (f"{'solved':>8}" if solved else "") + "  identical"
     lines = [f"{result['prompts']} prompts x {result['repeats']}, {result['max_new_tokens']} new tokens, greedy, "
-             f"model {result['model']}, draft {result['draft']}, {result['threads']} threads", head]
+             f"model {result['model']}, draft {result['draft']}, {result['threads']} threads; "
+             f"baseline {result['baseline']}", head]
     def cell(value, width: int, digits: int, suffix: str = "") -> str:
         return (f"{value:.{digits}f}{suffix}" if value is not None else "-").rjust(width)
 
     for name, r in result["methods"].items():
         lines.append(f"{name:<{w}}{cell(r['tokens_per_s'], 10, 1)}{cell(r['speedup'], 9, 2, 'x')}"
-                     f"{cell(r['mean_accepted'], 9, 2)}{cell(r['acceptance_rate'], 8, 2)}  "
-                     f"{r['identical_to_autoregressive']}")
+                     f"{cell(r['mean_accepted'], 9, 2)}{cell(r['acceptance_rate'], 8, 2)}" +
+                     (f"{cell(r.get('generative_perplexity'), 9, 2)}{cell(r.get('agreement'), 7, 2)}" if judged
+                      else "") + (cell(r.get('solved'), 8, 2) if solved else "") + f"  {r['identical_to_baseline']}")
     return "\n".join(lines)
 
 
@@ -240,7 +281,8 @@ def main(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    prompts = read_prompts(args.prompts)[: args.limit or None]
+    records = read_records(args.prompts)[: args.limit or None]
+    prompts = [r["prompt"] for r in records]
     if args.forward_costs:
         sizes = [0, 1, 2, 4, 8, 12, 16, 24, 32, 48, 64]
         result = forward_costs(args.model, args.draft or models.DEFAULT_DRAFT, prompts[0], sizes, args.repeats)
@@ -256,6 +298,7 @@ def main(args) -> int:
         print(json.dumps(result, indent=2))
         return 0
     result = benchmark(args.model, args.draft, methods, prompts, args.max_new_tokens,
-                       args.repeats, _params(args.param), progress=not args.json)
+                       args.repeats, _params(args.param), progress=not args.json, baseline=args.baseline,
+                       answers=[r["answer"] for r in records])
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0

@@ -144,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--prompts", required=True, metavar="SUITE_OR_FILE",
                    help="a prompt suite (complete, repeat, edit, docstring: assets/prompts/SUITE.jsonl) or a JSONL "
                         "file, one object with a 'prompt' field per line")
+    b.add_argument("--baseline", metavar="SPEC",
+                   help="what speedups and identity are measured against (default: autoregressive; on a diffusion "
+                        "model diffusion:strategy=fixed_steps, one token per forward)")
     b.add_argument("--max-new-tokens", type=int, default=128)
     b.add_argument("--limit", type=int, help="use only the first N prompts")
     b.add_argument("--repeats", type=int, default=1, help="rounds over all prompts (more = steadier timings)")

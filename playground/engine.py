@@ -9,7 +9,8 @@ from typing import Iterator
 
 from playground import models
 from playground.errors import PlaygroundError
-from playground.events import Event, RunFinished, RunStarted, Stats, Step
+from playground.diffusion import is_masked_lm
+from playground.events import Event, RunFinished, RunStarted, Stats, Step, output_ids
 from playground.lm import CachedLM
 from playground.methods import DecodeConfig, get_method
 from playground.sampling import Sampling
@@ -65,6 +66,10 @@ def prepare(req: Request) -> Prepared:
     if not (0.0 < req.top_p <= 1.0):
         raise PlaygroundError(f"top_p must be in (0, 1], got {req.top_p}")
     target = models.load(req.model)
+    if is_masked_lm(target.model) != (method.name == "diffusion"):
+        raise PlaygroundError(
+            f"model {target.name!r} is a masked-diffusion model: use --method diffusion" if is_masked_lm(target.model)
+            else f"method diffusion needs a masked-diffusion model such as tiny-code-diffusion, not {target.name!r}")
     if method.check_model:
         method.check_model(params, target.model)
     wants_draft = method.needs_draft or (method.uses_draft is not None and method.uses_draft(params))
@@ -86,7 +91,10 @@ def prepare(req: Request) -> Prepared:
     eos = target.tokenizer.eos_token_id if req.stop_at_eos else None
     sampling = Sampling(temperature=float(req.temperature), top_k=int(req.top_k), top_p=float(req.top_p),
                         seed=int(req.seed))
-    cfg = DecodeConfig(max_new_tokens=int(req.max_new_tokens), sampling=sampling, eos_id=eos)
+    if not sampling.greedy and method.greedy_only and method.greedy_only(params):
+        raise PlaygroundError(f"method {method.name} with these parameters decodes greedily only: set temperature 0")
+    cfg = DecodeConfig(max_new_tokens=int(req.max_new_tokens), sampling=sampling, eos_id=eos,
+                       mask_id=target.tokenizer.mask_token_id)
     return Prepared(req, target, draft, prompt_ids, cfg, params)
 
 
@@ -127,6 +135,7 @@ def run_events(prep: Prepared, cancel: threading.Event | None = None) -> Iterato
             step.texts = token_texts(prep.target.tokenizer, step.tokens)  # events carry text: replay needs no model
             step.drafted_texts = token_texts(prep.target.tokenizer, step.drafted)
             step.tree_texts = token_texts(prep.target.tokenizer, step.tree_tokens)
+            step.canvas_texts = token_texts(prep.target.tokenizer, step.canvas_guess)
             steps.append(step)
             yield step
     except Exception as exc:  # a model failing mid-run: report it as the run's outcome, keep what was made
@@ -134,7 +143,7 @@ def run_events(prep: Prepared, cancel: threading.Event | None = None) -> Iterato
     finally:
         if decoding is not None:
             decoding.close()
-    token_ids = [t for s in steps for t in s.tokens]
+    token_ids = output_ids(steps, prep.cfg.eos_id)
     text = prep.target.tokenizer.decode(token_ids, skip_special_tokens=True)
     yield RunFinished(status=status, text=text, token_ids=token_ids, stats=Stats.from_steps(steps, method_s),
                       error=error)

@@ -63,6 +63,13 @@ class Step:
     tree_state: list[str] = field(default_factory=list)        # accepted / rejected / unreached / pruned (see tree.py)
     tree_round: list[int] = field(default_factory=list)        # the draft round that made the node (the view grows by it)
     tree_texts: list[str] = field(default_factory=list)        # decoded text of each node's token
+    # Diffusion: `tokens` land at canvas `positions` (0 = first generated position), in any order; after the step,
+    # the whole canvas: committed tokens, and the model's newest guess at each still-masked position.
+    positions: list[int] = field(default_factory=list)
+    canvas_guess: list[int] = field(default_factory=list)
+    canvas_conf: list[float] = field(default_factory=list)     # probability of each committed token or guess
+    canvas_texts: list[str] = field(default_factory=list)      # decoded text of each canvas_guess token
+    margin: float | None = None          # SchED: mean top-1 minus top-2 logit margin over the block
 
     @property
     def proposed(self) -> int:
@@ -114,6 +121,22 @@ class RunFinished:
 
 
 Event = RunStarted | Step | RunFinished
+
+
+def output_ids(steps: list[Step], eos_id: int | None = None) -> list[int]:
+    """The generated ids: committed tokens in step order, or, for a canvas (diffusion), in position order, ending
+    at the first end-of-text (after it a diffusion model writes padding)."""
+    if not any(s.positions for s in steps):
+        return [t for s in steps for t in s.tokens]
+    at = {i: t for s in steps for i, t in zip(s.positions, s.tokens)}
+    ids = []
+    for i in range(max(at, default=-1) + 1):
+        if i not in at:  # a run stopped before the canvas was full
+            break
+        ids.append(at[i])
+        if at[i] == eos_id:
+            break
+    return ids
 
 
 def to_dict(event) -> dict:

@@ -94,8 +94,9 @@ _lock = threading.Lock()
 
 
 def load(name: str) -> LoadedModel:
-    """Load (once per process) a causal LM and its tokenizer, in float32 for CPU inference."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """Load (once per process) a causal LM (or a masked LM: a diffusion model) and its tokenizer, in float32 for
+    CPU inference."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
@@ -111,12 +112,14 @@ def load(name: str) -> LoadedModel:
                 "nor a local folder, and the Hugging Face Hub cannot be reached from here")
         try:
             tokenizer = AutoTokenizer.from_pretrained(where)
-            model = AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32).eval()
+            masked = any(a.endswith("ForMaskedLM") for a in AutoConfig.from_pretrained(where).architectures or [])
+            auto = AutoModelForMaskedLM if masked else AutoModelForCausalLM  # masked: a diffusion LM
+            model = auto.from_pretrained(where, dtype=torch.float32).eval()
             transposed_weights(model)
         except Exception as exc:  # from_pretrained raises OSError, ValueError, KeyError... all mean "can't load"
             shipped = ", ".join(shipped_models()) or "none"
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise PlaygroundError(f"cannot load model {name!r} as a causal LM (shipped: {shipped}): {first}") from None
+            raise PlaygroundError(f"cannot load model {name!r} as a causal or masked LM (shipped: {shipped}): {first}") from None
         loaded = LoadedModel(name=name, model=model, tokenizer=tokenizer)
         _cache[name] = loaded
         return loaded

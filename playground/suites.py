@@ -9,6 +9,10 @@ also say "source" (the file, relative to the stdlib root) and "line", and `repea
 - edit: a whole function, a comment naming a small change (one parameter renamed) and the start of the changed
   function's def line: mostly a copy with the edit applied, the editing setting of prompt lookup decoding.
 - docstring: a def or class line (or a module's first lines) and the opening lines of a long docstring: prose.
+- dependent (written by hand, not built): short programs whose next tokens depend on each other, as in
+  ParallelBench: sort or reverse a list, finish a Latin square, transpose, swap; each line also
+  gives the "answer" the continuation must start with. Where decoding commits many tokens at once, each chosen
+  from its own marginal, this is where it should break.
 
 Built by `python -m playground.train prompts` deterministically (files in sorted order, a fixed seed). Every prompt
 stays under MAX_PROMPT_TOKENS, so prompt + 128 new tokens fits the shipped models' 1024-token context with room.
@@ -28,7 +32,8 @@ from typing import Iterator
 from playground import data, models
 from playground.errors import PlaygroundError
 
-SUITES = ("complete", "repeat", "edit", "docstring")
+BUILT = ("complete", "repeat", "edit", "docstring")
+SUITES = BUILT + ("dependent",)
 PROMPTS_DIR = models.ASSETS / "prompts"
 PER_SUITE = 20
 SEED = 0

@@ -76,9 +76,11 @@ class RunView(NamedTuple):
     tree: str | None = None
     tree_size: go.Figure | None = None
     depth_acceptance: go.Figure | None = None
+    # views_diffusion: the canvas of diffusion runs, animated
+    canvas: str | None = None
 
 
-OPTIONAL = ("drafts", "confidence", "layers", "copies", "tree", "tree_size", "depth_acceptance")
+OPTIONAL = ("drafts", "confidence", "layers", "copies", "tree", "tree_size", "depth_acceptance", "canvas")
 
 
 def _prob(x: float | None) -> str:
@@ -236,19 +238,21 @@ def accepted_figure(steps: list[Step]) -> go.Figure:
     return _layout(fig, "Tokens committed per step", "step (one target verification)", "tokens", not steps)
 
 
-def progress_figure(steps: list[Step]) -> go.Figure:
-    """Cumulative tokens against cumulative target forwards; autoregressive decoding is the diagonal."""
+def progress_figure(steps: list[Step], reference: str = "autoregressive (1 token / forward)",
+                    title: str = "Tokens vs target forward passes") -> go.Figure:
+    """Cumulative tokens against cumulative target forwards; `reference` (autoregressive decoding) is the
+    diagonal."""
     forwards = [0, *accumulate(s.target_forwards for s in steps)]
     tokens = [0, *accumulate(len(s.tokens) for s in steps)]
     fig = _figure()
     end = max(forwards[-1], 1)
-    fig.add_scatter(x=[0, end], y=[0, end], name="autoregressive (1 token / forward)", mode="lines",
+    fig.add_scatter(x=[0, end], y=[0, end], name=reference, mode="lines",
                     line=dict(color="#9ca3af", dash="dash"))
     fig.add_scatter(x=forwards, y=tokens, name="this run", mode="lines+markers" if len(steps) <= 60 else "lines",
                     line=dict(color=COLOURS[ACCEPTED][0], width=2.5), marker=dict(size=5))
     fig.update_xaxes(rangemode="tozero")
     fig.update_yaxes(rangemode="tozero")
-    return _layout(fig, "Tokens vs target forward passes", "target forward passes", "tokens committed", not steps)
+    return _layout(fig, title, "target forward passes", "tokens committed", not steps)
 
 
 def run_so_far(events: Iterable) -> Iterator[tuple[RunStarted | None, list[Step], RunFinished | None]]:
@@ -268,13 +272,20 @@ def run_view(started: RunStarted | None, steps: list[Step], finished: RunFinishe
              total: int | None = None) -> RunView:
     """Everything shown for a run after `steps`: live (finished once it ends) or replay (`total` = all its steps).
 
-    In a replay stopped before the last step the stats come from the steps shown, as they did live.
+    In a replay stopped before the last step the stats come from the steps shown, as they did live. A diffusion
+    run shows its canvas, its text in position order and its own two charts instead of the drafting views.
     """
-    from playground import views_drafts as drafts, views_tree as trees  # they draw with this module's helpers
+    from playground import views_diffusion as dlm, views_drafts as drafts, views_tree as trees  # they use helpers here
     partial = total is not None and len(steps) < total
     position = f"step {len(steps)} of {total}" if total is not None else ""
     stats_source = finished if finished is not None and not partial else steps
     prompt = started.prompt if started else None
+    if dlm.diffusion_steps(started, steps):
+        done = finished is not None and not partial
+        return RunView(status_html(started, finished, position), dlm.text_html(started, steps, done),
+                       dlm.step_html(steps[-1] if steps else None), stats_html(stats_source),
+                       dlm.commits_figure(steps), dlm.forwards_figure(steps),
+                       canvas=dlm.canvas_html(started, steps, done))
     return RunView(status_html(started, finished, position), chips_html(steps, prompt),
                    step_html(steps[-1] if steps else None), stats_html(stats_source),
                    accepted_figure(steps), progress_figure(steps), drafts.draft_length_figure(steps),

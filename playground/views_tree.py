@@ -3,7 +3,8 @@
 - `tree_figure`: each step's draft tree as a Plotly figure (a dict) with frames: per step, one frame per draft round
   (the tree growing, nodes coloured by q) and one once the target verified it (the accepted path green, rejected
   nodes red, the rest faded); its slider and Play/Pause walk through the run.
-- `tree_html`: that figure as HTML for a gr.HTML that draws it with Plotly.js (`TREE_JS`; gr.Plot drops frames).
+- `tree_html`: that figure as HTML for a gr.HTML that draws it with Plotly.js (`ANIMATED_JS`; gr.Plot drops frames).
+  `player` (slider and Play/Pause) and `animated_html` serve every animated figure (views_diffusion's canvas too).
 - `tree_size_figure`: per step, the nodes drafted, verified and accepted.
 - `depth_acceptance_figure`: for each depth, how often the accepted path got as deep as the verified tree.
 
@@ -56,7 +57,7 @@ CSS = "\n".join([
     ".pg-dot{display:inline-block;width:13px;height:13px;border-radius:50%;background:#60a5fa;box-sizing:border-box}",
     ".pg-dash{display:inline-block;width:20px;border-top:3px solid}",
     ".pg-tree-plot{width:100%;min-height:380px}",
-    ".pg-tree-data{display:none}",
+    ".pg-anim-data{display:none}",
     *(f".pg-key-{s} .pg-dot{{border:{max(2, w)}px solid {c};opacity:{max(o, 0.45)}}}"
       f".pg-key-{s} .pg-dash{{border-top-color:{e[0]};border-top-style:{'dotted' if e[2] == 'dot' else 'solid'}}}"
       for s, (e, (c, w), o, _) in LOOKS.items()),
@@ -64,10 +65,11 @@ CSS = "\n".join([
     ".pg-key-target .pg-dash{border-top:2px dashed #6b7280}",
 ])
 
-# js_on_load of the gr.HTML showing `tree_html`: draw the figure with its frames, again whenever the value changes.
-TREE_JS = """
+# js_on_load of a gr.HTML showing `animated_html` (a tree, a diffusion canvas): draw the figure with its frames,
+# again whenever the value changes.
+ANIMATED_JS = """
 const draw = () => {
-  const plot = element.querySelector('.pg-tree-plot'), data = element.querySelector('.pg-tree-data');
+  const plot = element.querySelector('.pg-anim-plot'), data = element.querySelector('.pg-anim-data');
   if (!plot || !data || !window.Plotly) return;
   const fig = JSON.parse(data.textContent), names = fig.frames.map((f) => f.name);
   let current = names[fig.layout.sliders[0].active];
@@ -282,8 +284,6 @@ def _plot_layout(frames: list[dict], labels: list[str], at: int, extent: tuple, 
     """Axes that hold every frame's tree (`extent`: deepest depth, lowest and highest row), the slider over all
     frames (at frame `at`) and Play/Pause."""
     size, (deepest, low, high) = SIZES[overview], extent
-    jump = dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))
-    play = dict(fromcurrent=True, frame=dict(duration=FRAME_MS, redraw=True), transition=dict(duration=0))
     return dict(
         height=int(min(900, max(size["least"], 170 + size["row"] * (high - low)))),
         margin=dict(l=20, r=10, t=50, b=size["bottom"]), paper_bgcolor="white", plot_bgcolor="white",
@@ -295,9 +295,18 @@ def _plot_layout(frames: list[dict], labels: list[str], at: int, extent: tuple, 
                    ticktext=["root", *(f"depth {d}" for d in range(1, deepest + 1))], side="top",
                    tickfont=dict(color="#9ca3af", size=size["ticks"]), tickangle=0),
         yaxis=dict(range=[low - 0.8, high + 0.8], visible=False),
-        sliders=[dict(size["slider"], active=at, y=0, yanchor="top", ticklen=2, tickcolor="#d1d5db",
+        **player(frames, labels, at, size["slider"], size["current"]))
+
+
+def player(frames: list[dict], labels: list[str], at: int, slider: dict, current: str = "left") -> dict:
+    """Layout of an animated figure's controls: a slider over all `frames` (labelled, at frame `at`; `slider`
+    places it) and Play/Pause below its left end."""
+    jump = dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))
+    play = dict(fromcurrent=True, frame=dict(duration=FRAME_MS, redraw=True), transition=dict(duration=0))
+    return dict(
+        sliders=[dict(slider, active=at, y=0, yanchor="top", ticklen=2, tickcolor="#d1d5db",
                       font=dict(color="rgba(0,0,0,0)", size=8),
-                      currentvalue=dict(prefix="", xanchor=size["current"], font=dict(size=13, color="#111827")),
+                      currentvalue=dict(prefix="", xanchor=current, font=dict(size=13, color="#111827")),
                       steps=[dict(label=label, method="animate", args=[[f["name"]], jump])
                              for label, f in zip(labels, frames)])],
         updatemenus=[dict(type="buttons", direction="left", x=0, y=0, xanchor="left", yanchor="top",
@@ -315,7 +324,7 @@ def _merge(base: dict, update: dict) -> None:
 
 
 def tree_html(started: RunStarted | None, steps: list[Step], overview: bool = False) -> str | None:
-    """The tree figure as HTML for a gr.HTML running TREE_JS: a caption, the legend, a box Plotly draws in, and
+    """The tree figure as HTML for a gr.HTML running ANIMATED_JS: a caption, the legend, a box Plotly draws in, and
     the figure's JSON (escaped) as hidden text."""
     fig = tree_figure(started, steps, overview)
     if fig is None:
@@ -331,10 +340,15 @@ def tree_html(started: RunStarted | None, steps: list[Step], overview: bool = Fa
     since = f"the last {shown_count} of {len(trees)}" if shown_count < len(trees) else f"all {len(trees)}"
     cap = (f'<div class="pg-cap"><b>Draft tree</b> · ▶ Play or drag the slider to watch {since} tree steps grow '
            f'round by round, then get verified</div>')
-    data = html.escape(json.dumps(fig, separators=(",", ":")), quote=False)
     return (f'<div class="pg-tree" data-steps="{shown_count}" data-frames="{len(fig["frames"])}">{cap}'
-            f'<div class="pg-legend">{"".join(keys)}</div><div class="pg-tree-plot"></div>'
-            f'<div class="pg-tree-data" hidden>{data}</div></div>')
+            f'<div class="pg-legend">{"".join(keys)}</div>{animated_html(fig, "pg-tree-plot")}</div>')
+
+
+def animated_html(fig: dict, plot_class: str) -> str:
+    """A box (of class `plot_class`) that ANIMATED_JS draws `fig` in, and the figure's JSON, escaped, as hidden
+    text beside it."""
+    data = html.escape(json.dumps(fig, separators=(",", ":")), quote=False)
+    return f'<div class="pg-anim-plot {plot_class}"></div><div class="pg-anim-data" hidden>{data}</div>'
 
 
 def tree_size_figure(steps: list[Step]) -> go.Figure | None:

@@ -20,9 +20,9 @@ def test_bench_json_contract_and_identity(llama_pair, run_cli, tmp_path):
     assert set(rows) == {"autoregressive", "speculative", "hf_greedy", "hf_assisted"}
     for name, row in rows.items():
         assert set(row) >= {"tokens_per_s", "speedup", "mean_accepted", "acceptance_rate",
-                            "identical_to_autoregressive"}
+                            "identical_to_baseline"}
         assert row["tokens_per_s"] > 0
-        assert row["identical_to_autoregressive"] is True, name  # all greedy: same tokens as our baseline
+        assert row["identical_to_baseline"] is True, name  # all greedy: same tokens as our baseline
     assert rows["autoregressive"]["speedup"] == 1.0 and rows["autoregressive"]["mean_accepted"] == 1.0
     assert rows["hf_greedy"]["mean_accepted"] == 1.0  # counted by a hook on the target: one forward per token
     assert rows["speculative"]["mean_accepted"] > 1.0
@@ -48,7 +48,7 @@ def test_bench_takes_a_suite_name(shipped_pair, run_cli):
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["prompts"] == 1 and result["max_new_tokens"] == 4
-    assert result["methods"]["copyspec"]["identical_to_autoregressive"] is True
+    assert result["methods"]["copyspec"]["identical_to_baseline"] is True
 
 
 def test_bench_refuses_an_unknown_suite_name_listing_the_suites(run_cli):

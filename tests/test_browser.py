@@ -374,12 +374,17 @@ def record_tree_run(db) -> tuple[int, list]:
     return next(e.run_id for e in events if isinstance(e, RunStarted)), [e for e in events if isinstance(e, Step)]
 
 
-def test_history_animates_the_draft_tree(page, app):
-    run_id, steps = record_tree_run(app[1])
+def open_in_history(page, run_id: int) -> None:
+    """Open the History tab, refresh its table and pick run `run_id`."""
     page.get_by_role("tab", name="History").click()
     page.click("#refresh-btn")
     page.locator("#runs-table [role=gridcell].first-column").get_by_text(str(run_id), exact=True).click()
     page.wait_for_function(f"document.querySelector('#replay-status').innerText.includes('run #{run_id}')")
+
+
+def test_history_animates_the_draft_tree(page, app):
+    run_id, steps = record_tree_run(app[1])
+    open_in_history(page, run_id)
     shown(page, "#replay-tree .pg-tree-plot .main-svg")
     tree = page.locator("#replay-tree")
     tree.scroll_into_view_if_needed()
@@ -437,3 +442,83 @@ def test_compare_runs_chain_static_and_dynamic_side_by_side(page):
         shown(page, f"#cmp-{key}-tree .pg-tree-plot .main-svg")
     assert page.locator("#cmp-chain .pg-cmp-note").is_visible()
     snap(page, "compare")
+
+
+# --- diffusion: the canvas (Plotly.js with frames, in a gr.HTML), its charts, and the Diffusion tab
+
+DIFFUSION = "tiny-code-diffusion"
+
+
+def canvas_drawn(page, view: str) -> dict:
+    """What the canvas shows now: its title, slider label, and the committed and masked cells drawn."""
+    return page.evaluate(f"""() => {{
+        const plot = document.querySelector('{view} .pg-canvas-plot');
+        const cells = (i) => plot.data[i].z.flat().filter((z) => z !== null).length;
+        return {{title: plot.querySelector('.gtitle').textContent,
+                 label: plot.querySelector('.slider-group > text.slider-label').textContent,
+                 committed: cells(1), masked: cells(0)}};
+    }}""")
+
+
+def test_diffusion_run_draws_the_canvas_and_replays_it(page):
+    set_value(page, "#prompt textarea", "def add(a, b):\n")
+    set_value(page, "#model input", "tiny-code")
+    choose(page, "method", "diffusion")
+    page.click("#generate-btn")  # a causal model: the engine's clear error, no crash
+    error = page.wait_for_selector("#live-status .pg-error")
+    assert "needs a masked-diffusion model" in error.inner_text()
+    set_value(page, "#model input", DIFFUSION)
+    sync_api.expect(page.locator("#model input")).to_have_value(DIFFUSION)
+    set_value(page, "#max-new input[type=number]", 16)
+    page.click("#generate-btn")
+    status, run_id = finish_run(page)
+    assert status == "finished"
+    shown(page, "#live-canvas .pg-canvas-plot .main-svg")
+    for view in ("#live-tree", "#live-drafts", "#live-confidence", "#live-layers", "#live-copies"):
+        hidden(page, view)
+    assert "Tokens vs forward passes" in page.locator("#live-progress").inner_text()
+    assert canvas_drawn(page, "#live-canvas")["committed"] == 16  # it opens at the finished canvas
+    open_in_history(page, run_id)
+    shown(page, "#replay-canvas .pg-canvas-plot .main-svg")
+    canvas = page.locator("#replay-canvas")
+    canvas.scroll_into_view_if_needed()
+    frames = int(canvas.locator(".pg-canvas").get_attribute("data-frames"))
+    seen = []
+    for k, at in enumerate(sorted({0, frames // 3, 2 * frames // 3})):  # step the slider through the run
+        page.evaluate(f"""() => {{ const plot = document.querySelector('#replay-canvas .pg-canvas-plot');
+            Plotly.animate(plot, [plot.layout.sliders[0].steps[{at}].args[0][0]],
+                           {{mode: 'immediate', frame: {{duration: 0, redraw: true}}, transition: {{duration: 0}}}});
+        }}""")
+        page.wait_for_timeout(300)
+        seen.append(canvas_drawn(page, "#replay-canvas"))
+        canvas.screenshot(path=str(ARTIFACTS / f"diffusion_canvas_{k}.png"))
+    committed = [d["committed"] for d in seen]
+    assert committed == sorted(committed) and len(set(committed)) == len(seen), seen  # the canvas fills up
+    assert all(d["committed"] + d["masked"] == 16 for d in seen)
+    assert len({d["title"] for d in seen}) == len(seen)
+    canvas.locator(".updatemenu-button").first.click()  # ▶ Play from there
+    page.wait_for_function("document.querySelector('#replay-canvas .gtitle').textContent.includes('16 of 16')",
+                           timeout=30_000)
+    canvas.screenshot(path=str(ARTIFACTS / "diffusion_canvas_played.png"))
+    assert page.dialogs == []
+
+
+def test_diffusion_tab_shows_slow_and_fast_side_by_side(page):
+    page.get_by_role("tab", name="Diffusion").click()
+    set_value(page, "#dlm-prompt textarea", "def add(a, b):\n")
+    set_value(page, "#dlm-max-new input[type=number]", 8)
+    set_value(page, "#dlm-thresholds textarea, #dlm-thresholds input", "0.5, 0.9")
+    page.click("#dlm-btn")
+    page.wait_for_function("document.querySelector('#dlm-curve') && "
+                           "!document.querySelector('#dlm-verdict').innerText.includes('Running') && "
+                           "document.querySelector('#dlm-verdict [data-verdict=identical], "
+                           "#dlm-verdict [data-verdict=differ]')", timeout=RUN_TIMEOUT_MS)
+    for key in ("slow", "fast"):
+        assert int(page.locator(f"#dlm-{key}-stats [data-stat=target_forwards] b").inner_text()) > 0
+        assert page.locator(f"#dlm-{key}-stats [data-stat=agreement] b").inner_text().endswith("%")
+        assert page.locator(f"#dlm-{key}-text .pg-chip.pg-committed").count() > 0
+        shown(page, f"#dlm-{key}-canvas .pg-canvas-plot .main-svg")
+    assert page.locator("#dlm-slow-stats [data-stat=agreement] b").inner_text() == "100%"
+    shown(page, "#dlm-curve svg.main-svg")
+    assert "Speed vs quality" in page.locator("#dlm-curve").inner_text()
+    snap(page, "diffusion_side_by_side")

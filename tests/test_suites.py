@@ -29,7 +29,7 @@ def body_and_ask(record: dict) -> tuple[ast.FunctionDef, str]:
     return tree.body[0], ask
 
 
-@pytest.mark.parametrize("name", suites.SUITES)
+@pytest.mark.parametrize("name", suites.BUILT)
 def test_every_suite_has_its_category_and_prompts(name):
     rows = records(name)
     assert len(rows) == suites.PER_SUITE
@@ -37,7 +37,7 @@ def test_every_suite_has_its_category_and_prompts(name):
     assert len({r["prompt"] for r in rows}) == len(rows)
 
 
-@pytest.mark.parametrize("name", suites.SUITES[1:])  # complete keeps its original format: prompt and category
+@pytest.mark.parametrize("name", suites.BUILT[1:])  # complete keeps its original format: prompt and category
 def test_suites_come_only_from_heldout_files(name):
     rows = records(name)
     for r in rows:
@@ -86,3 +86,22 @@ def test_a_suite_name_resolves_to_its_file_and_an_unknown_name_is_refused(tmp_pa
     assert suites.resolve(str(path)) == path  # a path stays a path, even before it exists
     with pytest.raises(PlaygroundError, match="unknown prompt suite 'nonesuch'.*complete, repeat, edit, docstring"):
         suites.resolve("nonesuch")
+
+
+def test_the_dependent_suite_pairs_each_prompt_with_its_answer():
+    rows = records("dependent")
+    assert len(rows) >= 8 and all(r["category"] == "dependent" and r["answer"].strip() for r in rows)
+    for r in rows:  # each prompt and its answer start a valid Python statement: the answers are right
+        whole = r["prompt"] + r["answer"]
+        closing = {"[": "]", "(": ")", "{": "}"}
+        stack = []
+        for ch in whole.replace("#", ""):
+            if ch in closing:
+                stack.append(closing[ch])
+            elif ch in closing.values():
+                assert stack and stack.pop() == ch, whole
+        program = whole + "".join(reversed(stack))
+        if "assert" in program:
+            exec(compile(program, "<dependent>", "exec"), {})  # the assert holds with this answer
+        else:
+            ast.parse(program)

@@ -112,7 +112,7 @@ def test_model_text_is_escaped_and_whitespace_shown(runs):
     step = replace(step, tree_texts=["<script>alert(1)</script>", 'a "b"\n\t', *step.tree_texts[2:]])
     out = views_tree.tree_html(started, [step])
     assert "<script" not in out
-    data = re.search(r'<div class="pg-tree-data" hidden>(.*?)</div>', out, re.S).group(1)
+    data = re.search(r'<div class="pg-anim-data" hidden>(.*?)</div>', out, re.S).group(1)
     fig = json.loads(html.unescape(data))
     labels = [t for f in fig["frames"] if f["name"].startswith(f"{step.index}:")
               for trace in f["data"] for t in trace.get("text", [])]

@@ -38,6 +38,7 @@ class DecodeConfig:
     max_new_tokens: int = 128
     sampling: Sampling = field(default_factory=Sampling)
     eos_id: int | None = None   # stop after this token; None = never stop early
+    mask_id: int | None = None  # the tokenizer's mask token (diffusion models)
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class Method:
     lossless: bool = True
     check: Callable[[dict], None] | None = None  # checks that span parameters; raises PlaygroundError
     check_model: Callable[[dict, object], None] | None = None  # checks against the loaded target model
+    greedy_only: Callable[[dict], bool] | None = None  # says when these params cannot sample (temperature > 0)
 
     def parse_params(self, raw: dict) -> dict:
         known = {p.name: p for p in self.params}
