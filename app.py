@@ -17,7 +17,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no network: no tel
 import gradio as gr  # noqa: E402
 import plotly  # noqa: E402
 
-from playground import compare, models, views, views_drafts, views_tree  # noqa: E402
+from playground import compare, compare_diffusion, models, views, views_diffusion, views_drafts, views_tree  # noqa: E402
 from playground.engine import MAX_NEW_TOKENS, Request, generate  # noqa: E402
 from playground.errors import PlaygroundError  # noqa: E402
 from playground.methods import METHODS, Param, schedules  # noqa: E402
@@ -25,6 +25,7 @@ from playground.recorder import Recorder, db_path  # noqa: E402
 
 UPDATE_EVERY_S = 0.15   # at most this often a live view is re-drawn (plus the final one)
 REPLAY_TICK_S = 0.3
+DIFFUSION_MODEL = "tiny-code-diffusion"  # the Diffusion tab's default
 EXAMPLES = [
     "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",
     "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n",
@@ -78,7 +79,8 @@ def param_updates(method: str, schedule=None) -> list[dict]:
     if schedule is None:
         schedule = own["schedule"].default if "schedule" in own else None
         return [gr.update(visible=param_visible(n, method, schedule),
-                          **(dict(value=own[n].default, info=own[n].help) if n in own and n in SHARED else {}))
+                          **(dict(value=own[n].default, info=own[n].help) if n in own and n in SHARED else {}),
+                          **(dict(choices=list(own[n].choices)) if n in own and n in SHARED and own[n].choices else {}))
                 for n in method_params()]
     return [gr.update(visible=param_visible(n, method, schedule)) for n in method_params()]
 
@@ -115,8 +117,9 @@ def whole(value, name: str) -> int:
 
 
 def tree_view(elem_id: str) -> gr.HTML:
-    """A box that draws views_tree.tree_html with Plotly.js; hidden until there is a tree."""
-    return gr.HTML(visible=False, js_on_load=views_tree.TREE_JS, head=PLOTLY_HEAD, elem_id=elem_id)
+    """A box that draws an animated figure (views_tree.tree_html, views_diffusion.canvas_html) with Plotly.js;
+    hidden until there is one."""
+    return gr.HTML(visible=False, js_on_load=views_tree.ANIMATED_JS, head=PLOTLY_HEAD, elem_id=elem_id)
 
 
 def view_panel(prefix: str) -> list:
@@ -125,7 +128,9 @@ def view_panel(prefix: str) -> list:
     chips = gr.HTML(views.chips_html([]), elem_id=f"{prefix}-chips", js_on_load=SCROLL_TO_NEWEST)
     step = gr.HTML(views.step_html(None), elem_id=f"{prefix}-step")
     stats = gr.HTML(views.stats_html([]), elem_id=f"{prefix}-stats")
-    # tree methods: the draft tree, animated, and how big it was against what got accepted
+    # diffusion: the canvas, animated; tree methods: the draft tree, animated, and how big it was against what got
+    # accepted
+    canvas = tree_view(f"{prefix}-canvas")
     tree = tree_view(f"{prefix}-tree")
     with gr.Row(equal_height=True):
         tree_size = gr.Plot(show_label=False, visible=False, elem_id=f"{prefix}-tree-size")
@@ -140,7 +145,7 @@ def view_panel(prefix: str) -> list:
     layers = gr.HTML(visible=False, js_on_load=None, elem_id=f"{prefix}-layers")
     copies = gr.HTML(visible=False, js_on_load=views_drafts.COPY_HOVER_JS, elem_id=f"{prefix}-copies")
     return [status, chips, step, stats, accepted, progress, drafts, confidence, layers, copies, tree, tree_size,
-            depth_acceptance]
+            depth_acceptance, canvas]
 
 
 def panel(view: views.RunView) -> list:
@@ -201,6 +206,81 @@ def compare_tab(recorder: Recorder, targets: list[str], drafts: list[str]) -> No
             yield [views.error_html(message), *shown(results)[1:]]
 
     button.click(run, [prompt, model, draft, max_new], outputs, show_progress="hidden")
+
+
+def diffusion_tab(recorder: Recorder, targets: list[str]) -> None:
+    """The Diffusion tab: one prompt decoded by a diffusion model the slow way and a fast way, side by side, and a
+    speed-quality curve across thresholds."""
+    cd = compare_diffusion
+    gr.Markdown("### Slow vs fast diffusion decoding on the same prompt\nThe slow setting commits one token per "
+                "forward (`fixed_steps`, steps 0); the fast one commits several per forward. Both are recorded "
+                "(see History). Parallel decoding is lossy: agreement with the slow output and generative perplexity "
+                "under the autoregressive tiny-code say what the speed cost. The curve decodes the prompt once per "
+                "threshold (not recorded).")
+    with gr.Row():
+        prompt = gr.Textbox(label="Prompt", lines=5, value=EXAMPLES[3], scale=3, elem_id="dlm-prompt")
+        with gr.Column(scale=2, min_width=300):
+            model = gr.Dropdown(targets, value=DIFFUSION_MODEL, allow_custom_value=True, label="Diffusion model",
+                                elem_id="dlm-model")
+            with gr.Row():
+                strategy = gr.Dropdown(list(cd.FAST_STRATEGIES), value="threshold", label="fast strategy",
+                                       elem_id="dlm-strategy")
+                threshold = gr.Slider(0.05, 1, 0.9, step=0.01, label="threshold", elem_id="dlm-threshold")
+            with gr.Row():
+                max_new = gr.Slider(1, 256, 32, step=1, label="max new tokens", elem_id="dlm-max-new")
+                block = gr.Slider(1, 256, 32, step=1, label="block", elem_id="dlm-block")
+            thresholds = gr.Textbox(", ".join(f"{t:g}" for t in cd.THRESHOLDS), label="curve thresholds",
+                                    info="empty: no curve", elem_id="dlm-thresholds")
+            button = gr.Button("Run slow, fast and the curve", variant="primary", elem_id="dlm-btn")
+    outputs = [gr.HTML(cd.verdict_html(None, None), elem_id="dlm-verdict")]
+    with gr.Row(equal_height=False):
+        for key, title in (("slow", "Slow · fixed_steps, one token per forward"), ("fast", "Fast")):
+            with gr.Column(min_width=320, elem_id=f"dlm-{key}"):
+                gr.Markdown(f"#### {title}")
+                outputs += [gr.HTML(cd.stats_html(None), elem_id=f"dlm-{key}-stats"),
+                            gr.HTML(views_diffusion.text_html(None, []), elem_id=f"dlm-{key}-text"),
+                            tree_view(f"dlm-{key}-canvas")]
+    outputs.append(gr.Plot(cd.curve_figure([], None), show_label=False, elem_id="dlm-curve"))
+
+    def shown(runs: list, judged: list, points: list, running: str = "") -> list:
+        out = [cd.verdict_html(*judged, running)]
+        for run, mine in zip(runs, judged):
+            started, steps, finished = run or (None, [], None)
+            canvas = views_diffusion.canvas_html(started, steps, finished is not None)
+            out += [cd.stats_html(mine, judged[0] if mine is not judged[0] else None),
+                    views_diffusion.text_html(started, steps, finished is not None),
+                    gr.update(value=canvas, visible=canvas is not None)]
+        return [*out, cd.curve_figure(points, judged[0])]
+
+    def run(prompt, model, strategy, threshold, max_new, block, thresholds):
+        runs, judged, points = [None, None], [None, None], []
+        try:
+            n, size = whole(max_new, "max new tokens"), whole(block, "block")
+            wanted = cd.parse_thresholds(thresholds) if (thresholds or "").strip() else []
+            requests = cd.requests(prompt or "", model or "", n, strategy, float(threshold), size)
+            for i, (name, request) in enumerate(zip(("the slow setting", f"the fast setting ({strategy})"),
+                                                    requests)):
+                yield shown(runs, judged, points, name)
+                runs[i] = compare.collect(recorder.record(generate(request)))
+                started, _, finished = runs[i]
+                if finished.status != "finished":
+                    raise PlaygroundError(finished.error or f"the run was {finished.status}")
+                judged[i] = cd.judge(started, finished, runs[0][2].token_ids)
+            for t in wanted:
+                yield shown(runs, judged, points, f"the curve: threshold {t:g}")
+                if strategy == "threshold" and t == float(threshold):
+                    points.append((t, judged[1]))  # already decoded
+                    continue
+                started, _, finished = compare.collect(generate(cd.curve_request(prompt, model, n, t, size)))
+                points.append((t, cd.judge(started, finished, runs[0][2].token_ids)))
+            yield shown(runs, judged, points)
+        except Exception as exc:  # shown, never a traceback
+            message = str(exc) if isinstance(exc, PlaygroundError) else f"{type(exc).__name__}: {exc}"
+            gr.Warning(message)
+            yield [views.error_html(message), *shown(runs, judged, points)[1:]]
+
+    button.click(run, [prompt, model, strategy, threshold, max_new, block, thresholds], outputs,
+                 show_progress="hidden")
 
 
 def run_choices(rows: list[dict]) -> list[tuple[str, int]]:
@@ -355,6 +435,8 @@ def build_app(db: str) -> gr.Blocks:
                 replay_view = view_panel("replay")
             with gr.Tab("Compare", id="compare"):
                 compare_tab(recorder, targets, drafts)
+            with gr.Tab("Diffusion", id="diffusion"):
+                diffusion_tab(recorder, targets)
         replay_state = gr.State(None)
         timer = gr.Timer(REPLAY_TICK_S, active=False)
 
@@ -396,7 +478,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"error: {exc}")
     demo.queue(default_concurrency_limit=1).launch(
         server_name=args.host, server_port=args.port, theme=THEME,
-        css="\n".join([views.CSS, views_drafts.CSS, views_tree.CSS, compare.CSS, APP_CSS]),
+        css="\n".join([views.CSS, views_drafts.CSS, views_tree.CSS, views_diffusion.CSS, compare.CSS, APP_CSS]),
         footer_links=[])
 
 
