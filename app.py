@@ -20,7 +20,7 @@ import plotly  # noqa: E402
 from playground import compare, compare_diffusion, models, views, views_diffusion, views_drafts, views_tree  # noqa: E402
 from playground.engine import MAX_NEW_TOKENS, Request, generate  # noqa: E402
 from playground.errors import PlaygroundError  # noqa: E402
-from playground.methods import METHODS, Param, schedules  # noqa: E402
+from playground.methods import METHODS, Param, diffusion, schedules  # noqa: E402
 from playground.recorder import Recorder, db_path  # noqa: E402
 
 UPDATE_EVERY_S = 0.15   # at most this often a live view is re-drawn (plus the final one)
@@ -60,36 +60,51 @@ def method_params() -> dict[str, Param]:
 SHARED = {name for name, n in Counter(p.name for m in METHODS.values() for p in m.params).items() if n > 1}
 
 
-def param_visible(name: str, method: str, schedule) -> bool:
-    """An input shows when the method has that parameter, and, for a schedule's own, that schedule is chosen."""
+CHOOSERS = ("schedule", "strategy")  # parameters whose value decides which other inputs show
+
+
+def chooser(method: str, name: str) -> tuple[str, tuple[str, ...]] | None:
+    """The parameter that decides whether `name` shows for `method`, and the values that show it (None: always)."""
+    if method == diffusion.METHOD.name:
+        used_by = diffusion.PARAM_STRATEGIES.get(name)  # a strategy's own input shows only with that strategy
+        return ("strategy", used_by) if used_by else None
+    used_by = schedules.PARAM_SCHEDULES.get(name)  # a schedule's own input shows only with that schedule
+    return ("schedule", used_by) if used_by else None
+
+
+def defaults(method: str) -> dict:
+    return {p.name: p.default for p in METHODS[method].params}
+
+
+def param_visible(name: str, method: str, values: dict) -> bool:
+    """An input shows when the method has that parameter and the parameter that chooses it (if any) allows it."""
     chosen = METHODS.get(method)
     if chosen is None or all(p.name != name for p in chosen.params):
         return False
-    used_by = schedules.PARAM_SCHEDULES.get(name)  # a schedule's own input shows only with that schedule
-    return used_by is None or schedule in used_by
+    rule = chooser(method, name)
+    return rule is None or values.get(rule[0]) in rule[1]
 
 
-def param_updates(method: str, schedule=None) -> list[dict]:
+def param_updates(method: str, values: dict | None = None) -> list[dict]:
     """Updates of every parameter input for `method` (in method_params order).
 
-    With no schedule given, the method was just chosen: the inputs it shares with other methods take its defaults
+    With no values given, the method was just chosen: the inputs it shares with other methods take its defaults
     and help (prompt_lookup's gamma is 8, speculative's 4), its own keep what was typed in them.
     """
     own = {p.name: p for p in METHODS[method].params}
-    if schedule is None:
-        schedule = own["schedule"].default if "schedule" in own else None
-        return [gr.update(visible=param_visible(n, method, schedule),
+    if values is None:
+        values = defaults(method)
+        return [gr.update(visible=param_visible(n, method, values),
                           **(dict(value=own[n].default, info=own[n].help) if n in own and n in SHARED else {}),
                           **(dict(choices=list(own[n].choices)) if n in own and n in SHARED and own[n].choices else {}))
                 for n in method_params()]
-    return [gr.update(visible=param_visible(n, method, schedule)) for n in method_params()]
+    return [gr.update(visible=param_visible(n, method, values)) for n in method_params()]
 
 
 def param_input(p: Param, method: str):
     """The input of parameter `p`, as `method` (the one chosen at start) sets it."""
     p = next((q for q in METHODS[method].params if q.name == p.name), p)
-    schedule = next((q.default for q in METHODS[method].params if q.name == "schedule"), None)
-    common = dict(label=p.name, info=p.help, value=p.default, visible=param_visible(p.name, method, schedule),
+    common = dict(label=p.name, info=p.help, value=p.default, visible=param_visible(p.name, method, defaults(method)),
                   elem_id=f"param-{p.name}")
     if p.choices:
         return gr.Dropdown(list(p.choices), **common)
@@ -447,9 +462,10 @@ def build_app(db: str) -> gr.Blocks:
             run, controls, live, show_progress="hidden").then(lambda: idle, None, buttons, queue=False)
         stop_btn.click(stop, None, None, queue=False)
         method.change(method_changed, method, [draft, method_info, *param_inputs], queue=False)
-        if "schedule" in params:
-            schedule = param_inputs[list(params).index("schedule")]
-            schedule.input(lambda m, s: param_updates(m, s), [method, schedule], param_inputs, queue=False)
+        choosers = [param_inputs[list(params).index(name)] for name in CHOOSERS]
+        for chosen in choosers:
+            chosen.input(lambda m, *values: param_updates(m, dict(zip(CHOOSERS, values))), [method, *choosers],
+                         param_inputs, queue=False)
 
         demo.load(history, None, [runs_table, run_pick])
         refresh.click(history, None, [runs_table, run_pick])

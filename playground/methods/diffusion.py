@@ -28,6 +28,9 @@ from playground.methods.base import DecodeConfig, Method, Param
 STRATEGIES = ("fixed_steps", "threshold", "sched", "freedave")
 SCHEDULES = ("linear", "cosine", "exponential")
 AUTO_CACHE = {"fixed_steps": "none", "threshold": "prefix", "sched": "none", "freedave": "dual"}
+# the parameters only some strategies read (the app shows their inputs with those strategies only)
+PARAM_STRATEGIES = {"steps": ("fixed_steps", "sched"), "threshold": ("threshold",), "factor": ("threshold",),
+                    "schedule": ("sched",), "tau_high": ("sched",), "tau_low": ("sched",), "candidates": ("freedave",)}
 
 
 def by_confidence(positions: list[int], pred: Prediction, row: int = 0) -> list[int]:
