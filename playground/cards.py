@@ -187,6 +187,7 @@ def write_diffusion_card() -> None:
     f["heldout_loss"] = diffusion_heldout_loss(model, eval_windows(data.token_array(tokenizer, "heldout"), DIFFUSION),
                                                tokenizer)
     f["ms_per_forward"] = ms_per_forward(model)
+    f["architecture"] = type(model).__name__
     prompts = [json.loads(line)["prompt"] for line in PROMPTS_FILE.read_text().splitlines()]
     f["sample_quality"] = sample_quality(prompts[:10])
     (folder / "training.json").write_text(json.dumps(f, indent=2))
@@ -203,9 +204,15 @@ def diffusion_card_text(name: str, f: dict) -> str:
         "The masked-diffusion model of Decoding Playground: a small bidirectional transformer that completes Python "
         "code by unmasking a canvas of mask tokens (LLaDA / MDLM style), for the `diffusion` method.", "",
         "| | |", "|---|---|",
-        f"| architecture | BertForMaskedLM (loads with `AutoModelForMaskedLM`), {m['num_hidden_layers']} layers, hidden "
+        f"| architecture | {f.get('architecture', 'EuroBertForMaskedLM')} (Llama-style blocks, bidirectional "
+        f"attention, RoPE; loads with `AutoModelForMaskedLM`), {m['num_hidden_layers']} layers, hidden "
         f"{m['hidden_size']}, {m['num_attention_heads']} heads, MLP {m['intermediate_size']}, tied embeddings, "
-        f"absolute positions up to {m['max_position_embeddings']} (prompt + canvas) |",
+        f"up to {m['max_position_embeddings']} positions (prompt + canvas) |",
+        f"| initialisation | adapted from `{cfg['init']}` as Dream 7B adapts an autoregressive model"
+        f": embeddings, the first {m['num_hidden_layers']} of its 12 layers (trained with LayerSkip's "
+        "early-exit loss, so they work as a model of their own) and final norm; logits shifted: the output at "
+        "position i predicts position i + 1 (`shift_logits` in config.json; the `diffusion` method reads it) |"
+        if cfg.get("init") else "| initialisation | random |",
         f"| parameters | {f['parameters']:,} |",
         "| vocabulary | the 4096-token byte-level BPE every shipped model shares; `<|mask|>` is the mask, "
         "`<|endoftext|>` ends an output and `<|pad|>` fills the canvas after it |",
@@ -219,7 +226,8 @@ def diffusion_card_text(name: str, f: dict) -> str:
         f"({f.get('train_tokens') or 0:,} tokens), 10% held out; the same split as `tiny-code` |",
         f"| training | {f['steps']} steps x {cfg['batch_size']} x {cfg['seq_len']} tokens = {f['tokens_seen']:,} "
         f"tokens, {f['train_seconds'] / 60:.0f} min on {f.get('device', '2 CPU cores')} (fp32: this CPU has no "
-        f"bf16 arithmetic), AdamW lr {cfg['lr']}, cosine, seed {cfg['seed']}"
+        f"bf16 arithmetic), AdamW lr {cfg['lr']}, cosine, seed {cfg['seed']}; trained from scratch instead, BERT "
+        "and pre-LN BERT stayed at the unigram loss for their first 400 steps on this budget"
         + (f"; weights of step {f['kept_step']}, the lowest held-out loss of the evaluations every "
            f"{cfg['eval_every']} steps" if f.get("kept_step", f["steps"]) != f["steps"] else "") + " |",
         f"| held-out loss | **{f['heldout_loss']:.3f} nats/token**: the diffusion loss (an upper bound on the "
@@ -231,13 +239,13 @@ def diffusion_card_text(name: str, f: dict) -> str:
         f"{ppl['tiny-code']:.1f} |",
         f"| cost per forward | {f['ms_per_forward']:.1f} ms for one forward over 224 positions (96-token prompt + "
         "128 to fill) on this CPU |",
-        "", "**Limits.** About an hour of CPU training: far less than `tiny-code` had, and a masked-diffusion model "
-        "learns more slowly per token than an autoregressive one. Its outputs look like code, locally; they are "
-        "not correct programs. It is here to show how diffusion decoding works and what the fast strategies cost.",
+        "", "**Limits.** Under an hour of CPU training, on top of half of `tiny-code`. Its outputs look like code, "
+        "locally; they are not correct programs. It is here to show how diffusion decoding works and what the fast "
+        "strategies cost.",
         "", "Held-out loss during training:", "", "| step | train loss | held-out loss |", "|---|---|---|",
     ]
     lines += [f"| {e['step']} | {e['train_loss']:.3f} | {e['heldout_loss']:.3f} |" for e in f["log"]]
-    lines += ["", "Reproduce: `python -m playground.train diffusion --minutes 88 && python -m playground.train card --only "
+    lines += ["", "Reproduce: `python -m playground.train diffusion --minutes 45 && python -m playground.train card --only "
               "diffusion` "
               "(`--minutes` cuts the step count to what fits, measured over the first steps; the steps run are "
               "recorded above).", ""]

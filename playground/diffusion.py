@@ -24,6 +24,7 @@ from playground.errors import PlaygroundError
 from playground.sampling import Sampling, probs
 
 CACHES = ("none", "prefix", "dual")
+CACHED_TYPES = ("bert", "eurobert")  # their attention takes a KV cache, their position ids start at 0
 
 
 def is_masked_lm(model) -> bool:
@@ -36,9 +37,10 @@ def check_diffusion_model(model, cache: str) -> None:
         raise PlaygroundError(
             f"the diffusion method needs a masked-diffusion model (a bidirectional masked LM such as "
             f"tiny-code-diffusion); this one is a {type(model).__name__}")
-    if cache not in ("none", "auto") and getattr(model.config, "model_type", "") != "bert":
-        raise PlaygroundError(  # BERT's attention takes a cache, and its position ids start at 0
-            f"cache={cache} is implemented for BERT masked LMs; {type(model).__name__} needs cache=none")
+    if cache not in ("none", "auto") and getattr(model.config, "model_type", "") not in CACHED_TYPES:
+        raise PlaygroundError(
+            f"cache={cache} is implemented for BERT and EuroBERT masked LMs; {type(model).__name__} needs "
+            "cache=none")
 
 
 @dataclass
@@ -110,6 +112,8 @@ class Denoiser:
 
     def __init__(self, model, cache: str, sampling: Sampling):
         self.model, self.cache, self.sampling = model, cache, sampling
+        # shifted logits (Dream; models adapted from an autoregressive one): position i's output predicts i + 1
+        self.shift = 1 if getattr(model.config, "shift_logits", False) else 0
         self.gen = sampling.generator()
         self.kv: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.forwards, self.seconds = 0, 0.0
@@ -122,21 +126,23 @@ class Denoiser:
         values the rest of the block reuses."""
         start = time.perf_counter()
         a, b, n = prompt_len + lo, prompt_len + hi, canvases.size(1)
+        first = a - self.shift  # the first position read afresh: with shifted logits, the one before the block
         if self.cache == "none" or refresh:
             cache = DynamicCache() if self.cache != "none" else None
-            logits = self.model(input_ids=canvases, past_key_values=cache).logits[:, a:]
+            logits = self.model(input_ids=canvases, past_key_values=cache).logits[:, first:n - self.shift]
             if cache is not None:
                 kv = [(layer.keys, layer.values) for layer in cache.layers]
-                self.kv = [(k[:, :, :a], v[:, :, :a]) if self.cache == "prefix" else
-                           (torch.cat([k[:, :, :a], k[:, :, b:]], 2), torch.cat([v[:, :, :a], v[:, :, b:]], 2))
+                self.kv = [(k[:, :, :first], v[:, :, :first]) if self.cache == "prefix" else
+                           (torch.cat([k[:, :, :first], k[:, :, b:]], 2), torch.cat([v[:, :, :first], v[:, :, b:]], 2))
                            for k, v in kv]
         else:
             end = n if self.cache == "prefix" else b
             cache = DynamicCache()
             for i, (k, v) in enumerate(self.kv):  # a batch of canvases shares the one stored cache
                 cache.update(k.expand(len(canvases), -1, -1, -1), v.expand(len(canvases), -1, -1, -1), i)
-            positions = torch.arange(a, end).expand(len(canvases), -1)
-            logits = self.model(input_ids=canvases[:, a:end], position_ids=positions, past_key_values=cache).logits
+            positions = torch.arange(first, end).expand(len(canvases), -1)
+            logits = self.model(input_ids=canvases[:, first:end], position_ids=positions,
+                                past_key_values=cache).logits[:, :end - first - self.shift]
         self.forwards += 1
         self.seconds += time.perf_counter() - start
         return self.read(logits.float(), lo)

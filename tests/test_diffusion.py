@@ -15,17 +15,26 @@ from playground.errors import PlaygroundError
 from playground.events import output_ids
 from playground.sampling import Sampling
 
-MLM_ARCHS = ("bert", "roberta", "distilbert", "modernbert")
+MLM_ARCHS = ("eurobert", "bert", "megatron", "roberta", "distilbert", "modernbert")
+CACHED_ARCHS = ("eurobert", "bert")
 SHIPPED = "tiny-code-diffusion"
 
 
 def _mlm_config(arch: str):
-    from transformers import BertConfig, DistilBertConfig, ModernBertConfig, RobertaConfig
+    from transformers import (BertConfig, DistilBertConfig, EuroBertConfig, MegatronBertConfig, ModernBertConfig,
+                              RobertaConfig)
 
     common = dict(vocab_size=4096, pad_token_id=1, initializer_range=0.2)
     if arch == "bert":
         return BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
                           max_position_embeddings=256, type_vocab_size=1, **common)
+    if arch == "eurobert":  # with shifted logits, as the shipped model (adapted from an autoregressive one) has
+        return EuroBertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
+                              intermediate_size=128, max_position_embeddings=256, bos_token_id=0, eos_token_id=0,
+                              mask_token_id=2, shift_logits=True, **common)
+    if arch == "megatron":
+        return MegatronBertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+                                  max_position_embeddings=256, type_vocab_size=1, **common)
     if arch == "roberta":
         return RobertaConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
                              max_position_embeddings=260, type_vocab_size=1, **common)
@@ -80,18 +89,18 @@ def test_freedave_equals_one_token_per_forward_on_the_shipped_model(run_engine, 
 
 def test_freedave_equals_one_token_per_forward_on_random_models(mlm, run_engine):
     arch, folder = mlm
-    for cache in ("none", "prefix", "dual") if arch == "bert" else ("none",):
+    for cache in ("none", "prefix", "dual") if arch in CACHED_ARCHS else ("none",):
         slow = decode(run_engine, folder, strategy="fixed_steps", cache=cache)
         fast = decode(run_engine, folder, strategy="freedave", cache=cache, candidates=3)
         assert _canvas(fast) == _canvas(slow), (arch, cache)
         assert fast[2].stats.target_forwards < slow[2].stats.target_forwards == 32
 
 
-def test_cache_refresh_then_reuse_gives_the_full_forward(model_root):
-    """With nothing committed between them, a cached forward (caches are BERT's) sees what the refreshing full
-    forward saw."""
+@pytest.mark.parametrize("arch", CACHED_ARCHS)
+def test_cache_refresh_then_reuse_gives_the_full_forward(model_root, arch):
+    """With nothing committed between them, a cached forward sees what the refreshing full forward saw."""
     from playground import models
-    model = models.load(_mlm("bert", model_root)).model
+    model = models.load(_mlm(arch, model_root)).model
     canvas = Canvas.new(list(range(10, 30)), 48, 2, 16)
     for cache in ("prefix", "dual"):
         den = Denoiser(model, cache, Sampling())
@@ -192,7 +201,7 @@ def test_bad_parameters_are_clear_errors(run_engine, mlm):
         run_engine(prompt="x", model=SHIPPED, method="diffusion", params={"tau_low": 9, "tau_high": 1})
     with pytest.raises(PlaygroundError, match="strategy must be one of"):
         run_engine(prompt="x", model=SHIPPED, method="diffusion", params={"strategy": "magic"})
-    if arch != "bert":
+    if arch not in CACHED_ARCHS:
         with pytest.raises(PlaygroundError, match="cache=none"):
             run_engine(prompt="x", model=folder, method="diffusion", params={"cache": "prefix"})
 
@@ -226,7 +235,7 @@ def test_diffusion_loss_masks_only_the_continuation():
     model = train.build_diffusion_model(train.ModelConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                                                           intermediate_size=64, max_position_embeddings=64), tok)
     seen = []
-    model.bert.register_forward_hook(lambda m, args, kwargs, out: seen.append(kwargs["input_ids"]), with_kwargs=True)
+    model.model.register_forward_hook(lambda m, args, kwargs, out: seen.append(kwargs["input_ids"]), with_kwargs=True)
     x = torch.randint(3, 4096, (4, 32))
     prefix = torch.tensor([4, 8, 16, 31])
     loss = train.diffusion_loss(model, x, prefix, tok.mask_token_id, torch.Generator().manual_seed(0))
