@@ -7,7 +7,8 @@ peers are counted with a forward hook on the target.
 Speeds are totals: all tokens over all time per method, so long and short prompts weigh by their tokens.
 The baseline is `autoregressive`; for a diffusion model (a masked LM) it is `diffusion:strategy=fixed_steps` (one
 token per forward), the canvas is always filled (no stop at end-of-text: every run does the same work), and each row
-also gets the quality of its outputs: generative perplexity under tiny-code and agreement with the baseline.
+also gets the quality of its outputs: generative perplexity under tiny-code (pooled over all output tokens) and
+agreement with the baseline.
 Prompts come from a suite of `assets/prompts/` by name (see `playground.suites`) or from any JSONL file.
 """
 
@@ -51,7 +52,8 @@ class Tally:
                 "acceptance_rate": self.accepted / self.drafted if self.drafted else None,
                 "identical_to_baseline": baseline.outputs == self.outputs if baseline else None,
                 "new_tokens": self.tokens, "seconds": self.seconds, "target_forwards": self.target_forwards,
-                **({"generative_perplexity": mean(self.perplexity), "agreement": mean(self.agreement)}
+                **({"generative_perplexity": quality.pooled_perplexity(self.perplexity),
+                    "agreement": mean(self.agreement)}
                    if self.agreement else {}), **({"solved": mean(self.solved)} if self.solved else {})}
 
 
@@ -194,7 +196,7 @@ def benchmark(model: str, draft: str | None, methods: list[str], prompts: list[s
         for t in tallies.values():
             for prompt, ids, ref in zip(prompts, t.outputs, base.outputs):
                 ids = until_eos(ids, eos)
-                t.perplexity.append(quality.generative_perplexity(target.tokenizer(prompt)["input_ids"], ids))
+                t.perplexity.append(quality.negative_log_likelihood(target.tokenizer(prompt)["input_ids"], ids))
                 t.agreement.append(quality.agreement(ids, until_eos(ref, eos)))
     for t in tallies.values():
         t.solved = [target.tokenizer.decode(ids).startswith(a) for ids, a in zip(t.outputs, answers or []) if a]

@@ -220,14 +220,15 @@ def diffusion_card_text(name: str, f: dict) -> str:
         f"cross-entropy on masked tokens weighted by 1/t, averaged over continuation tokens; the first "
         f"{cfg['min_prefix']}-{cfg['max_prefix']} tokens of each {cfg['seq_len']}-token window are the prompt and "
         f"never masked; the continuation stops at the first end-of-text, or in {cfg['end_fraction']:.0%} of windows "
-        "at a random line break, followed by padding, so the model learns where to end |",
+        "at a random line break, followed by padding, so the model learns where to end"
+        + "".join(f"; {note}" for note in f.get("notes", [])) + " |",
         "| data | the Python standard library source (`.py` files, `encodings/` and `site-packages/` left out) of "
         f"Python {f.get('data', {}).get('python', '?')}, split by a hash of each file's path: 90% train "
         f"({f.get('train_tokens') or 0:,} tokens), 10% held out; the same split as `tiny-code` |",
         f"| training | {f['steps']} steps x {cfg['batch_size']} x {cfg['seq_len']} tokens = {f['tokens_seen']:,} "
-        f"tokens, {f['train_seconds'] / 60:.0f} min on {f.get('device', '2 CPU cores')} (fp32: this CPU has no "
+        f"tokens, {f['train_seconds'] / 60:.0f} min on {f.get('device', '2 CPU cores')}, fp32 (this CPU has no "
         f"bf16 arithmetic), AdamW lr {cfg['lr']}, cosine, seed {cfg['seed']}; trained from scratch instead, BERT "
-        "and pre-LN BERT stayed at the unigram loss for their first 400 steps on this budget"
+        "and pre-LN BERT stayed at the unigram loss for their first 200-400 steps on this budget"
         + (f"; weights of step {f['kept_step']}, the lowest held-out loss of the evaluations every "
            f"{cfg['eval_every']} steps" if f.get("kept_step", f["steps"]) != f["steps"] else "") + " |",
         f"| held-out loss | **{f['heldout_loss']:.3f} nats/token**: the diffusion loss (an upper bound on the "

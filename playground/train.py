@@ -97,7 +97,7 @@ DIFFUSION = TrainConfig(
     name="tiny-code-diffusion", objective="diffusion",
     model=ModelConfig(hidden_size=256, num_hidden_layers=6, num_attention_heads=4, intermediate_size=704,
                       max_position_embeddings=1024),
-    seq_len=256, batch_size=32, steps=2400, lr=5e-4, warmup=50, eval_every=100, init="tiny-code",
+    seq_len=256, batch_size=32, steps=2400, lr=5e-4, warmup=50, eval_every=100, init="tiny-code", end_fraction=0.05,
 )
 
 
@@ -214,7 +214,7 @@ def build_diffusion_model(cfg: ModelConfig, tokenizer, init: str | None = None):
     With `init` (a shipped causal LM of the same width, e.g. tiny-code), the embeddings, the first layers and the
     final norm start from it and the logits are shifted as Dream 7B does: the output at position
     i predicts position i + 1, the job the AR model already does (`config.shift_logits`). From scratch, BERT and
-    pre-LN BERT stayed at the unigram loss (6.5-6.6 nats) for 400 steps on this budget; adapted from tiny-code
+    pre-LN BERT stayed at the unigram loss (6.5-6.6 nats) for 200-400 steps on this budget; adapted from tiny-code
     the masked loss falls below 4 within 40 steps."""
     from transformers import EuroBertConfig, EuroBertForMaskedLM
     config = EuroBertConfig(
