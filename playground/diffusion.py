@@ -106,6 +106,10 @@ class Prediction:
     conf: torch.Tensor    # [K, m] its probability
     margin: torch.Tensor  # [K, m] top-1 minus top-2 logit (SchED's confidence)
 
+    def row(self, k: int) -> "Prediction":
+        """Canvas k of the batch alone."""
+        return Prediction(self.first, self.token[k:k + 1], self.conf[k:k + 1], self.margin[k:k + 1])
+
 
 class Denoiser:
     """The masked LM behind a diffusion run: one call, one forward (a batch of canvases counts once), timed."""

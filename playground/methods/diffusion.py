@@ -33,9 +33,9 @@ PARAM_STRATEGIES = {"steps": ("fixed_steps", "sched"), "threshold": ("threshold"
                     "schedule": ("sched",), "tau_high": ("sched",), "tau_low": ("sched",), "candidates": ("freedave",)}
 
 
-def by_confidence(positions: list[int], pred: Prediction, row: int = 0) -> list[int]:
+def by_confidence(positions: list[int], pred: Prediction) -> list[int]:
     """`positions` most confident first; ties keep position order, so the top one is what argmax would pick."""
-    conf = pred.conf[row, [i - pred.first for i in positions]]
+    conf = pred.conf[0, [i - pred.first for i in positions]]
     order = torch.sort(conf, descending=True, stable=True).indices.tolist()
     return [positions[i] for i in order]
 
@@ -120,8 +120,7 @@ def freedave_decode(den: Denoiser, canvas: Canvas, cfg: DecodeConfig, candidates
             accepted = 1
             while accepted < len(picks):  # would one-token decoding, after `accepted` commits, commit the next pick?
                 left = [i for i in masked if i not in picks[:accepted]]
-                row = Prediction(scored.first, *(t[accepted - 1:accepted] for t in (scored.token, scored.conf,
-                                                                                      scored.margin)))
+                row = scored.row(accepted - 1)
                 top = by_confidence(left, row)[0]
                 if top != picks[accepted] or int(row.token[0, top - row.first]) != tokens[accepted]:
                     break
@@ -133,8 +132,7 @@ def freedave_decode(den: Denoiser, canvas: Canvas, cfg: DecodeConfig, candidates
             if canvas.finished_at_eos(cfg.eos_id):
                 return
             if accepted - 1 < len(batch):
-                pred = Prediction(scored.first, *(t[accepted - 1:accepted] for t in (scored.token, scored.conf,
-                                                                                      scored.margin)))
+                pred = scored.row(accepted - 1)
 
 
 def diffusion_decode(target, draft, prompt_ids: list[int], cfg: DecodeConfig, strategy: str, block: int,
