@@ -162,16 +162,14 @@ def sample_quality(prompts: list[str], max_new_tokens: int = 64) -> dict:
     """Generative perplexity (under tiny-code) of one-token-per-forward diffusion outputs, next to tiny-code's own
     greedy outputs on the same prompts: how far the diffusion model is from the autoregressive one."""
     from playground import quality
-    from playground.bench import until_eos
     out = {}
     for model, method in (("tiny-code-diffusion", "diffusion"), ("tiny-code", "autoregressive")):
         ppl = []
-        for prompt in prompts:
+        for prompt in prompts:  # token_ids stop at the end-of-text, a special token the judge leaves out
             req = engine.Request(prompt=prompt, model=model, method=method, max_new_tokens=max_new_tokens,
                                  params={"strategy": "fixed_steps"} if method == "diffusion" else {})
-            *_, finished = engine.generate(req)
-            ids = until_eos(finished.token_ids, models.load(model).tokenizer.eos_token_id)
-            ppl.append(quality.generative_perplexity(models.load(model).tokenizer(prompt)["input_ids"], ids))
+            started, *_, finished = engine.generate(req)
+            ppl.append(quality.generative_perplexity(started.prompt_ids, finished.token_ids))
         ppl = [p for p in ppl if p is not None]
         out[model] = sum(ppl) / len(ppl) if ppl else None
     return {"generative_perplexity": out, "prompts": len(prompts), "max_new_tokens": max_new_tokens}

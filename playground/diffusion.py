@@ -32,11 +32,8 @@ def is_masked_lm(model) -> bool:
     return type(model).__name__.endswith("ForMaskedLM")
 
 
-def check_diffusion_model(model, cache: str) -> None:
-    if not is_masked_lm(model):
-        raise PlaygroundError(
-            f"the diffusion method needs a masked-diffusion model (a bidirectional masked LM such as "
-            f"tiny-code-diffusion); this one is a {type(model).__name__}")
+def check_cache(model, cache: str) -> None:
+    """Caches need a model whose attention takes past keys and values at the positions given."""
     if cache not in ("none", "auto") and getattr(model.config, "model_type", "") not in CACHED_TYPES:
         raise PlaygroundError(
             f"cache={cache} is implemented for BERT and EuroBERT masked LMs; {type(model).__name__} needs "
@@ -153,12 +150,11 @@ class Denoiser:
 
     def read(self, logits: torch.Tensor, first: int) -> Prediction:
         top2 = logits.topk(2, dim=-1).values
-        dist = probs(logits, self.sampling) if not self.sampling.greedy else logits.softmax(-1)
-        if self.sampling.greedy:
-            token = logits.argmax(-1)
+        if self.sampling.greedy:  # confidence is the plain softmax (probs() would be one-hot)
+            dist, token = logits.softmax(-1), logits.argmax(-1)
         else:
-            flat = torch.multinomial(dist.reshape(-1, dist.size(-1)), 1, generator=self.gen)
-            token = flat.view(dist.shape[:-1])
+            dist = probs(logits, self.sampling)
+            token = torch.multinomial(dist.reshape(-1, dist.size(-1)), 1, generator=self.gen).view(dist.shape[:-1])
         conf = dist.gather(-1, token.unsqueeze(-1)).squeeze(-1)
         return Prediction(first, token, conf, top2[..., 0] - top2[..., 1])
 

@@ -66,10 +66,10 @@ def prepare(req: Request) -> Prepared:
     if not (0.0 < req.top_p <= 1.0):
         raise PlaygroundError(f"top_p must be in (0, 1], got {req.top_p}")
     target = models.load(req.model)
-    if is_masked_lm(target.model) != (method.name == "diffusion"):
+    if is_masked_lm(target.model) != method.masked_lm:
         raise PlaygroundError(
-            f"model {target.name!r} is a masked-diffusion model: use --method diffusion" if is_masked_lm(target.model)
-            else f"method diffusion needs a masked-diffusion model such as tiny-code-diffusion, not {target.name!r}")
+            f"method {method.name} needs a masked-diffusion model such as tiny-code-diffusion, not {target.name!r}"
+            if method.masked_lm else f"model {target.name!r} is a masked-diffusion model: use --method diffusion")
     if method.check_model:
         method.check_model(params, target.model)
     wants_draft = method.needs_draft or (method.uses_draft is not None and method.uses_draft(params))

@@ -383,12 +383,15 @@ def train_lm(cfg: TrainConfig, device: str = "cpu") -> None:
             break
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
-        x = batch_at(train_tokens, step, cfg).to(dev) if not diffusion else None
+        if diffusion:
+            x, prefix = diffusion_batch_at(train_tokens, step, cfg, tokenizer, line_ends)
+        else:
+            x = batch_at(train_tokens, step, cfg)
+        x = x.to(dev)
         with autocast(dev):
             if diffusion:
-                x, prefix = diffusion_batch_at(train_tokens, step, cfg, tokenizer, line_ends)
                 noise = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # resumable: depends on step only
-                loss = diffusion_loss(model, x.to(dev), prefix, tokenizer.mask_token_id, noise)
+                loss = diffusion_loss(model, x, prefix, tokenizer.mask_token_id, noise)
             elif teacher is not None:
                 with torch.no_grad():
                     t_logp = F.log_softmax(teacher(input_ids=x).logits.float(), dim=-1)

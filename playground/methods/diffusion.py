@@ -20,7 +20,7 @@ import math
 
 import torch
 
-from playground.diffusion import CACHES, Canvas, Denoiser, Prediction, check_diffusion_model
+from playground.diffusion import CACHES, Canvas, Denoiser, Prediction, check_cache
 from playground.errors import PlaygroundError
 from playground.events import TARGET, Step
 from playground.methods.base import DecodeConfig, Method, Param
@@ -161,7 +161,7 @@ def check(params: dict) -> None:
 
 
 def check_model(params: dict, model) -> None:
-    check_diffusion_model(model, params["cache"])
+    check_cache(model, params["cache"])
 
 
 METHOD = Method(
@@ -187,5 +187,6 @@ METHOD = Method(
     lossless=False,
     check=check,
     check_model=check_model,
-    greedy_only=lambda params: params["strategy"] == "freedave",  # verification compares with greedy decoding
+    greedy_only=lambda params: params["strategy"] == "freedave",
+    masked_lm=True,  # verification compares with greedy decoding
 )
