@@ -17,10 +17,12 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no network: no tel
 import gradio as gr  # noqa: E402
 import plotly  # noqa: E402
 
-from playground import compare, compare_diffusion, models, views, views_diffusion, views_drafts, views_tree  # noqa: E402
+from playground import (compare, compare_dag, compare_diffusion, models, views, views_dag, views_diffusion,  # noqa: E402
+                        views_drafts, views_tree)
 from playground.engine import MAX_NEW_TOKENS, Request, generate  # noqa: E402
 from playground.errors import PlaygroundError  # noqa: E402
-from playground.methods import METHODS, Param, diffusion, schedules  # noqa: E402
+from playground.dag import STRATEGIES  # noqa: E402
+from playground.methods import METHODS, Param, dag, diffusion, schedules  # noqa: E402
 from playground.recorder import Recorder, db_path  # noqa: E402
 
 UPDATE_EVERY_S = 0.15   # at most this often a live view is re-drawn (plus the final one)
@@ -32,6 +34,10 @@ EXAMPLES = [
     "import os\n\n\ndef list_python_files(folder):\n",
     "def is_prime(n):\n    if n < 2:\n        return False\n",
 ]
+# the numbers models (dag, gad, the DAG tab) translate French number phrases to English
+NUMBER_EXAMPLES = ["trois cent douze", "quatre mille deux cent cinquante-trois", "soixante et onze",
+                   "neuf cent quatre-vingt-dix-neuf mille"]
+NUMBER_KINDS = ("dag", "seq2seq")  # the kinds of model the numbers methods run on (models.KINDS)
 APP_CSS = """
 .gradio-container{max-width:1400px !important}
 #title h1{margin-bottom:0}
@@ -68,6 +74,8 @@ def chooser(method: str, name: str) -> tuple[str, tuple[str, ...]] | None:
     if method == diffusion.METHOD.name:
         used_by = diffusion.PARAM_STRATEGIES.get(name)  # a strategy's own input shows only with that strategy
         return ("strategy", used_by) if used_by else None
+    if method == dag.METHOD.name:  # beam search's width and LM weight show only with it
+        return ("strategy", ("beam",)) if name in ("beam", "lm_weight") else None
     used_by = schedules.PARAM_SCHEDULES.get(name)  # a schedule's own input shows only with that schedule
     return ("schedule", used_by) if used_by else None
 
@@ -99,6 +107,24 @@ def param_updates(method: str, values: dict | None = None) -> list[dict]:
                           **(dict(choices=list(own[n].choices)) if n in own and n in SHARED and own[n].choices else {}))
                 for n in method_params()]
     return [gr.update(visible=param_visible(n, method, values)) for n in method_params()]
+
+
+def suited_inputs(method: str, model: str, draft: str, prompt: str) -> list[dict]:
+    """Updates of the model, draft and prompt inputs when `method` cannot run on the family of models they hold
+    (the numbers models of dag and gad, or the code ones): their shipped names and example prompts swap for the
+    other family's, so choosing the method is enough to get a run that works. A method that runs on both
+    (autoregressive) changes nothing, and neither does anything else a person typed (another model, a prompt)."""
+    chosen = METHODS[method]
+    numbers_ok = any(k in NUMBER_KINDS for k in chosen.kinds)
+    if numbers_ok == any(k not in NUMBER_KINDS for k in chosen.kinds):
+        return [gr.update()] * 3
+    number_names = {models.KINDS[k][1] for k in NUMBER_KINDS} | set(compare_dag.TAB_MODELS.values())
+    other = {models.DEFAULT_MODEL, models.DEFAULT_DRAFT, DIFFUSION_MODEL} if numbers_ok else number_names
+    draft_name = models.KINDS[chosen.draft_kinds[0]][1] if numbers_ok else models.DEFAULT_DRAFT
+    examples = (EXAMPLES, NUMBER_EXAMPLES) if numbers_ok else (NUMBER_EXAMPLES, EXAMPLES)
+    return [gr.update(value=models.KINDS[chosen.kinds[0]][1]) if model in other else gr.update(),
+            gr.update(value=draft_name) if draft in other and takes_draft(chosen) else gr.update(),
+            gr.update(value=examples[1][0]) if prompt in examples[0] else gr.update()]
 
 
 def param_input(p: Param, method: str):
@@ -147,6 +173,7 @@ def view_panel(prefix: str) -> list:
     # accepted
     canvas = tree_view(f"{prefix}-canvas")
     tree = tree_view(f"{prefix}-tree")
+    graph = dag_view(f"{prefix}-dag")  # dag and gad: the graph of the one parallel pass
     with gr.Row(equal_height=True):
         tree_size = gr.Plot(show_label=False, visible=False, elem_id=f"{prefix}-tree-size")
         depth_acceptance = gr.Plot(show_label=False, visible=False, elem_id=f"{prefix}-depth-acceptance")
@@ -160,13 +187,28 @@ def view_panel(prefix: str) -> list:
     layers = gr.HTML(visible=False, js_on_load=None, elem_id=f"{prefix}-layers")
     copies = gr.HTML(visible=False, js_on_load=views_drafts.COPY_HOVER_JS, elem_id=f"{prefix}-copies")
     return [status, chips, step, stats, accepted, progress, drafts, confidence, layers, copies, tree, tree_size,
-            depth_acceptance, canvas]
+            depth_acceptance, canvas, graph]
+
+
+def dag_view(elem_id: str) -> gr.HTML:
+    """A box that draws views_dag.dag_html (its sliders and clicks run in the page); hidden until there is one."""
+    return gr.HTML(visible=False, js_on_load=views_dag.DAG_JS, head=PLOTLY_HEAD, elem_id=elem_id)
+
+
+def shown_if(value) -> dict:
+    return gr.update(visible=False) if value is None else gr.update(value=value, visible=True)
 
 
 def panel(view: views.RunView) -> list:
-    """A RunView as the values of view_panel's components: the optional views hidden where they do not apply."""
-    return [(gr.update(visible=False) if value is None else gr.update(value=value, visible=True))
-            if name in views.OPTIONAL else value for name, value in zip(view._fields, view)]
+    """A RunView as the values of the first view_panel components: the optional views hidden where they do not
+    apply."""
+    return [shown_if(value) if name in views.OPTIONAL else value for name, value in zip(view._fields, view)]
+
+
+def run_panel(started, steps: list, finished=None, total: int | None = None) -> list:
+    """The values of all of view_panel's components after `steps`: views.run_view's, then the DAG graph (shown for
+    runs whose steps carry one: dag, gad)."""
+    return [*panel(views.run_view(started, steps, finished, total)), shown_if(views_dag.dag_html(started, steps))]
 
 
 def compare_tab(recorder: Recorder, targets: list[str], drafts: list[str]) -> None:
@@ -298,6 +340,69 @@ def diffusion_tab(recorder: Recorder, targets: list[str]) -> None:
                  show_progress="hidden")
 
 
+def dag_tab(recorder: Recorder) -> None:
+    """The DAG tab: one French number phrase translated by the DA-Transformer, the autoregressive baseline, gad (the
+    baseline verifying the DAG's draft) and the plain NAT, side by side, with the DAG's graph."""
+    gr.Markdown("### DAG vs autoregressive on the same phrase\nThe toy task: French number phrases to English. A "
+                "DA-Transformer builds a graph of tokens in one parallel pass and a strategy picks a path through it; "
+                "the autoregressive baseline writes one token per forward; gad lets the baseline verify the DAG's "
+                "output as a draft (same output as the baseline, fewer forwards); the NAT is the same network "
+                "without the graph. All four are recorded (see History); times leave out model loading and a first, "
+                "unrecorded warm-up pass of each model.")
+    names = compare_dag.TAB_MODELS
+    with gr.Row():
+        with gr.Column(scale=3):
+            phrase = gr.Textbox(label="French number phrase", value=NUMBER_EXAMPLES[0], elem_id="dag-phrase",
+                                info="words from zéro to neuf cent quatre-vingt-dix-neuf mille neuf cent quatre-vingt-dix-neuf")
+            gr.Examples([[e] for e in NUMBER_EXAMPLES], inputs=[phrase], label="Examples")
+        with gr.Column(scale=2, min_width=300):
+            strategy = gr.Dropdown(list(STRATEGIES), value=dag.STRATEGY.default, label="DAG decoding strategy",
+                                   info=dag.STRATEGY.help, elem_id="dag-strategy")
+            with gr.Accordion("Models", open=False):
+                picks = [gr.Dropdown([names[k]], value=names[k], allow_custom_value=True, label=label,
+                                     elem_id=f"dag-model-{k}")
+                         for k, label in (("dat", "DA-Transformer"), ("ar", "autoregressive baseline"),
+                                          ("nat", "NAT"))]
+            button = gr.Button("Translate four ways", variant="primary", elem_id="dag-btn")
+    outputs = [gr.HTML(compare_dag.verdict_html({}), elem_id="dag-verdict")]
+    with gr.Row(equal_height=False):
+        for side in compare_dag.SIDES:
+            with gr.Column(min_width=240, elem_id=f"dag-{side.key}"):
+                gr.Markdown(f"#### {side.title}\n*{side.note}*")
+                outputs.append(gr.HTML(compare_dag.side_html(side.key, None), elem_id=f"dag-{side.key}-side"))
+    outputs.append(dag_view("dag-graph"))
+
+    def shown(runs: dict, running: str = "") -> list:
+        ar = runs["ar"][2] if runs["ar"] else None
+        started, steps, _ = runs["dag"] or (None, [], None)
+        return [compare_dag.verdict_html(runs, running), *(compare_dag.side_html(s.key, runs[s.key], ar)
+                                                         for s in compare_dag.SIDES),
+                shown_if(views_dag.dag_html(started, steps))]
+
+    def run(phrase, strategy, dat, ar, nat):
+        runs = {s.key: None for s in compare_dag.SIDES}
+        try:
+            if not (phrase or "").strip():
+                raise PlaygroundError("the phrase is empty: write a French number, such as 'trois cent douze'")
+            requests = compare_dag.tab_requests(phrase.strip(), strategy, dat or "", ar or "", nat or "")
+            yield shown(runs, "a warm-up pass of each model")
+            for request in compare_dag.warmup_requests(phrase.strip(), dat or "", ar or "", nat or ""):
+                compare.collect(generate(request))
+            for side, request in zip(compare_dag.SIDES, requests):
+                yield shown(runs, side.title)
+                runs[side.key] = compare.collect(recorder.record(generate(request)))
+                if runs[side.key][2].status != "finished":
+                    raise PlaygroundError(runs[side.key][2].error or f"the {side.title} run failed")
+            yield shown(runs)
+        except Exception as exc:  # shown, never a traceback
+            message = str(exc) if isinstance(exc, PlaygroundError) else f"{type(exc).__name__}: {exc}"
+            gr.Warning(message)
+            yield [views.error_html(message), *shown(runs)[1:]]
+
+    button.click(run, [phrase, strategy, *picks], outputs, show_progress="hidden")
+    phrase.submit(run, [phrase, strategy, *picks], outputs, show_progress="hidden")
+
+
 def run_choices(rows: list[dict]) -> list[tuple[str, int]]:
     return [(f"#{r['id']} · {r['status']} · {r['method']} · {r['prompt'][:40]!r}", r["id"]) for r in rows]
 
@@ -330,7 +435,7 @@ def build_app(db: str) -> gr.Blocks:
             for started, steps, finished in views.run_so_far(recorder.record(generate(req, cancel))):
                 if finished or time.perf_counter() - shown_at >= wait:
                     drawn = time.perf_counter()
-                    yield panel(views.run_view(started, steps, finished))
+                    yield run_panel(started, steps, finished)
                     shown_at = time.perf_counter()
                     wait = max(UPDATE_EVERY_S, 3 * (shown_at - drawn))  # drawing + sending: <= 1/4 of the time
             if finished and finished.error:
@@ -338,7 +443,7 @@ def build_app(db: str) -> gr.Blocks:
         except Exception as exc:  # shown, never a traceback: PlaygroundError says what to fix, others what broke
             message = str(exc) if isinstance(exc, PlaygroundError) else f"{type(exc).__name__}: {exc}"
             gr.Warning(message)
-            yield [views.error_html(message), *panel(views.run_view(None, []))[1:]]
+            yield [views.error_html(message), *run_panel(None, [])[1:]]
         finally:
             cancels.pop(request.session_hash, None)
 
@@ -351,9 +456,11 @@ def build_app(db: str) -> gr.Blocks:
         if request.session_hash in cancels:
             cancels[request.session_hash].set()
 
-    def method_changed(name):
+    def method_changed(name, model_name, draft_name, prompt_text):
         chosen = METHODS[name]
-        return [gr.update(visible=takes_draft(chosen)), f"*{chosen.summary}*", *param_updates(name)]
+        model_up, draft_up, prompt_up = suited_inputs(name, model_name, draft_name, prompt_text)
+        return [model_up, prompt_up, {**draft_up, "visible": takes_draft(chosen)}, f"*{chosen.summary}*",
+                *param_updates(name)]
 
     def history():
         rows = recorder.runs()
@@ -364,21 +471,21 @@ def build_app(db: str) -> gr.Blocks:
 
     def load(run_id):
         if run_id in (None, ""):
-            return None, gr.update(), *panel(views.run_view(None, []))
+            return None, gr.update(), *run_panel(None, [])
         try:
             replay = recorder.replay(int(run_id))
         except PlaygroundError as exc:
             gr.Warning(str(exc))
-            return None, gr.update(), views.error_html(str(exc)), *panel(views.run_view(None, []))[1:]
+            return None, gr.update(), views.error_html(str(exc)), *run_panel(None, [])[1:]
         n = len(replay[1])
         return replay, gr.update(maximum=max(n, 1), value=n), *show(replay, n)
 
     def show(replay, k):
         if not replay:
-            return panel(views.run_view(None, []))
+            return run_panel(None, [])
         started, steps, finished = replay
         k = max(0, min(int(k or 0), len(steps)))
-        return panel(views.run_view(started, steps[:k], finished, total=len(steps)))
+        return run_panel(started, steps[:k], finished, total=len(steps))
 
     def move(replay, k, delta):
         n = len(replay[1]) if replay else 0
@@ -405,7 +512,8 @@ def build_app(db: str) -> gr.Blocks:
                 with gr.Row():
                     with gr.Column(scale=1, min_width=340):
                         prompt = gr.Textbox(label="Prompt", lines=6, value=EXAMPLES[0], elem_id="prompt")
-                        gr.Examples([[e] for e in EXAMPLES], inputs=[prompt], label="Example prompts")
+                        gr.Examples([[e] for e in EXAMPLES + NUMBER_EXAMPLES[:2]], inputs=[prompt],
+                                    label="Example prompts (French numbers: for dag and gad)")
                         with gr.Row():
                             generate_btn = gr.Button("Generate", variant="primary", elem_id="generate-btn")
                             stop_btn = gr.Button("Stop", variant="stop", interactive=False, elem_id="stop-btn")
@@ -452,6 +560,8 @@ def build_app(db: str) -> gr.Blocks:
                 compare_tab(recorder, targets, drafts)
             with gr.Tab("Diffusion", id="diffusion"):
                 diffusion_tab(recorder, targets)
+            with gr.Tab("DAG", id="dag"):
+                dag_tab(recorder)
         replay_state = gr.State(None)
         timer = gr.Timer(REPLAY_TICK_S, active=False)
 
@@ -461,7 +571,8 @@ def build_app(db: str) -> gr.Blocks:
         generate_btn.click(arm, None, buttons, queue=False).then(
             run, controls, live, show_progress="hidden").then(lambda: idle, None, buttons, queue=False)
         stop_btn.click(stop, None, None, queue=False)
-        method.change(method_changed, method, [draft, method_info, *param_inputs], queue=False)
+        method.change(method_changed, [method, model, draft, prompt],
+                      [model, prompt, draft, method_info, *param_inputs], queue=False)
         choosers = [param_inputs[list(params).index(name)] for name in CHOOSERS]
         for chosen in choosers:
             chosen.input(lambda m, *values: param_updates(m, dict(zip(CHOOSERS, values))), [method, *choosers],
@@ -494,7 +605,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"error: {exc}")
     demo.queue(default_concurrency_limit=1).launch(
         server_name=args.host, server_port=args.port, theme=THEME,
-        css="\n".join([views.CSS, views_drafts.CSS, views_tree.CSS, views_diffusion.CSS, compare.CSS, APP_CSS]),
+        css="\n".join([views.CSS, views_drafts.CSS, views_tree.CSS, views_diffusion.CSS, views_dag.CSS, compare.CSS,
+                       APP_CSS]),
         footer_links=[])
 
 

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from playground import engine, models, quality, suites
 from playground.diffusion import is_masked_lm
 from playground.errors import PlaygroundError
-from playground.events import RunFinished, Step
+from playground.events import Step
 from playground.methods import METHODS
 
 PEERS = ("hf_greedy", "hf_assisted", "hf_prompt_lookup")
@@ -43,18 +43,25 @@ class Tally:
     perplexity: list = field(default_factory=list)
     agreement: list = field(default_factory=list)
     solved: list = field(default_factory=list)
+    translation: dict = field(default_factory=dict)  # accuracy, BLEU, mixed renderings (suites with references)
+    runs: int = 0
 
     def row(self, baseline: "Tally | None") -> dict:
         tps = self.tokens / self.seconds if self.seconds else 0.0
         base_tps = baseline.tokens / baseline.seconds if baseline and baseline.seconds else None
+        latency = self.seconds / self.runs if self.runs else None
+        base_latency = baseline.seconds / baseline.runs if baseline and baseline.runs else None
         return {"tokens_per_s": tps, "speedup": tps / base_tps if base_tps else None,
+                "latency_ms": 1000 * latency if latency else None,
+                "latency_speedup": base_latency / latency if latency and base_latency else None,
                 "mean_accepted": self.tokens / self.target_forwards if self.target_forwards else None,
                 "acceptance_rate": self.accepted / self.drafted if self.drafted else None,
                 "identical_to_baseline": baseline.outputs == self.outputs if baseline else None,
                 "new_tokens": self.tokens, "seconds": self.seconds, "target_forwards": self.target_forwards,
                 **({"generative_perplexity": quality.pooled_perplexity(self.perplexity),
                     "agreement": mean(self.agreement)}
-                   if self.agreement else {}), **({"solved": mean(self.solved)} if self.solved else {})}
+                   if self.agreement else {}), **({"solved": mean(self.solved)} if self.solved else {}),
+                **self.translation}
 
 
 def mean(values: list) -> float | None:
@@ -84,7 +91,8 @@ def read_records(suite_or_path: str) -> list[dict]:
             continue
         try:
             record = json.loads(line)
-            prompts.append({"prompt": str(record["prompt"]), "answer": record.get("answer")})
+            prompts.append({"prompt": str(record["prompt"]), "answer": record.get("answer"),
+                            "references": record.get("references"), "number": record.get("number")})
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
             raise PlaygroundError(f"{path}:{n}: each line must be a JSON object with a 'prompt' field") from None
     if not prompts:
@@ -126,56 +134,75 @@ def run_peer(name: str, target: models.LoadedModel, draft: models.LoadedModel | 
     return out[0, ids.shape[1]:].tolist(), seconds, calls[0]
 
 
-def parse_spec(spec: str) -> tuple[str, dict]:
-    """'speculative:gamma=2:schedule=heuristic' -> ('speculative', {'gamma': '2', 'schedule': 'heuristic'}).
+def parse_spec(spec: str) -> tuple[str, dict, str | None]:
+    """'speculative:gamma=2:schedule=heuristic' -> ('speculative', {'gamma': '2', 'schedule': 'heuristic'}, None).
 
-    One method can so be benchmarked in several settings side by side; each spec is its own row."""
-    name, *pairs = [part.strip() for part in spec.split(":")]
+    One method can so be benchmarked in several settings side by side; each spec is its own row.
+    'dag@tiny-numbers-dat:strategy=beam' runs on its own model instead of --model (and without the draft)."""
+    head, *pairs = [part.strip() for part in spec.split(":")]
+    name, _, model = (part.strip() for part in head.partition("@"))
     params = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise PlaygroundError(f"cannot read {pair!r} in method {spec!r}: write METHOD:KEY=VALUE[:KEY=VALUE]")
         params[key.strip()] = value.strip()
-    return name, params
+    return name, params, model or None
+
+
+def translation_quality(outputs: list[str], records: list[dict]) -> dict:
+    """Against the suite's references (every valid output): exact-match accuracy, corpus BLEU (sacrebleu, all
+    references at once), and for number phrases the share that names the right number with mixed renderings."""
+    import sacrebleu
+
+    from playground import numbers
+    refs = [r["references"] for r in records]
+    streams = [[rs[min(k, len(rs) - 1)] for rs in refs] for k in range(max(map(len, refs)))]  # pad by repeating
+    quality = {"accuracy": mean([out in rs for out, rs in zip(outputs, refs)]),
+               "bleu": sacrebleu.corpus_bleu(outputs, streams).score}
+    if all(r.get("number") is not None for r in records):
+        quality["mixed"] = mean([numbers.judge(out, int(r["number"])) == "mixed" for out, r in zip(outputs, records)])
+    return quality
 
 
 def benchmark(model: str, draft: str | None, methods: list[str], prompts: list[str], max_new_tokens: int,
               repeats: int = 1, params: dict | None = None, progress: bool = True, baseline: str | None = None,
-              answers: list | None = None) -> dict:
+              answers: list | None = None, records: list[dict] | None = None) -> dict:
     """Each entry of `methods` is a method or peer name, or a spec with its own parameters (see parse_spec);
     `params` go to every method that has them, a spec's own parameters override them. Speedups and identity are
     against `baseline` (default: autoregressive, or one-token-per-forward diffusion on a diffusion model).
-    `answers` (one per prompt, or None): what a correct continuation starts with; rows then say the share solved."""
+    `answers` (one per prompt, or None): what a correct continuation starts with; rows then say the share solved.
+    `records` (the suite's, one per prompt): where they give "references", rows get accuracy, BLEU and mixed."""
     target = models.load(model)
     diffusion = is_masked_lm(target.model)
     baseline = baseline or ("diffusion:strategy=fixed_steps" if diffusion else "autoregressive")
     methods = [baseline, *[m for m in methods if m != baseline]]  # the baseline runs too, listed first
     specs = {m: parse_spec(m) for m in methods}
-    unknown = [m for m, (name, _) in specs.items() if name not in METHODS and name not in PEERS]
+    unknown = [m for m, (name, _, _) in specs.items() if name not in METHODS and name not in PEERS]
     if unknown:
         raise PlaygroundError(f"unknown method {unknown[0]!r} (methods: {', '.join(METHODS)}; peers: "
                               f"{', '.join(PEERS)})")
     draft_name = draft or (models.DEFAULT_DRAFT if model == models.DEFAULT_MODEL else None)
-    needs_draft = [m for m, (name, _) in specs.items()
-                   if name == "hf_assisted" or (name in METHODS and METHODS[name].needs_draft)]
+    needs_draft = [m for m, (name, _, own_model) in specs.items() if not own_model and
+                   (name == "hf_assisted" or (name in METHODS and METHODS[name].needs_draft))]
     draft_lm = models.load(draft_name) if needs_draft and draft_name else None
     if needs_draft and draft_lm is None:
         raise PlaygroundError(f"{needs_draft[0]} needs a draft model (--draft NAME)")
     if draft_lm:
         models.check_pair(target, draft_lm)
 
-    def request(name: str, own: dict, prompt: str, n: int) -> engine.Request:
+    def request(name: str, own: dict, own_model: str | None, prompt: str, n: int) -> engine.Request:
         shared = {k: v for k, v in (params or {}).items() if any(p.name == k for p in METHODS[name].params)}
-        return engine.Request(prompt=prompt, model=model, method=name, draft=draft_name,
-                              max_new_tokens=n, params={**shared, **own}, stop_at_eos=not diffusion)
+        return engine.Request(prompt=prompt, model=own_model or model, method=name,
+                              draft=None if own_model else draft_name, max_new_tokens=n,
+                              params={**shared, **own}, stop_at_eos=not diffusion)
 
     def once(method: str, prompt: str, n: int) -> tuple[list[int], float, int, int, int]:
-        name, own = specs[method]
+        name, own, own_model = specs[method]
         if name in PEERS:
             ids, seconds, forwards = run_peer(name, target, draft_lm, prompt, n)
             return ids, seconds, forwards, 0, 0
-        return run_ours(request(name, own, prompt, n))
+        return run_ours(request(name, own, own_model, prompt, n))
 
     for method in methods:  # warm-up: first calls pay for lazy initialisation
         once(method, prompts[0], 8)
@@ -187,7 +214,7 @@ def benchmark(model: str, draft: str | None, methods: list[str], prompts: list[s
             ids, seconds, forwards, accepted, drafted = once(method, prompts[i], max_new_tokens)
             t = tallies[method]
             t.tokens, t.seconds, t.target_forwards = t.tokens + len(ids), t.seconds + seconds, t.target_forwards + forwards
-            t.accepted, t.drafted = t.accepted + accepted, t.drafted + drafted
+            t.accepted, t.drafted, t.runs = t.accepted + accepted, t.drafted + drafted, t.runs + 1
             if r == 0:
                 t.outputs.append(ids)
     base = tallies[baseline]
@@ -200,6 +227,9 @@ def benchmark(model: str, draft: str | None, methods: list[str], prompts: list[s
                 t.agreement.append(quality.agreement(ids, until_eos(ref, eos)))
     for t in tallies.values():
         t.solved = [target.tokenizer.decode(ids).startswith(a) for ids, a in zip(t.outputs, answers or []) if a]
+        if records and all(r.get("references") for r in records):
+            t.translation = translation_quality(
+                [target.tokenizer.decode(ids, skip_special_tokens=True) for ids in t.outputs], records)
     return {"methods": {m: tallies[m].row(base) for m in methods}, "baseline": baseline, "prompts": len(prompts),
             "max_new_tokens": max_new_tokens, "repeats": repeats, "model": model, "draft": draft_name,
             "threads": torch.get_num_threads()}
@@ -255,23 +285,27 @@ def forward_costs(model: str, draft: str | None, prompt: str, sizes: list[int], 
     return {"ms_by_nodes": out, "context": len(ids), "threads": torch.get_num_threads()}
 
 
+COLUMNS = (  # key, header, width, digits, suffix; optional ones show only when some row has them
+    ("tokens_per_s", "tokens/s", 10, 1, ""), ("speedup", "speedup", 9, 2, "x"), ("latency_ms", "ms/run", 9, 1, ""),
+    ("latency_speedup", "faster", 8, 2, "x"), ("mean_accepted", "tok/fwd", 9, 2, ""),
+    ("acceptance_rate", "accept", 8, 2, ""), ("generative_perplexity", "gen ppl", 9, 2, ""),
+    ("agreement", "agree", 7, 2, ""), ("solved", "solved", 8, 2, ""), ("accuracy", "acc", 7, 3, ""),
+    ("bleu", "BLEU", 7, 1, ""), ("mixed", "mixed", 7, 3, ""))
+OPTIONAL = ("generative_perplexity", "agreement", "solved", "accuracy", "bleu", "mixed")
+
+
 def format_table(result: dict) -> str:
-    w = max(16, *(len(name) + 2 for name in result["methods"]))
-    judged = any("agreement" in r for r in result["methods"].values())
-    solved = any("solved" in r for r in result["methods"].values())
-    head = f"{'method':<{w}}{'tokens/s':>10}{'speedup':>9}{'tok/fwd':>9}{'accept':>8}" + (
-        f"{'gen ppl':>9}{'agree':>7}" if judged else "") + (f"{'solved':>8}" if solved else "") + "  identical"
+    rows = result["methods"]
+    w = max(16, *(len(name) + 2 for name in rows))
+    columns = [c for c in COLUMNS if c[0] not in OPTIONAL or any(c[0] in r for r in rows.values())]
     lines = [f"{result['prompts']} prompts x {result['repeats']}, {result['max_new_tokens']} new tokens, greedy, "
              f"model {result['model']}, draft {result['draft']}, {result['threads']} threads; "
-             f"baseline {result['baseline']}", head]
-    def cell(value, width: int, digits: int, suffix: str = "") -> str:
-        return (f"{value:.{digits}f}{suffix}" if value is not None else "-").rjust(width)
-
-    for name, r in result["methods"].items():
-        lines.append(f"{name:<{w}}{cell(r['tokens_per_s'], 10, 1)}{cell(r['speedup'], 9, 2, 'x')}"
-                     f"{cell(r['mean_accepted'], 9, 2)}{cell(r['acceptance_rate'], 8, 2)}" +
-                     (f"{cell(r.get('generative_perplexity'), 9, 2)}{cell(r.get('agreement'), 7, 2)}" if judged
-                      else "") + (cell(r.get('solved'), 8, 2) if solved else "") + f"  {r['identical_to_baseline']}")
+             f"baseline {result['baseline']}",
+             f"{'method':<{w}}" + "".join(f"{head:>{width}}" for _, head, width, _, _ in columns) + "  identical"]
+    for name, r in rows.items():
+        cells = [(f"{r[key]:.{digits}f}{suffix}" if r.get(key) is not None else "-").rjust(width)
+                 for key, _, width, digits, suffix in columns]
+        lines.append(f"{name:<{w}}" + "".join(cells) + f"  {r['identical_to_baseline']}")
     return "\n".join(lines)
 
 
@@ -301,6 +335,6 @@ def main(args) -> int:
         return 0
     result = benchmark(args.model, args.draft, methods, prompts, args.max_new_tokens,
                        args.repeats, _params(args.param), progress=not args.json, baseline=args.baseline,
-                       answers=[r["answer"] for r in records])
+                       answers=[r["answer"] for r in records], records=records)
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0

@@ -92,7 +92,8 @@ def cmd_models(args) -> int:
         loss = f", held-out loss {r['heldout_loss']:.3f} nats/token" if r["heldout_loss"] else ""
         params = f", {r['parameters'] / 1e6:.1f}M parameters" if r["parameters"] else ""
         print(f"{r['name']}: {r['architecture']}, {r['layers']} layers x {r['hidden_size']}{params}{loss}")
-    print("Any Hugging Face Hub id or local folder of a causal LM also works (the Hub needs network access).")
+    print("Any Hugging Face Hub id or local folder of a causal LM, masked LM or encoder-decoder also works (the Hub "
+          "needs network access).")
     return 0
 
 
@@ -140,10 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--methods", default="autoregressive,speculative",
                    help="comma-separated methods and peers; METHOD:KEY=VALUE[:KEY=VALUE] runs a method with its own "
                         "parameters, so one method can be compared with itself (e.g. speculative:gamma=2,"
-                        "speculative:schedule=heuristic)")
+                        "speculative:schedule=heuristic); METHOD@MODEL runs it on another model, without the draft "
+                        "(e.g. dag@tiny-numbers-dat:strategy=viterbi next to autoregressive on tiny-numbers-ar)")
     b.add_argument("--prompts", required=True, metavar="SUITE_OR_FILE",
-                   help="a prompt suite (complete, repeat, edit, docstring: assets/prompts/SUITE.jsonl) or a JSONL "
-                        "file, one object with a 'prompt' field per line")
+                   help="a prompt suite (complete, repeat, edit, docstring, dependent, numbers: "
+                        "assets/prompts/SUITE.jsonl) or a JSONL file, one object with a 'prompt' field per line "
+                        "(and optionally 'answer', the start a correct continuation has, or 'references', every "
+                        "correct output: rows then show accuracy and BLEU)")
     b.add_argument("--baseline", metavar="SPEC",
                    help="what speedups and identity are measured against (default: autoregressive; on a diffusion "
                         "model diffusion:strategy=fixed_steps, one token per forward)")

@@ -9,10 +9,9 @@ from typing import Iterator
 
 from playground import models
 from playground.errors import PlaygroundError
-from playground.diffusion import is_masked_lm
 from playground.events import Event, RunFinished, RunStarted, Stats, Step, output_ids
-from playground.lm import CachedLM
-from playground.methods import DecodeConfig, get_method
+from playground.lm import wrap
+from playground.methods import METHODS, DecodeConfig, get_method
 from playground.sampling import Sampling
 
 MAX_NEW_TOKENS = 2048
@@ -66,10 +65,7 @@ def prepare(req: Request) -> Prepared:
     if not (0.0 < req.top_p <= 1.0):
         raise PlaygroundError(f"top_p must be in (0, 1], got {req.top_p}")
     target = models.load(req.model)
-    if is_masked_lm(target.model) != method.masked_lm:
-        raise PlaygroundError(
-            f"method {method.name} needs a masked-diffusion model such as tiny-code-diffusion, not {target.name!r}"
-            if method.masked_lm else f"model {target.name!r} is a masked-diffusion model: use --method diffusion")
+    check_kind(method, target, method.kinds, "model")
     if method.check_model:
         method.check_model(params, target.model)
     wants_draft = method.needs_draft or (method.uses_draft is not None and method.uses_draft(params))
@@ -80,11 +76,14 @@ def prepare(req: Request) -> Prepared:
         raise PlaygroundError(f"method {method.name} needs a draft model (--draft NAME)")
     draft = models.load(draft_name) if draft_name else None
     if draft:
+        check_kind(method, draft, method.draft_kinds, "draft")
         models.check_pair(target, draft)
     prompt_ids = target.tokenizer(req.prompt)["input_ids"]
     for m in (target, draft) if draft else (target,):  # the draft reads every committed token too
         limit = m.max_positions
-        if limit and len(prompt_ids) + req.max_new_tokens > limit:
+        if limit and m.kind in ("seq2seq", "dag") and len(prompt_ids) > limit:  # the output has its own positions
+            raise PlaygroundError(f"the prompt is {len(prompt_ids)} tokens; {m.name!r} reads at most {limit}")
+        if limit and m.kind in ("causal", "masked") and len(prompt_ids) + req.max_new_tokens > limit:
             raise PlaygroundError(
                 f"the prompt is {len(prompt_ids)} tokens; with max_new_tokens {req.max_new_tokens} it exceeds the "
                 f"{limit}-token context of {m.name!r}")
@@ -93,14 +92,33 @@ def prepare(req: Request) -> Prepared:
                         seed=int(req.seed))
     if not sampling.greedy and method.greedy_only and method.greedy_only(params):
         raise PlaygroundError(f"method {method.name} with these parameters decodes greedily only: set temperature 0")
-    cfg = DecodeConfig(max_new_tokens=int(req.max_new_tokens), sampling=sampling, eos_id=eos,
+    budget = int(req.max_new_tokens)
+    if target.kind == "seq2seq" and target.max_positions:  # the decoder has its own positions, start token first;
+        budget = min(budget, target.max_positions - 1)      # a translation ends far sooner (at end-of-text)
+    cfg = DecodeConfig(max_new_tokens=budget, sampling=sampling, eos_id=eos,
                        mask_id=target.tokenizer.mask_token_id)
     return Prepared(req, target, draft, prompt_ids, cfg, params)
+
+
+def check_kind(method, loaded: models.LoadedModel, kinds: tuple[str, ...], role: str) -> None:
+    """A method runs only on the kinds of model it was written for: say which, and what was given instead."""
+    if loaded.kind not in kinds:
+        wanted = " or ".join(f"{models.KINDS[k][0]} (such as {models.KINDS[k][1]})" for k in kinds)
+        fitting = [m.name for m in METHODS.values() if loaded.kind in m.kinds]
+        hint = f": use --method {' or '.join(fitting)}" if role == "model" and fitting else ""
+        raise PlaygroundError(f"method {method.name} needs {wanted} as its {role}; {loaded.name!r} is "
+                              f"{models.KINDS[loaded.kind][0]}{hint}")
 
 
 def token_texts(tokenizer, ids: list[int]) -> list[str]:
     """The text of each token on its own (one batched call: a long prompt has thousands)."""
     return tokenizer.batch_decode([[i] for i in ids]) if ids else []  # batch_decode([]) gives ['']
+
+
+def nested_texts(tokenizer, rows: list[list[int]]) -> list[list[str]]:
+    """token_texts of each row, in one call."""
+    flat = iter(token_texts(tokenizer, [i for row in rows for i in row]))
+    return [[next(flat) for _ in row] for row in rows]
 
 
 def run_events(prep: Prepared, cancel: threading.Event | None = None) -> Iterator[Event]:
@@ -114,8 +132,8 @@ def run_events(prep: Prepared, cancel: threading.Event | None = None) -> Iterato
     yield RunStarted(method=method.name, model=prep.target.name, draft=prep.draft.name if prep.draft else None,
                      prompt=req.prompt, prompt_ids=list(prep.prompt_ids), settings=settings,
                      prompt_texts=token_texts(prep.target.tokenizer, prep.prompt_ids))
-    target = CachedLM(prep.target.model)
-    draft = CachedLM(prep.draft.model) if prep.draft else None
+    target = wrap(prep.target.model)
+    draft = wrap(prep.draft.model) if prep.draft else None
     steps: list[Step] = []
     status, error, method_s = "finished", None, 0.0
     decoding = None
@@ -136,6 +154,7 @@ def run_events(prep: Prepared, cancel: threading.Event | None = None) -> Iterato
             step.drafted_texts = token_texts(prep.target.tokenizer, step.drafted)
             step.tree_texts = token_texts(prep.target.tokenizer, step.tree_tokens)
             step.canvas_texts = token_texts(prep.target.tokenizer, step.canvas_guess)
+            step.dag_top_texts = nested_texts(prep.target.tokenizer, step.dag_top)
             steps.append(step)
             yield step
     except Exception as exc:  # a model failing mid-run: report it as the run's outcome, keep what was made

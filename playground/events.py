@@ -70,6 +70,14 @@ class Step:
     canvas_conf: list[float] = field(default_factory=list)     # probability of each committed token or guess
     canvas_texts: list[str] = field(default_factory=list)      # decoded text of each canvas_guess token
     margin: float | None = None          # SchED: mean top-1 minus top-2 logit margin over the block
+    # DAG (DA-Transformer): the graph one parallel pass built, and the path decoding chose through it. Vertex j's
+    # likeliest tokens, the probability that a path passes through it, the transitions at least 1% likely.
+    dag_top: list[list[int]] = field(default_factory=list)
+    dag_top_p: list[list[float]] = field(default_factory=list)
+    dag_top_texts: list[list[str]] = field(default_factory=list)
+    dag_passing: list[float] = field(default_factory=list)
+    dag_edges: list[list] = field(default_factory=list)        # [from, to, probability]
+    dag_path: list[int] = field(default_factory=list)          # the decoded path's vertices, 0 first
 
     @property
     def proposed(self) -> int:

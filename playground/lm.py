@@ -25,9 +25,14 @@ class CachedLM:
         self._keep_arg = "logits_to_keep" in inspect.signature(self.model.forward).parameters
 
     @property
+    def self_cache(self) -> DynamicCache:
+        """The keys and values of the tokens this model generated and read (an encoder-decoder's decoder side)."""
+        return self.cache
+
+    @property
     def length(self) -> int:
         """Number of tokens whose keys and values are in the cache."""
-        return self.cache.get_seq_length()
+        return self.self_cache.get_seq_length()
 
     @torch.inference_mode()
     def forward(self, ids: list[int], keep: int = 1, **model_kwargs) -> torch.Tensor:
@@ -48,7 +53,7 @@ class CachedLM:
 
         Layer by layer: after a layer-skipping draft, skipped layers hold fewer entries than the others.
         """
-        for layer in self.cache.layers:
+        for layer in self.self_cache.layers:
             extra = layer.get_seq_length() - length
             if extra > 0:
                 layer.crop(-extra)  # transformers 5: a negative count of tokens to drop
@@ -58,3 +63,51 @@ class CachedLM:
         counters = (self.forwards, self.seconds)
         self.forwards, self.seconds = 0, 0.0
         return counters
+
+
+class CachedSeq2Seq(CachedLM):
+    """An encoder-decoder with its decoder's KV cache. The first `forward` is the prefill: it encodes the given ids
+    as the source and feeds the decoder its start token; later calls feed decoder tokens. So the autoregressive
+    method runs on it unchanged, and `length`/`crop` count decoder tokens."""
+
+    def __post_init__(self):
+        from transformers import EncoderDecoderCache
+        self.cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+        self.encoded = None
+        self.source_mask = None
+
+    @property
+    def self_cache(self) -> DynamicCache:
+        return self.cache.self_attention_cache
+
+    @torch.inference_mode()
+    def encode(self, source_ids: list[int]) -> None:
+        start = time.perf_counter()
+        x = torch.tensor([source_ids], dtype=torch.long)
+        self.source_mask = torch.ones_like(x)
+        self.encoded = self.model.get_encoder()(input_ids=x, attention_mask=self.source_mask)
+        self.seconds += time.perf_counter() - start
+
+    @torch.inference_mode()
+    def forward(self, ids: list[int], keep: int = 1, **model_kwargs) -> torch.Tensor:
+        if self.encoded is None:
+            self.encode(ids)
+            ids = [self.model.config.decoder_start_token_id]
+        start = time.perf_counter()
+        out = self.model(encoder_outputs=self.encoded, attention_mask=self.source_mask,
+                         decoder_input_ids=torch.tensor([ids], dtype=torch.long), past_key_values=self.cache,
+                         use_cache=True, **model_kwargs)
+        logits = out.logits[0, -keep:].float()
+        self.forwards += 1
+        self.seconds += time.perf_counter() - start
+        return logits
+
+
+def wrap(model: torch.nn.Module):
+    """The runner a method gets for a model: a KV-cached LM, a cached encoder-decoder, or a DAG runner."""
+    from playground.models import kind_of
+    kind = kind_of(model)
+    if kind == "dag":
+        from playground.dag import DagRunner
+        return DagRunner(model)
+    return CachedSeq2Seq(model) if kind == "seq2seq" else CachedLM(model)

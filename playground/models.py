@@ -28,12 +28,37 @@ class LoadedModel:
 
     @property
     def vocab_size(self) -> int:
-        return self.model.get_output_embeddings().weight.shape[0]
+        head = self.model.get_output_embeddings()
+        return head.weight.shape[0] if head is not None else self.model.config.vocab_size
 
     @property
     def max_positions(self) -> int | None:
         cfg = self.model.config
-        return getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
+        return (getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
+                or getattr(cfg, "max_source_positions", None))
+
+    @property
+    def kind(self) -> str:
+        return kind_of(self.model)
+
+
+KINDS = {  # what each kind of model is, and a shipped one, for error messages
+    "causal": ("a causal LM", "tiny-code"),
+    "masked": ("a masked-diffusion model", "tiny-code-diffusion"),
+    "seq2seq": ("an autoregressive encoder-decoder", "tiny-numbers-ar"),
+    "dag": ("a non-autoregressive translator (DA-Transformer or NAT)", "tiny-numbers-dat"),
+}
+
+
+def kind_of(model: torch.nn.Module) -> str:
+    """causal / masked / seq2seq / dag: which methods can run the model."""
+    from playground.dat import is_dat
+    from playground.diffusion import is_masked_lm
+    if is_dat(model):
+        return "dag"
+    if getattr(model.config, "is_encoder_decoder", False):
+        return "seq2seq"
+    return "masked" if is_masked_lm(model) else "causal"
 
 
 def shipped_models() -> dict[str, Path]:
@@ -49,8 +74,10 @@ def describe_models() -> list[dict]:
         cfg = json.loads((path / "config.json").read_text())
         facts_path = path / "training.json"
         facts = json.loads(facts_path.read_text()) if facts_path.is_file() else {}
+        layers = cfg.get("num_hidden_layers") or (  # an encoder-decoder: encoder + decoder
+            f"{cfg['encoder_layers']}+{cfg['decoder_layers']}" if "encoder_layers" in cfg else None)
         rows.append({"name": name, "path": str(path), "architecture": (cfg.get("architectures") or ["?"])[0],
-                     "layers": cfg.get("num_hidden_layers"), "hidden_size": cfg.get("hidden_size"),
+                     "layers": layers, "hidden_size": cfg.get("hidden_size") or cfg.get("d_model"),
                      "parameters": facts.get("parameters"), "heldout_loss": facts.get("heldout_loss")})
     return rows
 
@@ -94,10 +121,13 @@ _lock = threading.Lock()
 
 
 def load(name: str) -> LoadedModel:
-    """Load (once per process) a causal LM (or a masked LM: a diffusion model) and its tokenizer, in float32 for
-    CPU inference."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+    """Load (once per process) a model and its tokenizer, in float32 for CPU inference: a causal LM, a masked LM
+    (a diffusion model), an encoder-decoder, or a DA-Transformer (registered with the Auto classes by playground.dat)."""
+    from transformers import (AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM,
+                              AutoModelForSeq2SeqLM, AutoTokenizer)
     from transformers.utils import logging as hf_logging
+
+    from playground.dat import DatConfig
 
     hf_logging.disable_progress_bar()
 
@@ -112,14 +142,21 @@ def load(name: str) -> LoadedModel:
                 "nor a local folder, and the Hugging Face Hub cannot be reached from here")
         try:
             tokenizer = AutoTokenizer.from_pretrained(where)
-            masked = any(a.endswith("ForMaskedLM") for a in AutoConfig.from_pretrained(where).architectures or [])
-            auto = AutoModelForMaskedLM if masked else AutoModelForCausalLM  # masked: a diffusion LM
+            config = AutoConfig.from_pretrained(where)
+            if isinstance(config, DatConfig):
+                auto = AutoModel
+            elif config.is_encoder_decoder:
+                auto = AutoModelForSeq2SeqLM
+            elif any(a.endswith("ForMaskedLM") for a in config.architectures or []):
+                auto = AutoModelForMaskedLM  # a diffusion LM
+            else:
+                auto = AutoModelForCausalLM
             model = auto.from_pretrained(where, dtype=torch.float32).eval()
             transposed_weights(model)
         except Exception as exc:  # from_pretrained raises OSError, ValueError, KeyError... all mean "can't load"
             shipped = ", ".join(shipped_models()) or "none"
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise PlaygroundError(f"cannot load model {name!r} as a causal or masked LM (shipped: {shipped}): {first}") from None
+            raise PlaygroundError(f"cannot load model {name!r} (shipped: {shipped}): {first}") from None
         loaded = LoadedModel(name=name, model=model, tokenizer=tokenizer)
         _cache[name] = loaded
         return loaded

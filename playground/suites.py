@@ -13,6 +13,8 @@ also say "source" (the file, relative to the stdlib root) and "line", and `repea
   ParallelBench: sort or reverse a list, finish a Latin square, transpose, swap; each line also
   gives the "answer" the continuation must start with. Where decoding commits many tokens at once, each chosen
   from its own marginal, this is where it should break.
+- numbers (built by `python -m playground.train_dag prompts`): French number phrases of held-out numbers for the
+  translators of the DAG demo, each with its "number" and every valid English rendering ("references").
 
 Built by `python -m playground.train prompts` deterministically (files in sorted order, a fixed seed). Every prompt
 stays under MAX_PROMPT_TOKENS, so prompt + 128 new tokens fits the shipped models' 1024-token context with room.
@@ -33,7 +35,7 @@ from playground import data, models
 from playground.errors import PlaygroundError
 
 BUILT = ("complete", "repeat", "edit", "docstring")
-SUITES = BUILT + ("dependent",)
+SUITES = BUILT + ("dependent", "numbers")
 PROMPTS_DIR = models.ASSETS / "prompts"
 PER_SUITE = 20
 SEED = 0

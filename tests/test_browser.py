@@ -522,3 +522,126 @@ def test_diffusion_tab_shows_slow_and_fast_side_by_side(page):
     shown(page, "#dlm-curve svg.main-svg")
     assert "Speed vs quality" in page.locator("#dlm-curve").inner_text()
     snap(page, "diffusion_side_by_side")
+
+
+# --- DAG decoding: the graph (Plotly.js in a gr.HTML, pruned and clicked in the page) and the DAG tab
+
+def numbers_or_skip() -> dict:
+    """The numbers models (dat, ar, nat) by name or folder; skips while they are not trained yet."""
+    from test_views_dag import NUMBERS, numbers_missing
+    if numbers_missing():
+        pytest.skip(numbers_missing())
+    return NUMBERS
+
+
+def dag_drawn(page, view: str) -> dict:
+    """What the graph in `view` shows now: vertex markers and lines drawn, and what its count line says."""
+    return page.evaluate(f"""() => {{
+        const plot = document.querySelector('{view} .pg-dag-plot');
+        const lines = plot.data.filter((t) => t.meta === 'edges' || t.meta === 'path')
+                               .reduce((n, t) => n + t.x.filter((x) => x === null).length, 0);
+        const count = document.querySelector('{view} .pg-dag-count').dataset;
+        return {{vertices: plot.querySelectorAll('.tracevertices path.point').length, lines,
+                 shown_vertices: +count.shownVertices, shown_edges: +count.shownEdges}};
+    }}""")
+
+
+def prune(page, view: str, name: str, value: float) -> None:
+    """Move a prune slider (vertices or edges) and wait until the page took it."""
+    page.locator(f"{view} input[data-prune={name}]").fill(str(value))
+    page.wait_for_function(f"document.querySelector('{view} output[data-for={name}]').textContent === "
+                           f"'{value:.2f}'")
+
+
+def test_dag_run_draws_the_graph_prunes_it_and_shows_a_vertex(page, app):
+    numbers = numbers_or_skip()
+    choose(page, "method", "dag")  # a numbers method: the numbers model and a French phrase come with it
+    sync_api.expect(page.locator("#model input")).to_have_value("tiny-numbers-dat")
+    sync_api.expect(page.locator("#prompt textarea")).to_have_value("trois cent douze")
+    hidden(page, "#param-beam")
+    choose(page, "param-strategy", "beam")
+    shown(page, "#param-beam")
+    choose(page, "param-strategy", "viterbi")
+    set_value(page, "#model input", numbers["dat"])
+    sync_api.expect(page.locator("#model input")).to_have_value(numbers["dat"])
+    page.click("#generate-btn")
+    status, run_id = finish_run(page)
+    assert status == "finished"
+    shown(page, "#live-dag .pg-dag-plot .main-svg")
+    for view in ("#live-tree", "#live-canvas"):
+        hidden(page, view)
+    from playground.recorder import Recorder
+    _, steps, _ = Recorder(app[1]).replay(run_id)
+    step = steps[0]
+    size, path = len(step.dag_top), step.dag_path
+    edges = [e for e in step.dag_edges if e[0] < e[1]]
+    assert dag_drawn(page, "#live-dag")["vertices"] == size
+    page.locator("#live-dag").screenshot(path=str(ARTIFACTS / "dag_live.png"))
+
+    open_in_history(page, run_id)  # the replay draws the same graph from the database
+    view = "#replay-dag"
+    shown(page, f"{view} .pg-dag-plot .main-svg")
+    graph = page.locator(view)
+    graph.scroll_into_view_if_needed()
+    whole = dag_drawn(page, view)
+    assert (whole["vertices"], whole["shown_vertices"], whole["shown_edges"]) == (size, size, len(edges))
+    graph.screenshot(path=str(ARTIFACTS / "dag_replay.png"))
+    assert size > len(path)
+    prune(page, view, "vertices", 1.0)  # only the path's vertices stay, and the transitions between them
+    pruned = dag_drawn(page, view)
+    assert pruned["vertices"] == pruned["shown_vertices"] == len(path) < size
+    assert pruned["lines"] < whole["lines"] and pruned["shown_edges"] < len(edges)
+    graph.screenshot(path=str(ARTIFACTS / "dag_pruned_vertices.png"))
+    prune(page, view, "vertices", 0)
+    prune(page, view, "edges", 0.5)
+    pruned = dag_drawn(page, view)
+    assert pruned["vertices"] == size and pruned["shown_edges"] < len(edges) and pruned["lines"] < whole["lines"]
+    graph.screenshot(path=str(ARTIFACTS / "dag_pruned_edges.png"))
+
+    vertex = path[1]  # click the first vertex after <s> on the path: its details fill the box beside the plot
+    box = graph.locator(".tracevertices path.point").nth(vertex).bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_selector(f"{view} .pg-dag-details[data-vertex='{vertex}']")
+    details = graph.locator(".pg-dag-details").inner_text()
+    assert f"Vertex {vertex}" in details and "passing probability" in details
+    assert all(text in details for text in step.dag_top_texts[vertex] if text.strip())
+    assert "strongest in" in details and "strongest out" in details
+    assert graph.locator(".traceselected path.point").count() == 1  # the clicked vertex is ringed
+    graph.screenshot(path=str(ARTIFACTS / "dag_details.png"))
+    assert page.dialogs == []
+
+
+def test_dag_tab_translates_four_ways_side_by_side(page):
+    numbers = numbers_or_skip()
+    page.get_by_role("tab", name="DAG").click()
+    set_value(page, "#dag-phrase textarea", " ")  # an empty phrase: a clear message, no run
+    page.click("#dag-btn")
+    sync_api.expect(page.locator("#dag-verdict .pg-error")).to_contain_text("the phrase is empty")
+    set_value(page, "#dag-phrase textarea", "quatre mille deux cent cinquante-trois")
+    if any(numbers[k] != name for k, name in (("dat", "tiny-numbers-dat"), ("ar", "tiny-numbers-ar"),
+                                               ("nat", "tiny-numbers-nat"))):
+        page.get_by_text("Models", exact=True).click()
+        for key, name in numbers.items():
+            set_value(page, f"#dag-model-{key} input", name)
+            sync_api.expect(page.locator(f"#dag-model-{key} input")).to_have_value(name)
+    page.click("#dag-btn")
+    sync_api.expect(page.locator("#dag-verdict .pg-error")).to_have_count(0)  # the empty phrase's message goes
+    verdict = page.wait_for_selector("#dag-verdict [data-verdict=identical], #dag-verdict [data-verdict=different], "
+                                     "#dag-verdict [data-verdict=failed], #dag-verdict .pg-error",
+                                     timeout=2 * RUN_TIMEOUT_MS)
+    assert verdict.get_attribute("data-verdict") == "identical", verdict.inner_text()  # gad is lossless
+    assert re.search(r"DAG [\d.]+× · GAD [\d.]+× · NAT [\d.]+×", verdict.inner_text())
+    runs = set()
+    for key in ("dag", "ar", "gad", "nat"):
+        side = page.locator(f"#dag-{key}-side .pg-dag-side")
+        assert side.get_attribute("data-status") == "finished"
+        runs.add(side.get_attribute("data-run"))
+        assert page.locator(f"#dag-{key}-side [data-stat=wall_s] b").inner_text().endswith(" ms")
+    assert len(runs) == 4  # each recorded on its own
+    assert page.locator("#dag-gad-side [data-output]").inner_text() == \
+        page.locator("#dag-ar-side [data-output]").inner_text()
+    shown(page, "#dag-gad-side .pg-dag-drafts .pg-step")  # gad's drafts, accepted tokens in green
+    assert "drafted tokens accepted" in page.locator("#dag-gad-side").inner_text()
+    shown(page, "#dag-graph .pg-dag-plot .main-svg")
+    snap(page, "dag_tab")
+    assert page.dialogs == []

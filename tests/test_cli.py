@@ -153,7 +153,8 @@ def test_generate_on_the_defaults_uses_the_shipped_models(shipped_pair, db, run_
     assert spec["token_ids"] == ar["token_ids"]
 
 
-@pytest.mark.parametrize("method", sorted(name for name, m in METHODS.items() if m.lossless))
+@pytest.mark.parametrize("method", sorted(name for name, m in METHODS.items()
+                                          if m.lossless and "causal" in m.kinds))  # gad: tests/test_dag.py
 def test_every_method_runs_on_its_defaults_with_the_shipped_models(shipped_pair, db, main, method):
     """`generate --method M --json` with no --param, as the issue asks; every method is lossless: same tokens."""
     outputs = {}

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from playground.errors import PlaygroundError
-from playground.methods import (autoregressive, copyspec, diffusion, prompt_lookup, self_speculative,
+from playground.methods import (autoregressive, copyspec, dag, diffusion, prompt_lookup, self_speculative,
                                 speculative, token_recycling, tree_speculative)
 from playground.methods.base import DecodeConfig, Method, Param
 
 METHODS: dict[str, Method] = {m.name: m for m in (
     autoregressive.METHOD, speculative.METHOD, prompt_lookup.METHOD, self_speculative.METHOD,
     self_speculative.EARLY_EXIT, copyspec.METHOD, tree_speculative.METHOD, token_recycling.METHOD,
-    diffusion.METHOD)}
+    diffusion.METHOD, dag.METHOD, dag.GAD)}
 
 
 def get_method(name: str) -> Method:

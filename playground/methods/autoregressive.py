@@ -43,4 +43,5 @@ METHOD = Method(
     name="autoregressive",
     summary="One target forward per token (KV cache). The baseline.",
     decode=autoregressive,
+    kinds=("causal", "seq2seq"),  # an encoder-decoder's first forward encodes the prompt (lm.CachedSeq2Seq)
 )

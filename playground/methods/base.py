@@ -54,7 +54,8 @@ class Method:
     check: Callable[[dict], None] | None = None  # checks that span parameters; raises PlaygroundError
     check_model: Callable[[dict, object], None] | None = None  # checks against the loaded target model
     greedy_only: Callable[[dict], bool] | None = None  # says when these params cannot sample (temperature > 0)
-    masked_lm: bool = False  # runs on a masked-diffusion model (and only there), not on a causal LM
+    kinds: tuple[str, ...] = ("causal",)        # the kinds of target model it runs on (models.KINDS)
+    draft_kinds: tuple[str, ...] = ("causal",)  # the kinds of draft model it takes
 
     def parse_params(self, raw: dict) -> dict:
         known = {p.name: p for p in self.params}

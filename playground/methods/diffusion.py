@@ -188,5 +188,5 @@ METHOD = Method(
     check=check,
     check_model=check_model,
     greedy_only=lambda params: params["strategy"] == "freedave",
-    masked_lm=True,  # verification compares with greedy decoding
+    kinds=("masked",),  # verification compares with greedy decoding
 )

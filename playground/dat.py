@@ -1,0 +1,147 @@
+"""The Directed Acyclic Transformer (Huang et al. 2022, "Directed Acyclic Transformer for Non-Autoregressive
+Machine Translation") as a transformers model, registered with the Auto classes so `from_pretrained` loads it.
+
+An encoder reads the source. The decoder has L = lambda x (source length) vertices, all computed in one parallel
+pass from a uniform copy of the encoder states plus learned vertex embeddings (plus, in glancing training, the
+embeddings of some gold tokens): each vertex j
+gives a token distribution P(y | v_j) and transition probabilities E[j, k] to every later vertex k. An output is
+a path from vertex 0 to vertex L-1 emitting one token per visited vertex; `playground.dag` decodes it.
+
+With `graph=False` the same network is a plain non-autoregressive translator (Gu et al. 2018): as many vertices as
+the predicted target length, vertex i emits output token i, no transitions. It is the DAG-free baseline.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
+from transformers.utils import ModelOutput
+
+NEG = -1e9  # log-probability of a transition that does not exist (finite: a vertex with no successor stays NaN-free)
+
+
+class DatConfig(PretrainedConfig):
+    model_type = "da-transformer"
+
+    def __init__(self, vocab_size: int = 88, d_model: int = 128, heads: int = 4, ffn: int = 512,
+                 encoder_layers: int = 3, decoder_layers: int = 3, dropout: float = 0.0,
+                 max_source_positions: int = 64, graph: bool = True, upsample: int = 4, max_vertices: int = 256,
+                 max_target_length: int = 32, pad_token_id: int = 0, bos_token_id: int = 1, eos_token_id: int = 2,
+                 **kwargs):
+        self.vocab_size, self.d_model, self.heads, self.ffn = vocab_size, d_model, heads, ffn
+        self.encoder_layers, self.decoder_layers, self.dropout = encoder_layers, decoder_layers, dropout
+        self.max_source_positions = max_source_positions
+        self.graph = graph                        # False: plain NAT, one vertex per target token
+        self.upsample = upsample                  # lambda: vertices per source token
+        self.max_vertices = max_vertices
+        self.max_target_length = max_target_length  # NAT: the length head's classes
+        kwargs["is_encoder_decoder"] = True
+        super().__init__(pad_token_id=pad_token_id, bos_token_id=bos_token_id, eos_token_id=eos_token_id, **kwargs)
+
+
+@dataclass
+class DatOutput(ModelOutput):
+    token_logprobs: torch.Tensor = None   # [B, L, V] log P(y | v_j)
+    links: torch.Tensor | None = None     # [B, L, L] log E[j, k] (NEG where k <= j or beyond the graph); DAG only
+    vertex_mask: torch.Tensor = None      # [B, L] True for real vertices
+    length_logits: torch.Tensor | None = None  # [B, max_target_length] (NAT only)
+
+
+class DatModel(PreTrainedModel):
+    config_class = DatConfig
+    base_model_prefix = "dat"
+    main_input_name = "input_ids"
+
+    def __init__(self, config: DatConfig):
+        super().__init__(config)
+        d = config.d_model
+        self.embed = nn.Embedding(config.vocab_size, d, padding_idx=config.pad_token_id)
+        self.source_positions = nn.Embedding(config.max_source_positions, d)
+        self.vertex_positions = nn.Embedding(config.max_vertices, d)
+
+        def layer(kind):
+            return kind(d, config.heads, config.ffn, config.dropout, batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer(nn.TransformerEncoderLayer), config.encoder_layers,
+                                             norm=nn.LayerNorm(d), enable_nested_tensor=False)
+        self.decoder = nn.TransformerDecoder(layer(nn.TransformerDecoderLayer), config.decoder_layers,
+                                             norm=nn.LayerNorm(d))
+        self.link_query = nn.Linear(d, d)
+        self.link_key = nn.Linear(d, d)
+        self.length_head = nn.Linear(d, config.max_target_length) if not config.graph else None
+        self.post_init()
+
+    def _init_weights(self, module):
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+    def vertex_counts(self, source_mask: torch.Tensor) -> torch.Tensor:
+        """Graph size per example: lambda x source length, capped by the vertex embeddings."""
+        return (source_mask.sum(1) * self.config.upsample).clamp(max=self.config.max_vertices)
+
+    def encode(self, input_ids: torch.Tensor, source_mask: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        x = self.embed(input_ids) * math.sqrt(self.config.d_model) + self.source_positions(positions)
+        return self.encoder(x, src_key_padding_mask=~source_mask)
+
+    def predicted_lengths(self, memory: torch.Tensor, source_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """NAT: the length head's logits and its argmax (at least 2: <s> and </s>)."""
+        pooled = (memory * source_mask[..., None]).sum(1) / source_mask.sum(1, keepdim=True)
+        logits = self.length_head(pooled)
+        return logits, logits.argmax(-1).clamp(min=2)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                vertices: torch.Tensor | None = None, glance: torch.Tensor | None = None, **_) -> DatOutput:
+        """`vertices`: graph size (DAG) or target length (NAT) per example; by default lambda x source length, or
+        the predicted length. `glance`: [B, L] gold token ids fed into chosen vertices, -1 elsewhere (training)."""
+        source_mask = attention_mask.bool() if attention_mask is not None else input_ids != self.config.pad_token_id
+        memory = self.encode(input_ids, source_mask)
+        length_logits = None
+        if not self.config.graph:
+            length_logits, guessed = self.predicted_lengths(memory, source_mask)
+            vertices = guessed if vertices is None else vertices
+        elif vertices is None:
+            vertices = self.vertex_counts(source_mask)
+        size = int(vertices.max())
+        vertex_mask = torch.arange(size, device=input_ids.device)[None] < vertices[:, None]
+        h = self.copied_source(memory, source_mask, vertices, size) + self.vertex_positions(
+            torch.arange(size, device=input_ids.device))[None]
+        if glance is not None:
+            chosen = glance[:, :size] >= 0
+            h = torch.where(chosen[..., None], h + self.embed(glance[:, :size].clamp(min=0)), h)
+        h = self.decoder(h, memory, tgt_key_padding_mask=~vertex_mask, memory_key_padding_mask=~source_mask)
+        token_logprobs = torch.log_softmax(h @ self.embed.weight.T, dim=-1)
+        links = self.links(h, vertex_mask) if self.config.graph else None
+        return DatOutput(token_logprobs=token_logprobs, links=links, vertex_mask=vertex_mask,
+                         length_logits=length_logits)
+
+    @staticmethod
+    def copied_source(memory: torch.Tensor, source_mask: torch.Tensor, vertices: torch.Tensor, size: int) -> torch.Tensor:
+        """Uniform copy (Gu et al. 2018; DA-Transformer's decoder input): vertex j of L starts from the encoder
+        state of source position floor(j * S / L), so each vertex knows which part of the source it sits over."""
+        j = torch.arange(size, device=memory.device)[None]
+        lengths = source_mask.sum(1, keepdim=True)
+        index = torch.minimum(j * lengths // vertices[:, None].clamp(min=1), lengths - 1)
+        return memory.gather(1, index[..., None].expand(-1, -1, memory.shape[-1]))
+
+    def links(self, h: torch.Tensor, vertex_mask: torch.Tensor) -> torch.Tensor:
+        """log E[j, k]: attention-like scores between vertex states, softmax over the later vertices k > j."""
+        scores = self.link_query(h) @ self.link_key(h).transpose(1, 2) / math.sqrt(self.config.d_model)
+        size = h.shape[1]
+        later = torch.ones(size, size, dtype=torch.bool, device=h.device).triu(1)
+        allowed = later[None] & vertex_mask[:, None, :]
+        # the last vertex (and padding) has no successor: its row stays NEG rather than a uniform softmax of NEGs
+        return torch.log_softmax(scores.masked_fill(~allowed, NEG), dim=-1).masked_fill(~allowed, NEG)
+
+
+AutoConfig.register(DatConfig.model_type, DatConfig)
+AutoModel.register(DatConfig, DatModel)
+
+
+def is_dat(model) -> bool:
+    return getattr(model.config, "model_type", None) == DatConfig.model_type
