@@ -10,6 +10,7 @@ Every strategy returns the visited vertices and the tokens, <s> first and </s> l
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass
@@ -128,6 +129,12 @@ class Bigram:
                 counts[a, b] += 1
         return cls((counts / counts.sum(1, keepdim=True)).log())
 
+    def table(self) -> list[list[float]]:
+        """log P(b | a) as nested lists (read in beam search's inner loop), made once."""
+        if getattr(self, "_table", None) is None:
+            self._table = self.logprobs.tolist()
+        return self._table
+
     def save(self, path: Path) -> None:
         path.write_text(json.dumps({"logprobs": [[round(x, 4) for x in row] for row in self.logprobs.tolist()]}))
 
@@ -135,21 +142,24 @@ class Bigram:
 def beam(graph: Graph, width: int = 4, tokens_per_vertex: int = 2, lm: Bigram | None = None, lm_weight: float = 0.0,
          alpha: float = 1.0) -> tuple[list[int], list[int]]:
     """Beam search over paths, each hypothesis (score, vertices, tokens) extended by its `width` likeliest next
-    vertices times their `tokens_per_vertex` likeliest tokens; finished at the last vertex; best score / length^alpha."""
+    vertices times their `tokens_per_vertex` likeliest tokens, plus lm_weight x the bigram LM's log-probability of
+    the token after the previous one; finished at the last vertex; the best score / length^alpha wins.
+    Plain lists inside the loop: a few hundred extensions per graph, each a handful of float additions."""
     last = graph.size - 1
-    top_p, top_ids = graph.token_logprobs.topk(tokens_per_vertex, dim=-1)
-    next_p, next_ids = graph.links.topk(min(width, graph.size), dim=-1)
-    first = int(top_ids[0, 0])
-    hyps = [(float(top_p[0, 0]), [0], [first])]
+    top_p, top_ids = (t.tolist() for t in graph.token_logprobs.topk(tokens_per_vertex, dim=-1))
+    next_p, next_ids = (t.tolist() for t in graph.links.topk(min(width, graph.size), dim=-1))
+    bigram = lm.table() if lm is not None and lm_weight else None
+    hyps = [(top_p[0][0], [0], [top_ids[0][0]])]
     finished = []
     while hyps:
         grown = []
         for score, path, toks in hyps:
-            for e, k in zip(next_p[path[-1]].tolist(), next_ids[path[-1]].tolist()):
+            follows = bigram[toks[-1]] if bigram else None
+            for e, k in zip(next_p[path[-1]], next_ids[path[-1]]):
                 if e <= NEG / 2:
                     continue
-                for p, y in zip(top_p[k].tolist(), top_ids[k].tolist()):
-                    extra = lm_weight * float(lm.logprobs[toks[-1], y]) if lm is not None and lm_weight else 0.0
+                for p, y in zip(top_p[k], top_ids[k]):
+                    extra = lm_weight * follows[y] if follows else 0.0
                     grown.append((score + e + p + extra, path + [k], toks + [y]))
         grown.sort(key=lambda h: h[0], reverse=True)
         hyps = []
@@ -178,9 +188,12 @@ class DagRunner:
 
     def __init__(self, model):
         self.model = model
-        lm = Path(getattr(model, "name_or_path", "") or "") / LM_FILE
-        self.lm = Bigram.load(lm) if lm.is_file() else None
         self.forwards, self.seconds = 0, 0.0
+
+    @property
+    def lm(self) -> Bigram | None:
+        """The bigram LM shipped beside the model, if any: read on first use (beam search with lm_weight only)."""
+        return bigram_beside(str(getattr(self.model, "name_or_path", "") or ""))
 
     @torch.inference_mode()
     def graph(self, source_ids: list[int]) -> Graph:
@@ -211,6 +224,12 @@ class DagRunner:
         counters = (self.forwards, self.seconds)
         self.forwards, self.seconds = 0, 0.0
         return counters
+
+
+@functools.lru_cache(maxsize=8)
+def bigram_beside(folder: str) -> Bigram | None:
+    path = Path(folder) / LM_FILE
+    return Bigram.load(path) if folder and path.is_file() else None
 
 
 def nat_links(size: int) -> torch.Tensor:

@@ -111,8 +111,13 @@ def check_kind(method, loaded: models.LoadedModel, kinds: tuple[str, ...], role:
 
 
 def token_texts(tokenizer, ids: list[int]) -> list[str]:
-    """The text of each token on its own (one batched call: a long prompt has thousands)."""
-    return tokenizer.batch_decode([[i] for i in ids]) if ids else []  # batch_decode([]) gives ['']
+    """The text of each token on its own (one batched call over the distinct ids: a long prompt has thousands of
+    tokens, a DAG's top tokens repeat a few dozen ids)."""
+    if not ids:  # batch_decode([]) gives ['']
+        return []
+    distinct = list(dict.fromkeys(ids))
+    text = dict(zip(distinct, tokenizer.batch_decode([[i] for i in distinct])))
+    return [text[i] for i in ids]
 
 
 def nested_texts(tokenizer, rows: list[list[int]]) -> list[list[str]]:
