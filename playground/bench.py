@@ -159,7 +159,7 @@ def translation_quality(outputs: list[str], records: list[dict]) -> dict:
     refs = [r["references"] for r in records]
     streams = [[rs[min(k, len(rs) - 1)] for rs in refs] for k in range(max(map(len, refs)))]  # pad by repeating
     quality = {"accuracy": mean([out in rs for out, rs in zip(outputs, refs)]),
-               "bleu": sacrebleu.corpus_bleu(outputs, streams).score}
+               "bleu": round(sacrebleu.corpus_bleu(outputs, streams).score, 2)}
     if all(r.get("number") is not None for r in records):
         quality["mixed"] = mean([numbers.judge(out, int(r["number"])) == "mixed" for out, r in zip(outputs, records)])
     return quality

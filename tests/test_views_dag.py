@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from playground import compare_dag, views_dag
+from playground.views import _prob
 from playground.engine import Request, generate
 from playground.events import RunStarted
 from playground.recorder import Recorder
@@ -125,7 +126,7 @@ def test_details_of_each_vertex_list_its_top_tokens_and_strongest_transitions(ru
     j = step.dag_path[1]
     assert f"Vertex {j}</b>" in details[j] and "on the decoded path" in details[j]
     for text, p in zip(step.dag_top_texts[j], step.dag_top_p[j]):
-        assert f"<code>{html.escape(text) or '∅'}</code>" in details[j] and f"{p:.3f}" in details[j]
+        assert f"<code>{html.escape(text) or '∅'}</code>" in details[j] and _prob(p) in details[j]
     best_in = max((p, a) for a, b, p in views_dag.transitions(step) if b == j)
     assert f"from vertex {best_in[1]} " in details[j].split("strongest out")[0]
     best_out = max((p, b) for a, b, p in views_dag.transitions(step) if a == j)
@@ -159,7 +160,8 @@ def test_gad_marks_the_drafted_tokens_the_verifier_accepted(runs):
     drafts = views_dag.drafts_html(steps)
     drafted = [s for s in steps if s.drafted]
     assert f'data-accepted="{sum(s.accepted for s in drafted)}"' in drafts
-    assert drafts.count("pg-chip pg-accepted") == sum(s.accepted for s in drafted[:views_dag.DRAFT_ROWS])
+    # step_html shows each accepted token twice: in the draft it came from, and among the step's committed tokens
+    assert drafts.count("pg-chip pg-accepted") == 2 * sum(s.accepted for s in drafted[:views_dag.DRAFT_ROWS])
     assert drafts.count("pg-chip pg-rejected") == sum(s.rejected_at is not None for s in drafted[:views_dag.DRAFT_ROWS])
     assert "drafted, accepted by the verifier" in views_dag.dag_html(started, steps)
 
