@@ -52,8 +52,8 @@ class Graph:
     def edges(self, floor: float = EDGE_FLOOR) -> list[list]:
         """[from, to, probability] of every transition at least `floor` likely."""
         probs = self.links.exp()
-        found = (probs >= floor).nonzero()
-        return [[int(j), int(k), p] for (j, k), p in zip(found.tolist(), rounded(probs[found[:, 0], found[:, 1]]).tolist())]
+        j, k = (probs >= floor).nonzero(as_tuple=True)
+        return [[a, b, p] for a, b, p in zip(j.tolist(), k.tolist(), rounded(probs[j, k]).tolist())]
 
 
 def rounded(x: torch.Tensor, digits: int = 4) -> torch.Tensor:

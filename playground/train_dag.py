@@ -215,14 +215,13 @@ def train(cfg: NumbersTrainConfig, device: str = "cpu") -> None:
         state = saved["state"]
         print(f"resuming {cfg.name} at step {state['step']}")
     gen = torch.Generator().manual_seed(cfg.seed + state["step"])
-    lr_cfg = replace(cfg)  # lr_at reads lr, warmup, steps and min_lr_ratio
     model.train()
     bar = tqdm(range(state["step"], cfg.steps), initial=state["step"], total=cfg.steps, desc=cfg.name)
     start = time.perf_counter() - state["seconds"]
     for step in bar:
         sources, targets = (t.to(device) for t in batch_at(step, cfg, tokenizer))
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, lr_cfg)
+            group["lr"] = lr_at(step, cfg)  # reads lr, warmup, steps and min_lr_ratio, as TrainConfig has them
         loss = loss_at(model, cfg, step, sources, targets, gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -59,6 +59,7 @@ def redraft(graph: Graph, successor: list[int], after: int, token: int) -> tuple
 
 
 def gad(target: CachedSeq2Seq, draft: DagRunner, prompt_ids: list[int], cfg: DecodeConfig) -> Iterator[Step]:
+    """One Step per verification; the first also records the graph the draft came from."""
     decoded = draft.decode(prompt_ids, "lookahead")
     graph, successor, produced, index, done = decoded.graph, lookahead_successors(decoded.graph), 0, 0, False
     vertices, proposal = decoded.path[1:], decoded.tokens[1:]
