@@ -5,9 +5,9 @@ with the verdict: speed against the baseline, and whether gad wrote exactly the 
 from __future__ import annotations
 
 import html
-import re
 from typing import NamedTuple
 
+from playground import numbers
 from playground.engine import Request
 from playground.events import RunFinished, RunStarted, Step
 from playground.views import cards_html
@@ -51,7 +51,7 @@ def unknown_words(started: RunStarted | None) -> list[str]:
     words and hyphens as here)."""
     if started is None or UNK not in started.prompt_texts:
         return []
-    pieces = re.findall(r"[^\s-]+|-", started.prompt)
+    pieces = numbers.pieces(started.prompt)
     texts = [t for t in started.prompt_texts if t != "</s>"]
     if len(pieces) != len(texts):
         return [UNK] * texts.count(UNK)

@@ -61,9 +61,9 @@ def rounded(x: torch.Tensor, digits: int = 4) -> torch.Tensor:
     return torch.round(x, decimals=digits)
 
 
-def follow(graph: Graph, successor: list[int]) -> list[int]:
-    """The path from vertex 0 taking `successor[j]` after each vertex j, until the last vertex."""
-    path, last = [0], graph.size - 1
+def follow(graph: Graph, successor: list[int], start: int = 0) -> list[int]:
+    """The path from `start` taking `successor[j]` after each vertex j, until the last vertex."""
+    path, last = [start], graph.size - 1
     while path[-1] != last:
         path.append(successor[path[-1]])
     return path
@@ -129,11 +129,10 @@ class Bigram:
                 counts[a, b] += 1
         return cls((counts / counts.sum(1, keepdim=True)).log())
 
+    @functools.cached_property
     def table(self) -> list[list[float]]:
         """log P(b | a) as nested lists (read in beam search's inner loop), made once."""
-        if getattr(self, "_table", None) is None:
-            self._table = self.logprobs.tolist()
-        return self._table
+        return self.logprobs.tolist()
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps({"logprobs": [[round(x, 4) for x in row] for row in self.logprobs.tolist()]}))
@@ -148,7 +147,7 @@ def beam(graph: Graph, width: int = 4, tokens_per_vertex: int = 2, lm: Bigram | 
     last = graph.size - 1
     top_p, top_ids = (t.tolist() for t in graph.token_logprobs.topk(tokens_per_vertex, dim=-1))
     next_p, next_ids = (t.tolist() for t in graph.links.topk(min(width, graph.size), dim=-1))
-    bigram = lm.table() if lm is not None and lm_weight else None
+    bigram = lm.table if lm is not None and lm_weight else None
     hyps = [(top_p[0][0], [0], [top_ids[0][0]])]
     finished = []
     while hyps:

@@ -17,7 +17,8 @@ import math
 import time
 from typing import Iterator
 
-from playground.dag import STRATEGIES, DagRunner, Decoded, Graph, lookahead_successors, rounded
+from playground.dag import (STRATEGIES, DagRunner, Decoded, Graph, emit, follow, lookahead_successors,
+                            rounded)
 from playground.events import ACCEPTED, BONUS, REPLACEMENT, TARGET, Step
 from playground.lm import CachedSeq2Seq
 from playground.methods.base import DecodeConfig, Method, Param, clip_to_budget
@@ -52,10 +53,8 @@ def redraft(graph: Graph, successor: list[int], after: int, token: int) -> tuple
     if after >= graph.size - 1:  # the graph is used up: the verifier goes on one token per forward
         return after, [], []
     vertex = int((graph.links[after] + graph.token_logprobs[:, token]).argmax())
-    path = [vertex]
-    while path[-1] != graph.size - 1:
-        path.append(successor[path[-1]])
-    return vertex, path[1:], graph.token_logprobs[path[1:]].argmax(-1).tolist()
+    path = follow(graph, successor, start=vertex)[1:]
+    return vertex, path, emit(graph, path)
 
 
 def gad(target: CachedSeq2Seq, draft: DagRunner, prompt_ids: list[int], cfg: DecodeConfig) -> Iterator[Step]:
