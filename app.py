@@ -120,7 +120,7 @@ def suited_inputs(method: str, model: str, draft: str, prompt: str) -> list[dict
         return [gr.update()] * 3
     number_names = {models.KINDS[k][1] for k in NUMBER_KINDS} | set(compare_dag.TAB_MODELS.values())
     other = {models.DEFAULT_MODEL, models.DEFAULT_DRAFT, DIFFUSION_MODEL} if numbers_ok else number_names
-    draft_name = models.KINDS[chosen.draft_kinds[0]][1] if numbers_ok else models.DEFAULT_DRAFT
+    draft_name = models.DEFAULT_DRAFTS.get(models.KINDS[chosen.kinds[0]][1]) if numbers_ok else models.DEFAULT_DRAFT
     examples = (EXAMPLES, NUMBER_EXAMPLES) if numbers_ok else (NUMBER_EXAMPLES, EXAMPLES)
     return [gr.update(value=models.KINDS[chosen.kinds[0]][1]) if model in other else gr.update(),
             gr.update(value=draft_name) if draft in other and takes_draft(chosen) else gr.update(),
@@ -359,10 +359,10 @@ def dag_tab(recorder: Recorder) -> None:
             strategy = gr.Dropdown(list(STRATEGIES), value=dag.STRATEGY.default, label="DAG decoding strategy",
                                    info=dag.STRATEGY.help, elem_id="dag-strategy")
             with gr.Accordion("Models", open=False):
-                picks = [gr.Dropdown([names[k]], value=names[k], allow_custom_value=True, label=label,
-                                     elem_id=f"dag-model-{k}")
-                         for k, label in (("dat", "DA-Transformer"), ("ar", "autoregressive baseline"),
-                                          ("nat", "NAT"))]
+                labels = {"dat": "DA-Transformer", "ar": "autoregressive baseline", "nat": "NAT",
+                          "drafter": "gad's drafter (a DA-Transformer distilled from the baseline)"}
+                picks = [gr.Dropdown([names[k]], value=names[k], allow_custom_value=True, label=labels[k],
+                                     elem_id=f"dag-model-{k}") for k in names]
             button = gr.Button("Translate four ways", variant="primary", elem_id="dag-btn")
     outputs = [gr.HTML(compare_dag.verdict_html({}), elem_id="dag-verdict")]
     with gr.Row(equal_height=False):
@@ -379,14 +379,15 @@ def dag_tab(recorder: Recorder) -> None:
                                                          for s in compare_dag.SIDES),
                 shown_if(views_dag.dag_html(started, steps))]
 
-    def run(phrase, strategy, dat, ar, nat):
+    def run(phrase, strategy, *picked):
         runs = {s.key: None for s in compare_dag.SIDES}
+        chosen = {key: name or "" for key, name in zip(names, picked)}
         try:
             if not (phrase or "").strip():
                 raise PlaygroundError("the phrase is empty: write a French number, such as 'trois cent douze'")
-            requests = compare_dag.tab_requests(phrase.strip(), strategy, dat or "", ar or "", nat or "")
+            requests = compare_dag.tab_requests(phrase.strip(), strategy, chosen)
             yield shown(runs, "a warm-up pass of each model")
-            for request in compare_dag.warmup_requests(phrase.strip(), dat or "", ar or "", nat or ""):
+            for request in compare_dag.warmup_requests(phrase.strip(), chosen):
                 compare.collect(generate(request))
             for side, request in zip(compare_dag.SIDES, requests):
                 yield shown(runs, side.title)

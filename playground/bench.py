@@ -182,7 +182,7 @@ def benchmark(model: str, draft: str | None, methods: list[str], prompts: list[s
     if unknown:
         raise PlaygroundError(f"unknown method {unknown[0]!r} (methods: {', '.join(METHODS)}; peers: "
                               f"{', '.join(PEERS)})")
-    draft_name = draft or (models.DEFAULT_DRAFT if model == models.DEFAULT_MODEL else None)
+    draft_name = draft or models.DEFAULT_DRAFTS.get(model)
     needs_draft = [m for m, (name, _, own_model) in specs.items() if not own_model and
                    (name == "hf_assisted" or (name in METHODS and METHODS[name].needs_draft))]
     draft_lm = models.load(draft_name) if needs_draft and draft_name else None

@@ -24,26 +24,27 @@ SIDES = (Side("dag", "DAG · DA-Transformer", "one parallel pass, then a path th
          Side("ar", "Autoregressive baseline", "one decoder forward per token, greedy"),
          Side("gad", "GAD · the AR verifies the DAG's draft", "lossless: must equal the baseline"),
          Side("nat", "NAT · the same network, no graph", "one pass, one token per vertex, in order"))
-TAB_MODELS = {"dat": "tiny-numbers-dat", "ar": "tiny-numbers-ar", "nat": "tiny-numbers-nat"}
+TAB_MODELS = {"dat": "tiny-numbers-dat", "ar": "tiny-numbers-ar", "nat": "tiny-numbers-nat",
+              "drafter": "tiny-numbers-dat-kd"}  # gad's draft: a DA-Transformer distilled from the AR model
 TAB_MAX_NEW = 48  # the longest phrase, "nine hundred and ninety-nine thousand ...", is 17 tokens with </s>
 UNK = "<unk>"
 
 
-def tab_requests(phrase: str, strategy: str, dat: str, ar: str, nat: str) -> list[Request]:
-    """The four runs, in SIDES order: the DAG with `strategy`, the AR baseline, gad, and the NAT."""
+def tab_requests(phrase: str, strategy: str, names: dict[str, str]) -> list[Request]:
+    """The four runs, in SIDES order: the DAG with `strategy`, the AR baseline, gad (the AR verifying the drafter),
+    and the NAT. `names`: the models, keyed as TAB_MODELS."""
     common = dict(prompt=phrase, max_new_tokens=TAB_MAX_NEW)
-    return [Request(model=dat, method="dag", params={"strategy": strategy}, **common),
-            Request(model=ar, method="autoregressive", **common),
-            Request(model=ar, method="gad", draft=dat, **common),
-            Request(model=nat, method="dag", **common)]
+    return [Request(model=names["dat"], method="dag", params={"strategy": strategy}, **common),
+            Request(model=names["ar"], method="autoregressive", **common),
+            Request(model=names["ar"], method="gad", draft=names["drafter"], **common),
+            Request(model=names["nat"], method="dag", **common)]
 
 
-def warmup_requests(phrase: str, dat: str, ar: str, nat: str) -> list[Request]:
+def warmup_requests(phrase: str, names: dict[str, str]) -> list[Request]:
     """A short unrecorded run of each model before the timed ones: a model's first forward in a process is
     several times slower than the next ones, which would count against whichever side runs first."""
-    return [Request(prompt=phrase, model=dat, method="dag", max_new_tokens=2),
-            Request(prompt=phrase, model=ar, method="autoregressive", max_new_tokens=2),
-            Request(prompt=phrase, model=nat, method="dag", max_new_tokens=2)]
+    return [Request(prompt=phrase, model=names[key], method="autoregressive" if key == "ar" else "dag",
+                    max_new_tokens=2) for key in TAB_MODELS]
 
 
 def unknown_words(started: RunStarted | None) -> list[str]:
@@ -82,6 +83,19 @@ def side_html(key: str, run: Run | None, baseline: RunFinished | None = None) ->
             f'{drafts_html(steps) or ""}</div>')
 
 
+def dag_verdict(dag: RunFinished, ar: RunFinished, started: RunStarted | None) -> str:
+    """Whether the DAG got the phrase right: by `numbers.judge` when the phrase is a number as the task writes
+    them (a correct rendering other than the baseline's is still correct), else against the baseline's tokens."""
+    number = numbers.parse_french(started.prompt) if started is not None else None
+    if dag.token_ids == ar.token_ids:
+        return "the DAG's output equals the baseline's"
+    if number is None:
+        return "the DAG's output differs from the baseline's (DAG decoding is lossy)"
+    return {"correct": f"the DAG's output is another correct rendering of {number:,}",
+            "mixed": f"the DAG's output mixes renderings of {number:,} (the multimodality failure)",
+            "wrong": f"the DAG's output is wrong for {number:,}"}[numbers.judge(dag.text, number)]
+
+
 def verdict_html(runs: dict[str, Run | None], running: str = "") -> str:
     """The speedups over the AR baseline, whether gad wrote exactly the baseline's output (it must), and the
     words the models did not know."""
@@ -101,8 +115,7 @@ def verdict_html(runs: dict[str, Run | None], running: str = "") -> str:
     same = done["gad"].token_ids == ar.token_ids
     gad = "GAD's output is identical to the baseline's ✓" if same else \
         "✗ GAD's output differs from the baseline's: it should not"
-    dag = "the DAG's output equals the baseline's" if done["dag"].token_ids == ar.token_ids else \
-        "the DAG's output differs from the baseline's (DAG decoding is lossy)"
+    dag = dag_verdict(done["dag"], ar, runs["dag"][0])
     unknown = unknown_words(runs["dag"][0])
     note = (f'<div class="pg-note" data-unknown="{len(unknown)}">Not French number words the models know (they read '
             f'them as &lt;unk&gt;): {", ".join(html.escape(repr(w)) for w in unknown)}. Words such as '

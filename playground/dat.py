@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 from transformers.utils import ModelOutput
@@ -51,6 +52,57 @@ class DatOutput(ModelOutput):
     length_logits: torch.Tensor | None = None  # [B, max_target_length] (NAT only)
 
 
+class Attention(nn.Module):
+    """Multi-head attention: self-attention over x (queries, keys and values from one projection), or
+    cross-attention of x over `source` (the encoder's states)."""
+
+    def __init__(self, d: int, heads: int, dropout: float, cross: bool = False):
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.project = nn.Linear(d, d if cross else 3 * d)  # queries (self-attention: and keys and values)
+        self.key_value = nn.Linear(d, 2 * d) if cross else None
+        self.out = nn.Linear(d, d)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, source: torch.Tensor | None = None) -> torch.Tensor:
+        b, n, d = x.shape
+        if self.key_value is None:
+            q, k, v = self.project(x).view(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        else:
+            q = self.project(x).view(b, n, self.heads, -1).transpose(1, 2)
+            k, v = self.key_value(source).view(b, source.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+        return self.out(y.transpose(1, 2).reshape(b, n, d))
+
+
+class Block(nn.Module):
+    """A pre-norm transformer layer: self-attention, cross-attention over the encoder's states (decoder only), MLP.
+    Written out rather than nn.TransformerEncoderLayer/DecoderLayer: at batch size 1 on a CPU, the library layers'
+    mask handling and dispatch made the whole forward about a fifth slower (docs/BENCHMARKS.md, "DAG decoding")."""
+
+    def __init__(self, d: int, heads: int, ffn: int, dropout: float, cross: bool):
+        super().__init__()
+        self.norm1, self.attention = nn.LayerNorm(d), Attention(d, heads, dropout)
+        self.norm2, self.cross = (nn.LayerNorm(d), Attention(d, heads, dropout, cross=True)) if cross else (None, None)
+        self.norm3, self.up, self.down = nn.LayerNorm(d), nn.Linear(d, ffn), nn.Linear(ffn, d)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x, mask, memory=None, memory_mask=None):
+        drop = self.drop if self.training else unchanged  # in eval a plain function: cheaper than a module call
+        x = x + drop(self.attention(self.norm1(x), mask))
+        if self.cross is not None:
+            x = x + drop(self.cross(self.norm2(x), memory_mask, memory))
+        return x + drop(self.down(drop(F.relu(self.up(self.norm3(x))))))
+
+
+def unchanged(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+def key_mask(real: torch.Tensor) -> torch.Tensor | None:
+    """[B, 1, 1, S] keys to attend to, or None when there is no padding (batch size 1: the fast path)."""
+    return None if bool(real.all()) else real[:, None, None, :]
+
+
 class DatModel(PreTrainedModel):
     config_class = DatConfig
     base_model_prefix = "dat"
@@ -63,14 +115,11 @@ class DatModel(PreTrainedModel):
         self.source_positions = nn.Embedding(config.max_source_positions, d)
         self.vertex_positions = nn.Embedding(config.max_vertices, d)
 
-        def layer(kind):
-            return kind(d, config.heads, config.ffn, config.dropout, batch_first=True, norm_first=True)
-        self.encoder = nn.TransformerEncoder(layer(nn.TransformerEncoderLayer), config.encoder_layers,
-                                             norm=nn.LayerNorm(d), enable_nested_tensor=False)
-        self.decoder = nn.TransformerDecoder(layer(nn.TransformerDecoderLayer), config.decoder_layers,
-                                             norm=nn.LayerNorm(d))
-        self.link_query = nn.Linear(d, d)
-        self.link_key = nn.Linear(d, d)
+        def blocks(count, cross):
+            return nn.ModuleList(Block(d, config.heads, config.ffn, config.dropout, cross) for _ in range(count))
+        self.encoder, self.encoder_norm = blocks(config.encoder_layers, cross=False), nn.LayerNorm(d)
+        self.decoder, self.decoder_norm = blocks(config.decoder_layers, cross=True), nn.LayerNorm(d)
+        self.link_query_key = nn.Linear(d, 2 * d)
         self.length_head = nn.Linear(d, config.max_target_length) if not config.graph else None
         self.post_init()
 
@@ -87,7 +136,10 @@ class DatModel(PreTrainedModel):
     def encode(self, input_ids: torch.Tensor, source_mask: torch.Tensor) -> torch.Tensor:
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)
         x = self.embed(input_ids) * math.sqrt(self.config.d_model) + self.source_positions(positions)
-        return self.encoder(x, src_key_padding_mask=~source_mask)
+        mask = key_mask(source_mask)
+        for block in self.encoder:
+            x = block(x, mask)
+        return self.encoder_norm(x)
 
     def predicted_lengths(self, memory: torch.Tensor, source_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """NAT: the length head's logits and its argmax (at least 2: <s> and </s>)."""
@@ -114,7 +166,10 @@ class DatModel(PreTrainedModel):
         if glance is not None:
             chosen = glance[:, :size] >= 0
             h = torch.where(chosen[..., None], h + self.embed(glance[:, :size].clamp(min=0)), h)
-        h = self.decoder(h, memory, tgt_key_padding_mask=~vertex_mask, memory_key_padding_mask=~source_mask)
+        mask, memory_mask = key_mask(vertex_mask), key_mask(source_mask)
+        for block in self.decoder:
+            h = block(h, mask, memory, memory_mask)
+        h = self.decoder_norm(h)
         token_logprobs = torch.log_softmax(h @ self.embed.weight.T, dim=-1)
         links = self.links(h, vertex_mask) if self.config.graph else None
         return DatOutput(token_logprobs=token_logprobs, links=links, vertex_mask=vertex_mask,
@@ -131,7 +186,8 @@ class DatModel(PreTrainedModel):
 
     def links(self, h: torch.Tensor, vertex_mask: torch.Tensor) -> torch.Tensor:
         """log E[j, k]: attention-like scores between vertex states, softmax over the later vertices k > j."""
-        scores = self.link_query(h) @ self.link_key(h).transpose(1, 2) / math.sqrt(self.config.d_model)
+        query, key = self.link_query_key(h).chunk(2, dim=-1)
+        scores = query @ key.transpose(1, 2) / math.sqrt(self.config.d_model)
         size = h.shape[1]
         later = torch.ones(size, size, dtype=torch.bool, device=h.device).triu(1)
         allowed = later[None] & vertex_mask[:, None, :]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from dataclasses import asdict, dataclass, field
 from typing import Iterator
 
@@ -71,7 +72,7 @@ def prepare(req: Request) -> Prepared:
     wants_draft = method.needs_draft or (method.uses_draft is not None and method.uses_draft(params))
     draft_name = None
     if wants_draft:
-        draft_name = req.draft or (models.DEFAULT_DRAFT if req.model == models.DEFAULT_MODEL else None)
+        draft_name = req.draft or models.DEFAULT_DRAFTS.get(req.model)
     if method.needs_draft and not draft_name:
         raise PlaygroundError(f"method {method.name} needs a draft model (--draft NAME)")
     draft = models.load(draft_name) if draft_name else None
@@ -110,14 +111,17 @@ def check_kind(method, loaded: models.LoadedModel, kinds: tuple[str, ...], role:
                               f"{models.KINDS[loaded.kind][0]}{hint}")
 
 
+_TEXTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # tokenizer -> {id: text}, filled as ids come
+
+
 def token_texts(tokenizer, ids: list[int]) -> list[str]:
-    """The text of each token on its own (one batched call over the distinct ids: a long prompt has thousands of
-    tokens, a DAG's top tokens repeat a few dozen ids)."""
-    if not ids:  # batch_decode([]) gives ['']
-        return []
-    distinct = list(dict.fromkeys(ids))
-    text = dict(zip(distinct, tokenizer.batch_decode([[i] for i in distinct])))
-    return [text[i] for i in ids]
+    """The text of each token on its own, remembered per tokenizer: ids not seen before are decoded in one batched
+    call (a long prompt has thousands of tokens, a DAG's top tokens repeat a few dozen ids, every step repeats some)."""
+    known = _TEXTS.setdefault(tokenizer, {})
+    new = [i for i in dict.fromkeys(ids) if i not in known]
+    if new:
+        known.update(zip(new, tokenizer.batch_decode([[i] for i in new])))
+    return [known[i] for i in ids]
 
 
 def nested_texts(tokenizer, rows: list[list[int]]) -> list[list[str]]:

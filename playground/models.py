@@ -18,6 +18,8 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 MODELS_DIR = ASSETS / "models"
 DEFAULT_MODEL = "tiny-code"
 DEFAULT_DRAFT = "tiny-code-draft"
+# the draft a method that takes one gets when none is named: gad's drafter learned the AR model's own renderings
+DEFAULT_DRAFTS = {DEFAULT_MODEL: DEFAULT_DRAFT, "tiny-numbers-ar": "tiny-numbers-dat-kd"}
 
 
 @dataclass

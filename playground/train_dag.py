@@ -4,12 +4,15 @@
     python -m playground.train_dag dat         # DA-Transformer, DP loss over all paths + glancing -> tiny-numbers-dat
     python -m playground.train_dag nat         # the same network without a graph (plain NAT) -> tiny-numbers-nat
     python -m playground.train_dag ar          # autoregressive encoder-decoder (BART) -> tiny-numbers-ar
+    python -m playground.train_dag dat-kd      # DA-Transformer on tiny-numbers-ar's greedy outputs -> gad's drafter
     python -m playground.train_dag lm          # bigram LM of the English side, for beam search -> bigram.json
     python -m playground.train_dag prompts     # the held-out test set as a prompt suite -> assets/prompts/numbers.jsonl
     python -m playground.train_dag card        # held-out accuracy and BLEU of each, written into the model cards
 
 Batches are generated from (seed, step), so a run resumes from its checkpoint (checkpoints/<name>/) and sees the
-same data as an unbroken one.
+same data as an unbroken one. `dat-kd` is sequence-level knowledge distillation (Kim & Rush 2016), as GAD trains its
+drafter (Xia et al. 2023): the targets are the autoregressive model's greedy translations of the batch's sources, so
+the drafter learns the renderings the verifier itself would write (train `ar` first).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from tqdm import tqdm
 from playground import numbers
 from playground.dat import NEG, DatConfig, DatModel
 from playground.models import MODELS_DIR
-from playground.train import CKPT_DIR, device_name, lr_at
+from playground.train import CKPT_DIR, autocast, device_name, lr_at
 
 TOKENIZER_DIR = MODELS_DIR / "tiny-numbers-dat"  # where training reads the tokenizer; every numbers model has a copy
 SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
@@ -50,12 +53,16 @@ class NumbersTrainConfig:
     d_model: int = 128
     ffn: int = 512
     layers: int = 3            # encoder and decoder each
+    upsample: int = 3          # DAT graph size = upsample x source length: outputs here are at most ~1.3x their
+                               # source, so 3 leaves paths room; every vertex costs decoder compute (latency)
+    teacher: str | None = None  # a model whose greedy outputs replace the targets (sequence-level distillation)
 
 
 CONFIGS = {
     "dat": NumbersTrainConfig("tiny-numbers-dat", "dat"),
     "nat": NumbersTrainConfig("tiny-numbers-nat", "nat", glance_start=0.0, glance_end=0.0),  # plain NAT
     "ar": NumbersTrainConfig("tiny-numbers-ar", "ar"),
+    "dat-kd": NumbersTrainConfig("tiny-numbers-dat-kd", "dat", teacher="tiny-numbers-ar"),
 }
 
 
@@ -90,7 +97,7 @@ def build_model(cfg: NumbersTrainConfig, vocab_size: int):
             max_position_embeddings=64, pad_token_id=PAD, bos_token_id=BOS, eos_token_id=EOS,
             decoder_start_token_id=BOS, forced_eos_token_id=None, scale_embedding=True, dropout=0.0))
     return DatModel(DatConfig(vocab_size=vocab_size, d_model=cfg.d_model, ffn=cfg.ffn, encoder_layers=cfg.layers,
-                              decoder_layers=cfg.layers, graph=cfg.kind == "dat"))
+                              decoder_layers=cfg.layers, graph=cfg.kind == "dat", upsample=cfg.upsample))
 
 
 def pad(rows: list[list[int]]) -> torch.Tensor:
@@ -98,12 +105,21 @@ def pad(rows: list[list[int]]) -> torch.Tensor:
     return torch.tensor([r + [PAD] * (width - len(r)) for r in rows])
 
 
-def batch_at(step: int, cfg: NumbersTrainConfig, tokenizer) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sources [B, S] (ending in </s>) and targets [B, M] (<s> ... </s>), padded, for this step."""
+def batch_at(step: int, cfg: NumbersTrainConfig, tokenizer, teacher=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sources [B, S] (ending in </s>) and targets [B, M] (<s> ... </s>), padded, for this step; with a teacher,
+    the targets are its greedy translations."""
     batch = numbers.examples(cfg.batch_size, seed=cfg.seed * 1_000_003 + step, heldout=False)
-    sources = tokenizer([e.source for e in batch])["input_ids"]
-    targets = [[BOS] + ids for ids in tokenizer([e.target for e in batch])["input_ids"]]
-    return pad(sources), pad(targets)
+    sources = pad(tokenizer([e.source for e in batch])["input_ids"])
+    if teacher is not None:
+        return sources, teacher_targets(teacher, sources)
+    return sources, pad([[BOS] + ids for ids in tokenizer([e.target for e in batch])["input_ids"]])
+
+
+@torch.no_grad()  # not inference_mode: the loss's gather saves these ids for backward
+def teacher_targets(teacher, sources: torch.Tensor) -> torch.Tensor:
+    """The teacher's greedy outputs, <s> ... </s> then padding (generate pads finished rows with pad_token_id)."""
+    return teacher.generate(input_ids=sources, attention_mask=sources != PAD, do_sample=False, num_beams=1,
+                            max_new_tokens=DatConfig().max_target_length, pad_token_id=PAD, eos_token_id=EOS)
 
 
 def path_scores(token_logprobs, links, targets, reduce) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -127,7 +143,7 @@ def path_scores(token_logprobs, links, targets, reduce) -> tuple[torch.Tensor, l
 
 def dag_loss(out, targets: torch.Tensor) -> torch.Tensor:
     """-log P(Y|X) summed over all paths, per target token: -f_{M-1}(L-1) / M, averaged over the batch."""
-    f, _ = path_scores(out.token_logprobs, out.links, targets, "logsumexp")
+    f, _ = path_scores(out.token_logprobs.float(), out.links.float(), targets, "logsumexp")  # fp32 under autocast
     lengths = (targets != PAD).sum(1)
     last_vertex = out.vertex_mask.sum(1) - 1
     final = f[torch.arange(len(f)), lengths - 1, last_vertex]
@@ -137,7 +153,7 @@ def dag_loss(out, targets: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def best_alignment(out, targets: torch.Tensor) -> torch.Tensor:
     """The vertex each target token sits on in the likeliest path, [B, M] (-1 for padding)."""
-    _, parents = path_scores(out.token_logprobs, out.links, targets, "max")
+    _, parents = path_scores(out.token_logprobs.float(), out.links.float(), targets, "max")
     lengths = (targets != PAD).sum(1).tolist()
     vertex = (out.vertex_mask.sum(1) - 1).tolist()
     aligned = torch.full(targets.shape, -1)
@@ -204,6 +220,10 @@ def loss_at(model, cfg: NumbersTrainConfig, step: int, sources, targets, gen) ->
 def train(cfg: NumbersTrainConfig, device: str = "cpu") -> None:
     torch.manual_seed(cfg.seed)
     tokenizer = load_tokenizer()
+    teacher = None
+    if cfg.teacher:
+        from transformers import AutoModelForSeq2SeqLM
+        teacher = AutoModelForSeq2SeqLM.from_pretrained(MODELS_DIR / cfg.teacher).to(device).eval()
     model = build_model(cfg, len(tokenizer)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.98))
     ckpt = CKPT_DIR / cfg.name / "checkpoint.pt"
@@ -219,10 +239,11 @@ def train(cfg: NumbersTrainConfig, device: str = "cpu") -> None:
     bar = tqdm(range(state["step"], cfg.steps), initial=state["step"], total=cfg.steps, desc=cfg.name)
     start = time.perf_counter() - state["seconds"]
     for step in bar:
-        sources, targets = (t.to(device) for t in batch_at(step, cfg, tokenizer))
+        sources, targets = (t.to(device) for t in batch_at(step, cfg, tokenizer, teacher))
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)  # reads lr, warmup, steps and min_lr_ratio, as TrainConfig has them
-        loss = loss_at(model, cfg, step, sources, targets, gen)
+        with autocast(torch.device(device)):
+            loss = loss_at(model, cfg, step, sources, targets, gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -279,7 +300,7 @@ def write_tokenizer() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m playground.train_dag", description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["tokenizer", "dat", "nat", "ar", "lm", "prompts", "card"])
+    parser.add_argument("what", choices=["tokenizer", *CONFIGS, "lm", "prompts", "card"])
     parser.add_argument("--steps", type=int, help="override the number of training steps")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)

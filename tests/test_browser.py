@@ -527,7 +527,7 @@ def test_diffusion_tab_shows_slow_and_fast_side_by_side(page):
 # --- DAG decoding: the graph (Plotly.js in a gr.HTML, pruned and clicked in the page) and the DAG tab
 
 def numbers_or_skip() -> dict:
-    """The numbers models (dat, ar, nat) by name or folder; skips while they are not trained yet."""
+    """The numbers models (dat, ar, nat, drafter) by name or folder; skips while they are not trained yet."""
     from test_views_dag import NUMBERS, numbers_missing
     if numbers_missing():
         pytest.skip(numbers_missing())
@@ -612,14 +612,14 @@ def test_dag_run_draws_the_graph_prunes_it_and_shows_a_vertex(page, app):
 
 
 def test_dag_tab_translates_four_ways_side_by_side(page):
+    from playground.compare_dag import TAB_MODELS
     numbers = numbers_or_skip()
     page.get_by_role("tab", name="DAG").click()
     set_value(page, "#dag-phrase textarea", " ")  # an empty phrase: a clear message, no run
     page.click("#dag-btn")
     sync_api.expect(page.locator("#dag-verdict .pg-error")).to_contain_text("the phrase is empty")
     set_value(page, "#dag-phrase textarea", "quatre mille deux cent cinquante-trois")
-    if any(numbers[k] != name for k, name in (("dat", "tiny-numbers-dat"), ("ar", "tiny-numbers-ar"),
-                                               ("nat", "tiny-numbers-nat"))):
+    if numbers != TAB_MODELS:
         page.get_by_text("Models", exact=True).click()
         for key, name in numbers.items():
             set_value(page, f"#dag-model-{key} input", name)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from playground import compare_dag, views_dag
+from playground import compare_dag, numbers, views_dag
 from playground.views import _prob
 from playground.engine import Request, generate
 from playground.events import RunStarted
@@ -51,7 +51,7 @@ def runs(tmp_path_factory) -> dict:
     db = tmp_path_factory.mktemp("dag") / "runs.db"
     return {"dag": record(db, model=NUMBERS["dat"], method="dag"),
             "ar": record(db, model=NUMBERS["ar"], method="autoregressive"),
-            "gad": record(db, model=NUMBERS["ar"], method="gad", draft=NUMBERS["dat"]),
+            "gad": record(db, model=NUMBERS["ar"], method="gad", draft=NUMBERS["drafter"]),
             "nat": record(db, model=NUMBERS["nat"], method="dag")}
 
 
@@ -127,10 +127,12 @@ def test_details_of_each_vertex_list_its_top_tokens_and_strongest_transitions(ru
     assert f"Vertex {j}</b>" in details[j] and "on the decoded path" in details[j]
     for text, p in zip(step.dag_top_texts[j], step.dag_top_p[j]):
         assert f"<code>{html.escape(text) or '∅'}</code>" in details[j] and _prob(p) in details[j]
-    best_in = max((p, a) for a, b, p in views_dag.transitions(step) if b == j)
-    assert f"from vertex {best_in[1]} " in details[j].split("strongest out")[0]
-    best_out = max((p, b) for a, b, p in views_dag.transitions(step) if a == j)
-    assert f"to vertex {best_out[1]} " in details[j].split("strongest out")[1]
+    incoming = {a: p for a, b, p in views_dag.transitions(step) if b == j}
+    outgoing = {b: p for a, b, p in views_dag.transitions(step) if a == j}
+    listed_in = int(re.search(r"from vertex (\d+) ", details[j].split("strongest out")[0]).group(1))
+    listed_out = int(re.search(r"to vertex (\d+) ", details[j].split("strongest out")[1]).group(1))
+    assert incoming[listed_in] == max(incoming.values())  # the strongest first (ties in either order)
+    assert outgoing[listed_out] == max(outgoing.values())
 
 
 def test_model_text_is_escaped_in_labels_details_and_the_embedded_json(runs):
@@ -181,6 +183,24 @@ def test_the_tab_verdict_compares_with_the_baseline(runs):
     assert "drafted tokens accepted" in side and "the baseline's speed" in side
     assert html.escape(runs["gad"][2].text) in side
     assert "Running" in compare_dag.verdict_html({"dag": runs["dag"], "ar": None}, "the baseline")
+
+
+def test_the_dag_is_judged_by_the_task_when_the_phrase_is_a_number(runs):
+    started, _, ar = runs["ar"]
+    number = numbers.parse_french(started.prompt)
+    assert number is not None and numbers.judge(ar.text, number) == "correct"
+
+    def said(text: str, prompt: str = started.prompt) -> str:
+        dag = replace(ar, text=text, token_ids=[-1])  # other tokens than the baseline's
+        return compare_dag.dag_verdict(dag, ar, replace(started, prompt=prompt))
+    others = sorted(numbers.renderings(number) - {ar.text})
+    assert f"another correct rendering of {number:,}" in said(others[0])
+    assert "is wrong" in said("zero")
+    assert "differs from the baseline's" in said("zero", prompt="trois cent hello")  # not a number: by tokens
+    assert "equals the baseline's" in compare_dag.dag_verdict(ar, ar, started)
+    mixed = "two hundred forty forty-three thousand four hundred five"
+    assert "mixes renderings" in compare_dag.dag_verdict(replace(ar, text=mixed, token_ids=[-1]), ar,
+                                                          replace(started, prompt=numbers.french(243_405)))
 
 
 def test_words_the_models_do_not_know_are_named(runs):
