@@ -153,12 +153,18 @@ def load(name: str) -> LoadedModel:
                 auto = AutoModelForMaskedLM  # a diffusion LM
             else:
                 auto = AutoModelForCausalLM
-            model = auto.from_pretrained(where, dtype=torch.float32).eval()
+            model, info = auto.from_pretrained(where, dtype=torch.float32, output_loading_info=True)
+            model.eval()
             transposed_weights(model)
         except Exception as exc:  # from_pretrained raises OSError, ValueError, KeyError... all mean "can't load"
             shipped = ", ".join(shipped_models()) or "none"
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise PlaygroundError(f"cannot load model {name!r} (shipped: {shipped}): {first}") from None
+        if info["missing_keys"]:  # from_pretrained only warns, and leaves them random: the model would write noise
+            missing = sorted(info["missing_keys"])
+            raise PlaygroundError(
+                f"cannot load model {name!r}: its checkpoint lacks {len(missing)} of the weights of "
+                f"{type(model).__name__} (such as {missing[0]}); it was saved by another version of the model code")
         loaded = LoadedModel(name=name, model=model, tokenizer=tokenizer)
         _cache[name] = loaded
         return loaded

@@ -8,6 +8,7 @@ subprocesses to pin down the process-level behaviour: exit status 2, one line on
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from conftest import PROMPTS, shipped_available
@@ -258,6 +259,21 @@ def test_a_folder_that_is_not_a_model(llama_pair, tmp_path, db, main, stored_run
     status, out, err = main("generate", "--model", llama_pair.target, "--method", "speculative", "--draft",
                             tmp_path, "--prompt", "x = 1", "--db", db)
     assert status == 2 and "cannot load model" in one_error_line(err)
+    assert stored_runs(db) == []
+
+
+def test_a_checkpoint_missing_weights_is_refused(llama_pair, tmp_path, db, main, stored_runs):
+    """from_pretrained fills missing weights with random ones and only warns: such a model would write noise."""
+    import safetensors.torch
+    folder = tmp_path / "older"
+    shutil.copytree(llama_pair.target, folder)
+    weights = safetensors.torch.load_file(folder / "model.safetensors")
+    dropped = sorted(weights)[0]
+    safetensors.torch.save_file({k: v for k, v in weights.items() if k != dropped}, folder / "model.safetensors",
+                                metadata={"format": "pt"})
+    status, out, err = main("generate", "--model", folder, "--prompt", "x = 1", "--db", db)
+    line = one_error_line(err)
+    assert status == 2 and out == "" and "lacks 1 of the weights" in line and dropped in line
     assert stored_runs(db) == []
 
 
