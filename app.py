@@ -599,8 +599,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     parser.add_argument("--db", help="SQLite file for runs (else $PLAYGROUND_DB, else playground.db)")
+    parser.add_argument("--device", help="where the models run: cpu (default), cuda, cuda:N or mps "
+                                         "(else $PLAYGROUND_DEVICE)")
     args = parser.parse_args(argv)
     try:
+        if args.device:
+            models.use_device(args.device)
         demo = build_app(db_path(args.db))
     except PlaygroundError as exc:
         raise SystemExit(f"error: {exc}")

@@ -121,7 +121,7 @@ def run_peer(name: str, target: models.LoadedModel, draft: models.LoadedModel | 
     hook = target.model.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
     try:
         start = time.perf_counter()
-        ids = target.tokenizer(prompt, return_tensors="pt")["input_ids"]
+        ids = target.tokenizer(prompt, return_tensors="pt")["input_ids"].to(target.device)
         kwargs = {"hf_assisted": {"assistant_model": draft.model if draft else None},
                   "hf_prompt_lookup": {"prompt_lookup_num_tokens": 10}}.get(name, {})
         with torch.inference_mode():
@@ -232,7 +232,7 @@ def benchmark(model: str, draft: str | None, methods: list[str], prompts: list[s
                 [target.tokenizer.decode(ids, skip_special_tokens=True) for ids in t.outputs], records)
     return {"methods": {m: tallies[m].row(base) for m in methods}, "baseline": baseline, "prompts": len(prompts),
             "max_new_tokens": max_new_tokens, "repeats": repeats, "model": model, "draft": draft_name,
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), "device": str(models.device())}
 
 
 def recording_overhead(model: str, draft: str | None, methods: list[str], prompts: list[str],
@@ -282,7 +282,7 @@ def forward_costs(model: str, draft: str | None, prompt: str, sizes: list[int], 
                 lm.crop(cached)
             row[n] = 1000 * sorted(times[1:])[len(times[1:]) // 2]
         out[name] = row
-    return {"ms_by_nodes": out, "context": len(ids), "threads": torch.get_num_threads()}
+    return {"ms_by_nodes": out, "context": len(ids), "threads": torch.get_num_threads(), "device": str(models.device())}
 
 
 COLUMNS = (  # key, header, width, digits, suffix; optional ones show only when some row has them
@@ -299,7 +299,7 @@ def format_table(result: dict) -> str:
     w = max(16, *(len(name) + 2 for name in rows))
     columns = [c for c in COLUMNS if c[0] not in OPTIONAL or any(c[0] in r for r in rows.values())]
     lines = [f"{result['prompts']} prompts x {result['repeats']}, {result['max_new_tokens']} new tokens, greedy, "
-             f"model {result['model']}, draft {result['draft']}, {result['threads']} threads; "
+             f"model {result['model']}, draft {result['draft']}, {result['threads']} threads, {result['device']}; "
              f"baseline {result['baseline']}",
              f"{'method':<{w}}" + "".join(f"{head:>{width}}" for _, head, width, _, _ in columns) + "  identical"]
     for name, r in rows.items():
@@ -323,7 +323,8 @@ def main(args) -> int:
         sizes = [0, 1, 2, 4, 8, 12, 16, 24, 32, 48, 64]
         result = forward_costs(args.model, args.draft or models.DEFAULT_DRAFT, prompts[0], sizes, args.repeats)
         print(json.dumps(result, indent=2) if args.json else "\n".join(
-            [f"ms per forward over N draft nodes after {result['context']} tokens, {result['threads']} threads",
+            [f"ms per forward over N draft nodes after {result['context']} tokens, {result['threads']} threads, "
+             f"{result['device']}",
              f"{'N':>4}" + "".join(f"{name:>18}" for name in result["ms_by_nodes"])] +
             [f"{n:>4}" + "".join(f"{row[n]:>18.2f}" for row in result["ms_by_nodes"].values()) for n in sizes]))
         return 0

@@ -102,6 +102,9 @@ def cmd_bench(args) -> int:
     return bench_main(args)
 
 
+DEVICE_HELP = "where the models run: cpu (default), cuda, cuda:N or mps (else $PLAYGROUND_DEVICE)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from playground.models import DEFAULT_MODEL
     parser = argparse.ArgumentParser(prog="python -m playground", description="Decoding Playground command line")
@@ -120,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--param", action="append", metavar="KEY=VALUE", help="method parameter (repeatable)")
     g.add_argument("--db")
     g.add_argument("--json", action="store_true")
+    g.add_argument("--device", help=DEVICE_HELP)
     g.set_defaults(func=cmd_generate)
 
     e = sub.add_parser("export", help="print a stored run with all its steps as JSON")
@@ -162,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instead: time one target and one draft forward over 0-64 draft-tree nodes (after the "
                         "first prompt; --repeats timings each, median)")
     b.add_argument("--db", help="database for --recording-overhead")
+    b.add_argument("--device", help=DEVICE_HELP)
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bench)
     return parser
@@ -170,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "device", None):
+            from playground.models import use_device
+            use_device(args.device)
         return args.func(args)
     except PlaygroundError as exc:
         print(f"error: {exc}", file=sys.stderr)

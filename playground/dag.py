@@ -197,10 +197,10 @@ class DagRunner:
     @torch.inference_mode()
     def graph(self, source_ids: list[int]) -> Graph:
         start = time.perf_counter()
-        out = self.model(input_ids=torch.tensor([source_ids]))
+        out = self.model(input_ids=torch.tensor([source_ids], device=next(self.model.parameters()).device))
         size = int(out.vertex_mask[0].sum())
-        links = out.links[0, :size, :size] if out.links is not None else nat_links(size)
-        graph = Graph(out.token_logprobs[0, :size].float(), links.float())
+        links = out.links[0, :size, :size].cpu() if out.links is not None else nat_links(size)
+        graph = Graph(out.token_logprobs[0, :size].float().cpu(), links.float())
         self.forwards += 1
         self.seconds += time.perf_counter() - start
         return graph

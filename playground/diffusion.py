@@ -126,6 +126,7 @@ class Denoiser:
         `refresh` marks a block's first forward: with a cache it reads the whole canvas and stores the keys and
         values the rest of the block reuses."""
         start = time.perf_counter()
+        canvases = canvases.to(next(self.model.parameters()).device)
         a, b, n = prompt_len + lo, prompt_len + hi, canvases.size(1)
         first = a - self.shift  # the first position read afresh: with shifted logits, the one before the block
         if self.cache == "none" or refresh:
@@ -141,12 +142,13 @@ class Denoiser:
             cache = DynamicCache()
             for i, (k, v) in enumerate(self.kv):  # a batch of canvases shares the one stored cache
                 cache.update(k.expand(len(canvases), -1, -1, -1), v.expand(len(canvases), -1, -1, -1), i)
-            positions = torch.arange(first, end).expand(len(canvases), -1)
+            positions = torch.arange(first, end, device=canvases.device).expand(len(canvases), -1)
             logits = self.model(input_ids=canvases[:, first:end], position_ids=positions,
                                 past_key_values=cache).logits[:, :end - first - self.shift]
+        logits = logits.float().cpu()  # on a GPU: waits for the forward, so `seconds` counts it
         self.forwards += 1
         self.seconds += time.perf_counter() - start
-        return self.read(logits.float(), lo)
+        return self.read(logits, lo)
 
     def read(self, logits: torch.Tensor, first: int) -> Prediction:
         top2 = logits.topk(2, dim=-1).values

@@ -25,6 +25,10 @@ class CachedLM:
         self._keep_arg = "logits_to_keep" in inspect.signature(self.model.forward).parameters
 
     @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
     def self_cache(self) -> DynamicCache:
         """The keys and values of the tokens this model generated and read (an encoder-decoder's decoder side)."""
         return self.cache
@@ -40,10 +44,10 @@ class CachedLM:
 
         `model_kwargs` go to the model as they are (tree verification passes its mask and position ids)."""
         start = time.perf_counter()
-        x = torch.tensor([ids], dtype=torch.long)
+        x = torch.tensor([ids], dtype=torch.long, device=self.device)
         kwargs = {"logits_to_keep": keep} if self._keep_arg else {}
         out = self.model(input_ids=x, past_key_values=self.cache, use_cache=True, **kwargs, **model_kwargs)
-        logits = out.logits[0, -keep:].float()
+        logits = out.logits[0, -keep:].float().cpu()  # methods work on the CPU; on a GPU this waits for the forward
         self.forwards += 1
         self.seconds += time.perf_counter() - start
         return logits
@@ -83,7 +87,7 @@ class CachedSeq2Seq(CachedLM):
     @torch.inference_mode()
     def encode(self, source_ids: list[int]) -> None:
         start = time.perf_counter()
-        x = torch.tensor([source_ids], dtype=torch.long)
+        x = torch.tensor([source_ids], dtype=torch.long, device=self.device)
         self.source_mask = torch.ones_like(x)
         self.encoded = self.model.get_encoder()(input_ids=x, attention_mask=self.source_mask)
         self.seconds += time.perf_counter() - start
@@ -95,9 +99,9 @@ class CachedSeq2Seq(CachedLM):
             ids = [self.model.config.decoder_start_token_id]
         start = time.perf_counter()
         out = self.model(encoder_outputs=self.encoded, attention_mask=self.source_mask,
-                         decoder_input_ids=torch.tensor([ids], dtype=torch.long), past_key_values=self.cache,
-                         use_cache=True, **model_kwargs)
-        logits = out.logits[0, -keep:].float()
+                         decoder_input_ids=torch.tensor([ids], dtype=torch.long, device=self.device),
+                         past_key_values=self.cache, use_cache=True, **model_kwargs)
+        logits = out.logits[0, -keep:].float().cpu()
         self.forwards += 1
         self.seconds += time.perf_counter() - start
         return logits

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import socket
 import threading
 from dataclasses import dataclass
@@ -20,6 +21,34 @@ DEFAULT_MODEL = "tiny-code"
 DEFAULT_DRAFT = "tiny-code-draft"
 # the draft a method that takes one gets when none is named: gad's drafter learned the AR model's own renderings
 DEFAULT_DRAFTS = {DEFAULT_MODEL: DEFAULT_DRAFT, "tiny-numbers-ar": "tiny-numbers-dat-kd"}
+DEVICE_ENV = "PLAYGROUND_DEVICE"  # where models run: cpu (the default), cuda, cuda:1, mps
+
+
+def check_device(name: str) -> torch.device:
+    """The torch device called `name`, if this machine has it; a clear error otherwise."""
+    try:
+        device = torch.device((name or "cpu").strip())
+    except RuntimeError:
+        raise PlaygroundError(f"unknown device {name!r}: use cpu, cuda, cuda:N or mps") from None
+    have = {"cpu": True, "cuda": torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count(),
+            "mps": torch.backends.mps.is_available()}.get(device.type, False)
+    if not have:
+        raise PlaygroundError(f"device {name!r} is not available on this machine (use cpu)")
+    if device.type == "cuda" and device.index is None:  # compare equal with where a model's weights say they are
+        device = torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+def device() -> torch.device:
+    """Where models are loaded and run: ${PLAYGROUND_DEVICE}, cpu by default. Methods feed a model on its own
+    device and read its logits back on the CPU, so everything past the forward pass is the same everywhere."""
+    return check_device(os.environ.get(DEVICE_ENV, "cpu"))
+
+
+def use_device(name: str) -> None:
+    """Run models on `name` from now on (models already loaded elsewhere are loaded again when next asked for)."""
+    check_device(name)
+    os.environ[DEVICE_ENV] = name
 
 
 @dataclass
@@ -27,6 +56,10 @@ class LoadedModel:
     name: str
     model: torch.nn.Module
     tokenizer: object
+
+    @property
+    def device(self) -> torch.device:
+        return model_device(self.model)
 
     @property
     def vocab_size(self) -> int:
@@ -50,6 +83,10 @@ KINDS = {  # what each kind of model is, and a shipped one, for error messages
     "seq2seq": ("an autoregressive encoder-decoder", "tiny-numbers-ar"),
     "dag": ("a non-autoregressive translator (DA-Transformer or NAT)", "tiny-numbers-dat"),
 }
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
 
 
 def kind_of(model: torch.nn.Module) -> str:
@@ -133,9 +170,9 @@ def load(name: str) -> LoadedModel:
 
     hf_logging.disable_progress_bar()
 
-    name = (name or "").strip()
+    name, on = (name or "").strip(), device()
     with _lock:
-        if name in _cache:
+        if name in _cache and _cache[name].device == on:
             return _cache[name]
         where = resolve(name)
         if not Path(where).exists() and not hub_reachable():
@@ -154,7 +191,7 @@ def load(name: str) -> LoadedModel:
             else:
                 auto = AutoModelForCausalLM
             model, info = auto.from_pretrained(where, dtype=torch.float32, output_loading_info=True)
-            model.eval()
+            model.to(on).eval()
             transposed_weights(model)
         except Exception as exc:  # from_pretrained raises OSError, ValueError, KeyError... all mean "can't load"
             shipped = ", ".join(shipped_models()) or "none"

@@ -44,7 +44,7 @@ def negative_log_likelihood(prompt_ids: list[int], output_ids: list[int], judge:
     start = len(ids) - len(output_ids)
     if start < 1 or not output_ids:
         return 0.0, 0
-    logits = lm.model(input_ids=torch.tensor([ids])).logits[0, start - 1:-1].float()
+    logits = lm.model(input_ids=torch.tensor([ids], device=lm.device)).logits[0, start - 1:-1].float().cpu()
     nll = F.cross_entropy(logits, torch.tensor(ids[start:]), reduction="none")
     keep = torch.tensor([t not in special for t in ids[start:]])
     return float(nll[keep].sum()), int(keep.sum())

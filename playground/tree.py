@@ -94,8 +94,8 @@ def forward_nodes(lm: CachedLM, tokens: list[int], positions: list[int], allowed
     Returns float32 logits [n, vocab]."""
     dtype = next(lm.model.parameters()).dtype
     try:
-        return lm.forward(tokens, keep=len(tokens), attention_mask=additive(allowed, dtype),
-                          position_ids=torch.tensor([positions]))
+        return lm.forward(tokens, keep=len(tokens), attention_mask=additive(allowed, dtype).to(lm.device),
+                          position_ids=torch.tensor([positions], device=lm.device))
     except (TypeError, ValueError, RuntimeError) as exc:
         raise PlaygroundError(f"{type(lm.model).__name__} cannot take a tree attention mask: {exc}") from None
 
