@@ -19,7 +19,7 @@ import plotly  # noqa: E402
 
 from playground import (compare, compare_dag, compare_diffusion, models, views, views_dag, views_diffusion,  # noqa: E402
                         views_drafts, views_tree)
-from playground.engine import MAX_NEW_TOKENS, Request, generate  # noqa: E402
+from playground.engine import MAX_NEW_TOKENS, Request, generate, warm_up  # noqa: E402
 from playground.errors import PlaygroundError  # noqa: E402
 from playground.dag import STRATEGIES  # noqa: E402
 from playground.methods import METHODS, Param, dag, diffusion, schedules  # noqa: E402
@@ -110,20 +110,20 @@ def param_updates(method: str, values: dict | None = None) -> list[dict]:
 
 
 def suited_inputs(method: str, model: str, draft: str, prompt: str) -> list[dict]:
-    """Updates of the model, draft and prompt inputs when `method` cannot run on the family of models they hold
-    (the numbers models of dag and gad, or the code ones): their shipped names and example prompts swap for the
-    other family's, so choosing the method is enough to get a run that works. A method that runs on both
-    (autoregressive) changes nothing, and neither does anything else a person typed (another model, a prompt)."""
+    """Updates of the model, draft and prompt inputs for `method`: a shipped model (or draft) of a kind the method
+    cannot run swaps for the shipped one it can (models.KINDS; the draft: that model's default), and an example
+    prompt of the other task (code or French numbers) for this task's first example, so choosing the method is
+    enough to get a run that works. What a person typed (another model, a prompt of their own) is left alone."""
     chosen = METHODS[method]
-    numbers_ok = any(k in NUMBER_KINDS for k in chosen.kinds)
-    if numbers_ok == any(k not in NUMBER_KINDS for k in chosen.kinds):
-        return [gr.update()] * 3
-    number_names = {models.KINDS[k][1] for k in NUMBER_KINDS} | set(compare_dag.TAB_MODELS.values())
-    other = {models.DEFAULT_MODEL, models.DEFAULT_DRAFT, DIFFUSION_MODEL} if numbers_ok else number_names
-    draft_name = models.DEFAULT_DRAFTS.get(models.KINDS[chosen.kinds[0]][1]) if numbers_ok else models.DEFAULT_DRAFT
-    examples = (EXAMPLES, NUMBER_EXAMPLES) if numbers_ok else (NUMBER_EXAMPLES, EXAMPLES)
-    return [gr.update(value=models.KINDS[chosen.kinds[0]][1]) if model in other else gr.update(),
-            gr.update(value=draft_name) if draft in other and takes_draft(chosen) else gr.update(),
+    kind = models.shipped_kind(model)
+    target = models.KINDS[chosen.kinds[0]][1] if kind is not None and kind not in chosen.kinds else model
+    draft_kind = models.shipped_kind(draft)
+    new_draft = models.DEFAULT_DRAFTS.get(target) if draft_kind is not None and (
+        draft_kind not in chosen.draft_kinds or target != model) else draft
+    numbers = models.shipped_kind(target) in NUMBER_KINDS
+    examples = (EXAMPLES, NUMBER_EXAMPLES) if numbers else (NUMBER_EXAMPLES, EXAMPLES)
+    return [gr.update(value=target) if target != model else gr.update(),
+            gr.update(value=new_draft) if new_draft and new_draft != draft and takes_draft(chosen) else gr.update(),
             gr.update(value=examples[1][0]) if prompt in examples[0] else gr.update()]
 
 
@@ -163,9 +163,13 @@ def tree_view(elem_id: str) -> gr.HTML:
     return gr.HTML(visible=False, js_on_load=views_tree.ANIMATED_JS, head=PLOTLY_HEAD, elem_id=elem_id)
 
 
-def view_panel(prefix: str) -> list:
-    """The components that show one run; the Generate and History tabs each get one, filled by views.run_view."""
-    status = gr.HTML(views.status_html(None), elem_id=f"{prefix}-status")
+PICK_A_RUN = "Pick a run above to replay it."
+
+
+def view_panel(prefix: str, empty: str | None = None) -> list:
+    """The components that show one run; the Generate and History tabs each get one, filled by views.run_view.
+    `empty`: what the status says before there is a run."""
+    status = gr.HTML(views.status_html(None, **({"empty": empty} if empty else {})), elem_id=f"{prefix}-status")
     chips = gr.HTML(views.chips_html([]), elem_id=f"{prefix}-chips", js_on_load=SCROLL_TO_NEWEST)
     step = gr.HTML(views.step_html(None), elem_id=f"{prefix}-step")
     stats = gr.HTML(views.stats_html([]), elem_id=f"{prefix}-stats")
@@ -253,6 +257,9 @@ def compare_tab(recorder: Recorder, targets: list[str], drafts: list[str]) -> No
         results: list = [None] * len(compare.CONTENDERS)
         try:
             requests = compare.requests(prompt or "", model or "", draft or None, whole(max_new, "max new tokens"))
+            yield shown(results, "a short warm-up of each method")
+            for request in requests:
+                warm_up(request)
             for i, (c, request) in enumerate(zip(compare.CONTENDERS, requests)):
                 yield shown(results, c.title)
                 results[i] = compare.collect(recorder.record(generate(request)))
@@ -275,7 +282,7 @@ def diffusion_tab(recorder: Recorder, targets: list[str]) -> None:
                 "under the autoregressive tiny-code say what the speed cost. The curve decodes the prompt once per "
                 "threshold (not recorded).")
     with gr.Row():
-        prompt = gr.Textbox(label="Prompt", lines=5, value=EXAMPLES[3], scale=3, elem_id="dlm-prompt")
+        prompt = gr.Textbox(label="Prompt", lines=5, value=EXAMPLES[0], scale=3, elem_id="dlm-prompt")
         with gr.Column(scale=2, min_width=300):
             model = gr.Dropdown(targets, value=DIFFUSION_MODEL, allow_custom_value=True, label="Diffusion model",
                                 elem_id="dlm-model")
@@ -315,6 +322,9 @@ def diffusion_tab(recorder: Recorder, targets: list[str]) -> None:
             n, size = whole(max_new, "max new tokens"), whole(block, "block")
             wanted = cd.parse_thresholds(thresholds) if (thresholds or "").strip() else []
             requests = cd.requests(prompt or "", model or "", n, strategy, float(threshold), size)
+            yield shown(runs, judged, points, "a short warm-up of each setting")
+            for request in requests:
+                warm_up(request)
             for i, (name, request) in enumerate(zip(("the slow setting", f"the fast setting ({strategy})"),
                                                     requests)):
                 yield shown(runs, judged, points, name)
@@ -386,9 +396,9 @@ def dag_tab(recorder: Recorder) -> None:
             if not (phrase or "").strip():
                 raise PlaygroundError("the phrase is empty: write a French number, such as 'trois cent douze'")
             requests = compare_dag.tab_requests(phrase.strip(), strategy, chosen)
-            yield shown(runs, "a warm-up pass of each model")
-            for request in compare_dag.warmup_requests(phrase.strip(), chosen):
-                compare.collect(generate(request))
+            yield shown(runs, "a short warm-up of each side")
+            for request in requests:
+                warm_up(request)
             for side, request in zip(compare_dag.SIDES, requests):
                 yield shown(runs, side.title)
                 runs[side.key] = compare.collect(recorder.record(generate(request)))
@@ -433,6 +443,8 @@ def build_app(db: str) -> gr.Blocks:
                           max_new_tokens=whole(max_new, "max new tokens"), temperature=float(temperature or 0),
                           top_k=whole(top_k, "top-k"), top_p=float(top_p or 0), seed=whole(seed, "seed"),
                           params=chosen_params(method, dict(zip(params, param_values))))
+            yield [views.WARMING_UP, *[gr.update()] * (len(run_panel(None, [])) - 1)]
+            warm_up(req)
             for started, steps, finished in views.run_so_far(recorder.record(generate(req, cancel))):
                 if finished or time.perf_counter() - shown_at >= wait:
                     drawn = time.perf_counter()
@@ -472,7 +484,7 @@ def build_app(db: str) -> gr.Blocks:
 
     def load(run_id):
         if run_id in (None, ""):
-            return None, gr.update(), *run_panel(None, [])
+            return None, gr.update(), *show(None, 0)
         try:
             replay = recorder.replay(int(run_id))
         except PlaygroundError as exc:
@@ -483,7 +495,7 @@ def build_app(db: str) -> gr.Blocks:
 
     def show(replay, k):
         if not replay:
-            return run_panel(None, [])
+            return [views.status_html(None, empty=PICK_A_RUN), *run_panel(None, [])[1:]]
         started, steps, finished = replay
         k = max(0, min(int(k or 0), len(steps)))
         return run_panel(started, steps[:k], finished, total=len(steps))
@@ -556,7 +568,7 @@ def build_app(db: str) -> gr.Blocks:
                     position = gr.Slider(0, 1, 0, step=1, label="steps shown", scale=4, elem_id="position")
                     speed = gr.Radio([1, 4, 16], value=1, label="steps per tick", scale=1, min_width=200,
                                      elem_id="speed")
-                replay_view = view_panel("replay")
+                replay_view = view_panel("replay", PICK_A_RUN)
             with gr.Tab("Compare", id="compare"):
                 compare_tab(recorder, targets, drafts)
             with gr.Tab("Diffusion", id="diffusion"):

@@ -40,13 +40,6 @@ def tab_requests(phrase: str, strategy: str, names: dict[str, str]) -> list[Requ
             Request(model=names["nat"], method="dag", **common)]
 
 
-def warmup_requests(phrase: str, names: dict[str, str]) -> list[Request]:
-    """A short unrecorded run of each model before the timed ones: a model's first forward in a process is
-    several times slower than the next ones, which would count against whichever side runs first."""
-    return [Request(prompt=phrase, model=names[key], method="autoregressive" if key == "ar" else "dag",
-                    max_new_tokens=2) for key in TAB_MODELS]
-
-
 def unknown_words(started: RunStarted | None) -> list[str]:
     """The words of the phrase the models read as <unk> (the tokenizer knows only the task's own words; it splits
     words and hyphens as here)."""

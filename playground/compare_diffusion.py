@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from playground import quality
 from playground.engine import Request
 from playground.events import RunFinished, RunStarted
+from playground.methods.diffusion import AUTO_CACHE
 from playground.views import _figure, _layout, cards_html
 
 FAST_STRATEGIES = ("threshold", "sched", "freedave", "fixed_steps")
@@ -36,7 +37,9 @@ def requests(prompt: str, model: str, max_new_tokens: int, strategy: str, thresh
     """The slow run (one token per forward), then the fast one."""
     common = dict(prompt=prompt, model=model, method="diffusion", max_new_tokens=max_new_tokens)
     fast = {"strategy": strategy, "block": block, **({"threshold": threshold} if strategy == "threshold" else {})}
-    return [Request(params={**SLOW, "block": block}, **common), Request(params=fast, **common)]
+    # FreeDave promises the slow output at its own KV cache (a cache changes the output a little): compare like that
+    slow = {**SLOW, "block": block, **({"cache": AUTO_CACHE["freedave"]} if strategy == "freedave" else {})}
+    return [Request(params=slow, **common), Request(params=fast, **common)]
 
 
 def curve_request(prompt: str, model: str, max_new_tokens: int, threshold: float, block: int = 32) -> Request:
@@ -64,12 +67,17 @@ def parse_thresholds(text: str) -> list[float]:
     return sorted(set(values))
 
 
+def times(ratio: float, better: str, worse: str) -> str:
+    """'2.00× faster' for 2.0, '2.00× slower' for 0.5: a ratio below one said the way a person would."""
+    return f"{ratio:.2f}× {better}" if ratio >= 1 else f"{1 / ratio:.2f}× {worse}"
+
+
 def stats_html(judged: Judged | None, slow: Judged | None = None) -> str:
     """One side's numbers; with `slow`, how many times fewer forwards and how much faster than it."""
     if judged is None:
         return '<div class="pg-empty">not run yet</div>'
-    ratio = f" · {slow.forwards / judged.forwards:.2f}× fewer" if slow and judged.forwards else ""
-    speed = f" · {slow.wall_s / judged.wall_s:.2f}× faster" if slow and judged.wall_s else ""
+    ratio = f" · {times(slow.forwards / judged.forwards, 'fewer', 'more')}" if slow and judged.forwards else ""
+    speed = f" · {times(slow.wall_s / judged.wall_s, 'faster', 'slower')}" if slow and judged.wall_s else ""
     ppl = "—" if judged.perplexity is None else f"{judged.perplexity:.1f}"
     return cards_html([("target_forwards", f"{judged.forwards}", f"forward passes{ratio}"),
                        ("wall_s", f"{judged.wall_s:.2f} s", f"wall time{speed}"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Iterator
 
 from playground import models
@@ -106,7 +106,7 @@ def check_kind(method, loaded: models.LoadedModel, kinds: tuple[str, ...], role:
     if loaded.kind not in kinds:
         wanted = " or ".join(f"{models.KINDS[k][0]} (such as {models.KINDS[k][1]})" for k in kinds)
         fitting = [m.name for m in METHODS.values() if loaded.kind in m.kinds]
-        hint = f": use --method {' or '.join(fitting)}" if role == "model" and fitting else ""
+        hint = f"; methods that run it: {', '.join(fitting)}" if role == "model" and fitting else ""
         raise PlaygroundError(f"method {method.name} needs {wanted} as its {role}; {loaded.name!r} is "
                               f"{models.KINDS[loaded.kind][0]}{hint}")
 
@@ -180,3 +180,21 @@ def run_events(prep: Prepared, cancel: threading.Event | None = None) -> Iterato
 def generate(req: Request, cancel: threading.Event | None = None) -> Iterator[Event]:
     """Validate and run: the one entry point for the CLI, the app and the benchmarks."""
     return run_events(prepare(req), cancel)
+
+
+_warmed: set[str] = set()
+WARM_UP_TOKENS = 4
+
+
+def warm_up(req: Request) -> bool:
+    """A short unrecorded run of `req` (its method, models and parameters), once per process for each such setting:
+    a method's first forwards in a process cost more than later ones (lazy initialisation, first calls of each
+    kernel), which would count against whichever run comes first. Returns whether it ran; a bad request raises the
+    PlaygroundError the real run would."""
+    key = repr((req.method, req.model, req.draft, sorted((req.params or {}).items())))
+    if key in _warmed:
+        return False
+    for _ in generate(replace(req, max_new_tokens=min(req.max_new_tokens, WARM_UP_TOKENS))):
+        pass
+    _warmed.add(key)
+    return True

@@ -100,6 +100,30 @@ def kind_of(model: torch.nn.Module) -> str:
     return "masked" if is_masked_lm(model) else "causal"
 
 
+AUTO_CLASSES = {"dag": "AutoModel", "seq2seq": "AutoModelForSeq2SeqLM", "masked": "AutoModelForMaskedLM",
+                "causal": "AutoModelForCausalLM"}  # the transformers class that loads each kind
+
+
+def config_kind(config) -> str:
+    """The kind of model a config describes, before any weights are read."""
+    from playground.dat import DatConfig
+    if isinstance(config, DatConfig):
+        return "dag"
+    if getattr(config, "is_encoder_decoder", False):
+        return "seq2seq"
+    return "masked" if any(a.endswith("ForMaskedLM") for a in config.architectures or []) else "causal"
+
+
+@functools.lru_cache(maxsize=None)
+def shipped_kind(name: str) -> str | None:
+    """The kind of the shipped model `name` (read from its config), or None for any other name."""
+    from transformers import AutoConfig
+
+    import playground.dat  # noqa: F401  (registers the DA-Transformer with the Auto classes)
+    path = shipped_models().get((name or "").strip())
+    return config_kind(AutoConfig.from_pretrained(path)) if path else None
+
+
 def shipped_models() -> dict[str, Path]:
     """Name -> folder of every model shipped in assets/models."""
     if not MODELS_DIR.is_dir():
@@ -162,11 +186,11 @@ _lock = threading.Lock()
 def load(name: str) -> LoadedModel:
     """Load (once per process) a model and its tokenizer, in float32 for CPU inference: a causal LM, a masked LM
     (a diffusion model), an encoder-decoder, or a DA-Transformer (registered with the Auto classes by playground.dat)."""
-    from transformers import (AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM,
-                              AutoModelForSeq2SeqLM, AutoTokenizer)
+    import transformers
+    from transformers import AutoConfig, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from playground.dat import DatConfig
+    import playground.dat  # noqa: F401  (registers the DA-Transformer with the Auto classes)
 
     hf_logging.disable_progress_bar()
 
@@ -181,15 +205,7 @@ def load(name: str) -> LoadedModel:
                 "nor a local folder, and the Hugging Face Hub cannot be reached from here")
         try:
             tokenizer = AutoTokenizer.from_pretrained(where)
-            config = AutoConfig.from_pretrained(where)
-            if isinstance(config, DatConfig):
-                auto = AutoModel
-            elif config.is_encoder_decoder:
-                auto = AutoModelForSeq2SeqLM
-            elif any(a.endswith("ForMaskedLM") for a in config.architectures or []):
-                auto = AutoModelForMaskedLM  # a diffusion LM
-            else:
-                auto = AutoModelForCausalLM
+            auto = getattr(transformers, AUTO_CLASSES[config_kind(AutoConfig.from_pretrained(where))])
             model, info = auto.from_pretrained(where, dtype=torch.float32, output_loading_info=True)
             model.to(on).eval()
             transposed_weights(model)

@@ -141,7 +141,8 @@ def step_html(step: Step | None) -> str:
         state = "pg-accepted" if i < step.accepted else "pg-rejected" if i == step.accepted else "pg-unverified"
         title = f"drafted #{i + 1}\nq (draft) = {_prob(step.draft_q[i])}\np (target) = {_prob(step.draft_p[i])}"
         drafted.append(_chip(text, state, title, breaks=False))
-    verdict = f"accepted {step.accepted} of {len(step.drafted)} (gamma {step.gamma})"
+    asked = f"a tree of {step.gamma} nodes" if step.tree_tokens else f"gamma {step.gamma}"
+    verdict = f"accepted {step.accepted} of {len(step.drafted)} ({asked})"
     return (f'<div class="pg-step">{head}draft proposed {"".join(drafted)} · {verdict} → committed '
             f'{_committed(step)} · {timing}</div>')
 
@@ -183,9 +184,14 @@ def cards_html(cards: list[tuple[str, str, str]], classes: str = "") -> str:
         for key, value, label in cards) + "</div>"
 
 
-def status_html(started: RunStarted | None, finished: RunFinished | None = None, position: str = "") -> str:
+WARMING_UP = ('<div class="pg-status pg-empty" data-status="warming">Loading the models and warming up: a short '
+              'unrecorded run first, so the timed one does not pay for first calls…</div>')
+
+
+def status_html(started: RunStarted | None, finished: RunFinished | None = None, position: str = "",
+                empty: str = "No run yet: write a prompt and press Generate.") -> str:
     if started is None:
-        return '<div class="pg-status pg-empty">No run yet: write a prompt and press Generate.</div>'
+        return f'<div class="pg-status pg-empty">{empty}</div>'
     state = finished.status if finished else "running"
     models = html.escape(started.model + (f" + draft {started.draft}" if started.draft else ""))
     settings = " · ".join(f"{k}={v}" for k, v in started.settings.items() if k != "stop_at_eos")
@@ -219,6 +225,9 @@ def _layout(fig: go.Figure, title: str, x_title: str, y_title: str, empty: bool)
     axis = dict(gridcolor="#e5e7eb", zerolinecolor="#d1d5db", linecolor="#9ca3af", showline=True)
     fig.update_xaxes(title_text=x_title, **axis)
     fig.update_yaxes(title_text=y_title, **axis)
+    xs = [x for trace in fig.data for x in (getattr(trace, "x", None) or ()) if isinstance(x, (int, float))]
+    if xs and max(xs) - min(xs) <= 10:  # steps, forwards, depths are whole: no ticks at -0.4 ... 0.4 for one step
+        fig.update_xaxes(dtick=1)
     return fig
 
 
@@ -231,7 +240,8 @@ def accepted_figure(steps: list[Step]) -> go.Figure:
         if any(counts):
             fig.add_bar(x=x, y=counts, name=LABELS[source], marker_color=COLOURS[source][0])
     if any(s.gamma for s in steps):
-        fig.add_scatter(x=x, y=[s.gamma for s in steps], name="gamma (drafted)", mode="lines",
+        drafted = "draft tree nodes" if any(s.tree_tokens for s in steps) else "gamma (drafted)"
+        fig.add_scatter(x=x, y=[s.gamma for s in steps], name=drafted, mode="lines",
                         line=dict(color="#111827", dash="dot", shape="hvh", width=1.5))
     fig.update_layout(barmode="stack", bargap=0.15)
     fig.update_yaxes(rangemode="tozero", dtick=1 if max((len(s.tokens) for s in steps), default=1) <= 8 else None)

@@ -141,7 +141,7 @@ def canvas_figure(started: RunStarted | None, steps: list[Step], done: bool = Fa
         trace.update(now)
     blocks = [dict(type="path", path=block_frames(lo, min(lo + block, length), cols), line=dict(
         color="#4f46e5", width=2), layer="above") for lo in range(0, length, block)]
-    layout = dict(height=int(min(1100, 190 + 34 * rows)), margin=dict(l=60, r=10, t=50, b=110),
+    layout = dict(height=int(min(1100, 210 + 34 * rows)), margin=dict(l=60, r=10, t=50, b=130),
                   paper_bgcolor="white", plot_bgcolor="white", showlegend=False, hovermode="closest",
                   font=dict(family="system-ui, sans-serif", size=12, color="#374151"), shapes=blocks,
                   title=dict(text=frames[-1]["layout"]["title"]["text"], x=0.01, y=0.98, yanchor="top",
@@ -151,7 +151,7 @@ def canvas_figure(started: RunStarted | None, steps: list[Step], done: bool = Fa
                   yaxis=dict(range=[rows - 0.5, -0.5], showgrid=False, zeroline=False, fixedrange=True,
                              tickvals=list(range(rows)), ticktext=[f"pos {r * cols}" for r in range(rows)],
                              tickfont=dict(color="#9ca3af", size=10)),
-                  **player(frames, labels, len(frames) - 1, dict(x=0.17, len=0.83, pad=dict(t=10))))
+                  **player(frames, labels, len(frames) - 1))
     return dict(data=data, layout=layout, frames=frames)
 
 

@@ -274,10 +274,8 @@ def tree_figure(started: RunStarted | None, steps: list[Step], overview: bool = 
 
 
 # the figure's sizes: in a wide panel, and as an overview in a narrow column
-SIZES = {False: dict(row=30, least=380, bottom=95, title=15, ticks=12, slider=dict(x=0.17, len=0.83, pad=dict(t=10)),
-                     current="left"),
-         True: dict(row=24, least=320, bottom=130, title=13, ticks=9, slider=dict(x=0, len=1, pad=dict(t=50)),
-                    current="right")}
+SIZES = {False: dict(row=30, least=380, bottom=130, title=15, ticks=12),
+         True: dict(row=24, least=320, bottom=130, title=13, ticks=9)}
 
 
 def _plot_layout(frames: list[dict], labels: list[str], at: int, extent: tuple, overview: bool) -> dict:
@@ -295,18 +293,20 @@ def _plot_layout(frames: list[dict], labels: list[str], at: int, extent: tuple, 
                    ticktext=["root", *(f"depth {d}" for d in range(1, deepest + 1))], side="top",
                    tickfont=dict(color="#9ca3af", size=size["ticks"]), tickangle=0),
         yaxis=dict(range=[low - 0.8, high + 0.8], visible=False),
-        **player(frames, labels, at, size["slider"], size["current"]))
+        **player(frames, labels, at))
 
 
-def player(frames: list[dict], labels: list[str], at: int, slider: dict, current: str = "left") -> dict:
-    """Layout of an animated figure's controls: a slider over all `frames` (labelled, at frame `at`; `slider`
-    places it) and Play/Pause below its left end."""
+def player(frames: list[dict], labels: list[str], at: int) -> dict:
+    """Layout of an animated figure's controls: Play/Pause under the plot on the left, the current frame's label on
+    the right, and below them a slider over all `frames` (labelled, at frame `at`), the whole width: beside the
+    buttons, a slider placed in fractions of the width ran under them in narrow panels. Needs about 130 px of
+    bottom margin."""
     jump = dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))
     play = dict(fromcurrent=True, frame=dict(duration=FRAME_MS, redraw=True), transition=dict(duration=0))
     return dict(
-        sliders=[dict(slider, active=at, y=0, yanchor="top", ticklen=2, tickcolor="#d1d5db",
+        sliders=[dict(x=0, len=1, pad=dict(t=50), active=at, y=0, yanchor="top", ticklen=2, tickcolor="#d1d5db",
                       font=dict(color="rgba(0,0,0,0)", size=8),
-                      currentvalue=dict(prefix="", xanchor=current, font=dict(size=13, color="#111827")),
+                      currentvalue=dict(prefix="", xanchor="right", font=dict(size=13, color="#111827")),
                       steps=[dict(label=label, method="animate", args=[[f["name"]], jump])
                              for label, f in zip(labels, frames)])],
         updatemenus=[dict(type="buttons", direction="left", x=0, y=0, xanchor="left", yanchor="top",

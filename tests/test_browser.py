@@ -462,11 +462,12 @@ def canvas_drawn(page, view: str) -> dict:
 
 def test_diffusion_run_draws_the_canvas_and_replays_it(page):
     set_value(page, "#prompt textarea", "def add(a, b):\n")
-    set_value(page, "#model input", "tiny-code")
-    choose(page, "method", "diffusion")
-    page.click("#generate-btn")  # a causal model: the engine's clear error, no crash
+    choose(page, "method", "diffusion")  # picks the shipped diffusion model in place of tiny-code
+    sync_api.expect(page.locator("#model input")).to_have_value(DIFFUSION)
+    choose(page, "model", "tiny-code")
+    page.click("#generate-btn")  # a causal model picked after all: the engine's clear error, no crash
     error = page.wait_for_selector("#live-status .pg-error")
-    assert "needs a masked-diffusion model" in error.inner_text()
+    assert "needs a masked-diffusion model" in error.inner_text() and "methods that run it" in error.inner_text()
     set_value(page, "#model input", DIFFUSION)
     sync_api.expect(page.locator("#model input")).to_have_value(DIFFUSION)
     set_value(page, "#max-new input[type=number]", 16)

@@ -212,7 +212,7 @@ def test_the_nat_baseline_decodes_in_one_pass(run_engine):
 def test_wrong_models_and_parameters_are_clear_errors(run_engine):
     with pytest.raises(PlaygroundError, match="needs a non-autoregressive translator.*'tiny-code' is a causal LM"):
         run_engine(prompt="x", model="tiny-code", method="dag")
-    with pytest.raises(PlaygroundError, match="'tiny-numbers-dat' is a non-autoregressive.*use --method dag"):
+    with pytest.raises(PlaygroundError, match="'tiny-numbers-dat' is a non-autoregressive.*methods that run it: dag"):
         run_engine(prompt="un", model="tiny-numbers-dat", method="autoregressive")
     started, _, done = run_engine(prompt="un", model="tiny-numbers-ar", method="gad")  # its drafter by default
     assert started.draft == "tiny-numbers-dat-kd" and done.status == "finished"

@@ -189,7 +189,7 @@ def test_output_follows_positions_and_stops_at_end_of_text():
 
 
 def test_wrong_model_for_the_method_is_a_clear_error(run_engine, llama_pair):
-    with pytest.raises(PlaygroundError, match="masked-diffusion model: use --method diffusion"):
+    with pytest.raises(PlaygroundError, match="masked-diffusion model; methods that run it: diffusion"):
         run_engine(prompt="x = 1", model=SHIPPED, method="autoregressive")
     with pytest.raises(PlaygroundError, match="needs a masked-diffusion model"):
         run_engine(prompt="x = 1", model=llama_pair.target, method="diffusion")
@@ -264,4 +264,4 @@ def test_generate_and_bench_on_the_command_line(run_cli, tmp_path):
     assert fast["identical_to_baseline"] is True and fast["agreement"] == 1.0 and "solved" in fast
     assert slow["mean_accepted"] == 1.0 and fast["mean_accepted"] > 1.0
     out = run_cli("generate", "--model", SHIPPED, "--prompt", "x = 1")
-    assert out.returncode == 2 and "use --method diffusion" in out.stderr
+    assert out.returncode == 2 and "methods that run it: diffusion" in out.stderr
