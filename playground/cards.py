@@ -74,7 +74,8 @@ def write_cards() -> None:
 
 
 def card_text(name: str, f: dict, target: dict) -> str:
-    m, cfg = f["train_config"]["model"], f["train_config"]
+    first = f.get("earlier_stage") or f  # the training that a distilled stage continues
+    m, cfg = first["train_config"]["model"], first["train_config"]
     is_draft = cfg.get("teacher") is not None
     lines = [
         "---", "library_name: transformers", "pipeline_tag: text-generation", "tags: [decoding-playground, code]",
@@ -97,11 +98,12 @@ def card_text(name: str, f: dict, target: dict) -> str:
         + (f"; {cfg['repeat_fraction']:.0%} of the training windows end by repeating their own last 32-256 tokens "
            "word for word, so that the model learns to copy from its context (what prompt lookup and CopySpec "
            "drafts bet on)" if cfg.get("repeat_fraction") else "") + " |",
-        f"| training | {f['steps']} steps x {cfg['batch_size']} x {cfg['seq_len']} tokens = "
-        f"{f['tokens_seen']:,} tokens, {f['train_seconds'] / 60:.1f} min on {f.get('device', '2 CPU cores')} "
-        f"(bf16 autocast), AdamW lr {cfg['lr']}, cosine, seed {cfg['seed']}"
-        + (f"; weights of step {f['kept_step']}, the lowest held-out loss of the evaluations every "
-           f"{cfg['eval_every']} steps" if f.get("kept_step", f["steps"]) != f["steps"] else "") + " |",
+        f"| training | {first['steps']} steps x {cfg['batch_size']} x {cfg['seq_len']} tokens = "
+        f"{first['tokens_seen']:,} tokens, {first['train_seconds'] / 60:.1f} min on "
+        f"{first.get('device', '2 CPU cores')} (bf16 autocast), AdamW lr {cfg['lr']}, cosine, seed {cfg['seed']}"
+        + (f"; weights of step {first['kept_step']}, the lowest held-out loss of the evaluations every "
+           f"{cfg['eval_every']} steps" if first.get("kept_step", first["steps"]) != first["steps"] else "") + " |",
+        *([distillation_row(f)] if f.get("distilled") else []),
         f"| held-out loss | **{f['heldout_loss']:.3f} nats/token** (cross-entropy on {cfg['eval_windows']} "
         f"held-out windows of {cfg['seq_len']} tokens) |",
         f"| cost per token | {f['flops_per_token'] / 1e6:.2f} M multiply-adds "
@@ -133,10 +135,15 @@ def card_text(name: str, f: dict, target: dict) -> str:
                   f"({f.get('train_tokens', 0) / 1e6:.1f}M training tokens): held-out loss stops falling after a "
                   "few epochs, and a bigger model would overfit sooner and decode slower on a CPU."]
     train_col = "train loss (KL to the target)" if is_draft else "train loss"
-    lines += ["", "Held-out loss during training:", "", f"| step | {train_col} | held-out loss |", "|---|---|---|"]
-    lines += [f"| {e['step']} | {e['train_loss']:.3f} | {e['heldout_loss']:.3f} |" for e in f["log"]]
+    lines += loss_table("Held-out loss during training:", first["log"], train_col)
+    if f.get("distilled"):
+        lines += loss_table("Cross-entropy on `tiny-code`'s greedy continuations of 256 held-out prompts during "
+                            "distillation:", f["log"], train_col)
     lines += ["", "Reproduce: `python -m playground.train tokenizer && python -m playground.train target --minutes 4.4 "
-              "&& python -m playground.train draft --minutes 1.8 && python -m playground.train card` (on a GPU when "
+              "&& python -m playground.train draft --minutes 1.8 "
+              + ("&& python -m playground.train distill && python -m playground.train draft-distilled "
+                 if f.get("distilled") else "")
+              + "&& python -m playground.train card` (on a GPU when "
               "there is one; `--device cpu` works, hours slower). The split and the batches depend only on the seed "
               "and the interpreter's standard library; `--minutes` cuts the step count to what fits, measured over "
               "the first steps, and the steps run are recorded above.", ""]
@@ -176,7 +183,9 @@ def sample_quality(prompts: list[str], max_new_tokens: int = 64) -> dict:
 
 
 def write_diffusion_card() -> None:
-    from playground.train import DIFFUSION, diffusion_heldout_loss, eval_windows, load_tokenizer
+    from playground.train import (DIFFUSION, HELDOUT_DISTILLED, diffusion_heldout_loss, distilled_heldout_loss,
+                                  eval_windows, load_tokenizer)
+    from playground.distill import teacher_continuations
     name = DIFFUSION.name
     folder = models.MODELS_DIR / name
     tokenizer = load_tokenizer()
@@ -184,6 +193,9 @@ def write_diffusion_card() -> None:
     f = json.loads((folder / "training.json").read_text())
     f["heldout_loss"] = diffusion_heldout_loss(model, eval_windows(data.token_array(tokenizer, "heldout"), DIFFUSION),
                                                tokenizer)
+    if f.get("distilled"):
+        held = teacher_continuations(HELDOUT_DISTILLED, tokenizer, torch.device("cpu"))
+        f["heldout_loss_distilled"] = distilled_heldout_loss(model, held, tokenizer, diffusion=True)
     f["ms_per_forward"] = ms_per_forward(model)
     f["architecture"] = type(model).__name__
     prompts = [json.loads(line)["prompt"] for line in PROMPTS_FILE.read_text().splitlines()]
@@ -193,8 +205,29 @@ def write_diffusion_card() -> None:
     print(f"wrote the card of {name}")
 
 
+def loss_table(title: str, log: list[dict], train_col: str = "train loss") -> list[str]:
+    return (["", title, "", f"| step | {train_col} | held-out loss |", "|---|---|---|"]
+            + [f"| {e['step']} | {e['train_loss']:.3f} | {e['heldout_loss']:.3f} |" for e in log])
+
+
+def distillation_row(f: dict) -> str:
+    """The card's line for a second, distilled training stage (playground/distill.py)."""
+    cfg, d = f["train_config"], f["distilled"]
+    return (f"| distillation | a second stage on top of the first: sequence-level knowledge distillation (Kim & Rush, "
+            f"2016), {f['steps']} steps x {cfg['batch_size']} rows of `{d['teacher']}`'s greedy {d['new_tokens']}-token"
+            f" continuations of {d['rows']:,} prompts of {d['min_prefix']}-{d['max_prefix']} tokens cut from the "
+            f"training split, {cfg['natural_fraction']:.0%} of the steps on stdlib windows as in the first stage; "
+            f"{f['train_seconds'] / 60:.0f} min on {f.get('device', '2 CPU cores')}, AdamW lr {cfg['lr']}, cosine"
+            + (f"; weights of step {f['kept_step']}, the lowest loss on the teacher's continuations of 256 held-out "
+               "prompts" if f.get("kept_step", f["steps"]) != f["steps"] else "")
+            + "; the teacher's continuation is one fixed text per prompt, far less uncertain than code people wrote: "
+              "a diffusion model is then sure of more masked tokens at once, a draft agrees with the target more "
+              "often |")
+
+
 def diffusion_card_text(name: str, f: dict) -> str:
-    m, cfg, q = f["train_config"]["model"], f["train_config"], f["sample_quality"]
+    first = f.get("earlier_stage") or f  # the masked-diffusion training that a distilled stage continues
+    m, cfg, q = first["train_config"]["model"], first["train_config"], f["sample_quality"]
     ppl = q["generative_perplexity"]
     lines = [
         "---", "library_name: transformers", "pipeline_tag: fill-mask", "tags: [decoding-playground, code, diffusion]",
@@ -219,33 +252,41 @@ def diffusion_card_text(name: str, f: dict) -> str:
         f"{cfg['min_prefix']}-{cfg['max_prefix']} tokens of each {cfg['seq_len']}-token window are the prompt and "
         f"never masked; the continuation stops at the first end-of-text, or in {cfg['end_fraction']:.0%} of windows "
         "at a random line break, followed by padding, so the model learns where to end"
-        + "".join(f"; {note}" for note in f.get("notes", [])) + " |",
+        + "".join(f"; {note}" for note in first.get("notes", [])) + " |",
         "| data | the Python standard library source (`.py` files, `encodings/` and `site-packages/` left out) of "
-        f"Python {f.get('data', {}).get('python', '?')}, split by a hash of each file's path: 90% train "
-        f"({f.get('train_tokens') or 0:,} tokens), 10% held out; the same split as `tiny-code` |",
-        f"| training | {f['steps']} steps x {cfg['batch_size']} x {cfg['seq_len']} tokens = {f['tokens_seen']:,} "
-        f"tokens, {f['train_seconds'] / 60:.0f} min on {f.get('device', '2 CPU cores')}, fp32 (this CPU has no "
-        f"bf16 arithmetic), AdamW lr {cfg['lr']}, cosine, seed {cfg['seed']}; trained from scratch instead, BERT "
-        "and pre-LN BERT stayed at the unigram loss for their first 200-400 steps on this budget"
-        + (f"; weights of step {f['kept_step']}, the lowest held-out loss of the evaluations every "
-           f"{cfg['eval_every']} steps" if f.get("kept_step", f["steps"]) != f["steps"] else "") + " |",
+        f"Python {first.get('data', {}).get('python', '?')}, split by a hash of each file's path: 90% train "
+        f"({first.get('train_tokens') or 0:,} tokens), 10% held out; the same split as `tiny-code` |",
+        f"| training | {first['steps']} steps x {cfg['batch_size']} x {cfg['seq_len']} tokens = "
+        f"{first['tokens_seen']:,} tokens, {first['train_seconds'] / 60:.0f} min on "
+        f"{first.get('device', '2 CPU cores')}, fp32, AdamW lr {cfg['lr']}, cosine, seed {cfg['seed']}; trained from "
+        "scratch instead, BERT and pre-LN BERT stayed at the unigram loss for their first 200-400 steps on this "
+        "budget"
+        + (f"; weights of step {first['kept_step']}, the lowest held-out loss of the evaluations every "
+           f"{cfg['eval_every']} steps" if first.get("kept_step", first["steps"]) != first["steps"] else "") + " |",
+        *([distillation_row(f)] if f.get("distilled") else []),
         f"| held-out loss | **{f['heldout_loss']:.3f} nats/token**: the diffusion loss (an upper bound on the "
         f"continuation's negative log-likelihood) on {cfg['eval_windows']} held-out windows of {cfg['seq_len']} "
-        "tokens with a 64-token prompt, fixed noise |",
+        "tokens with a 64-token prompt, fixed noise"
+        + (f"; **{f['heldout_loss_distilled']:.3f}** on `tiny-code`'s continuations of 256 held-out prompts"
+           if f.get("heldout_loss_distilled") is not None else "") + " |",
         f"| output quality | generative perplexity under `tiny-code` of its one-token-per-forward outputs "
         f"(`fixed_steps`, {q['max_new_tokens']} tokens, first {q['prompts']} prompts of `complete`): "
         f"**{ppl['tiny-code-diffusion']:.1f}**; `tiny-code`'s own greedy outputs on the same prompts: "
         f"{ppl['tiny-code']:.1f} |",
         f"| cost per forward | {f['ms_per_forward']:.1f} ms for one forward over 224 positions (96-token prompt + "
         "128 to fill) on this CPU |",
-        "", "**Limits.** Under an hour of CPU training, on top of half of `tiny-code`. Its outputs look like code, "
-        "locally; they are not correct programs. It is here to show how diffusion decoding works and what the fast "
-        "strategies cost.",
-        "", "Held-out loss during training:", "", "| step | train loss | held-out loss |", "|---|---|---|",
+        "", "**Limits.** About an hour of CPU training, on top of half of `tiny-code`. Its outputs look like code, "
+        "locally; they are not correct programs"
+        + (", and after distillation they imitate `tiny-code`'s greedy output, repetitions included"
+           if f.get("distilled") else "")
+        + ". It is here to show how diffusion decoding works and what the fast strategies cost.",
     ]
-    lines += [f"| {e['step']} | {e['train_loss']:.3f} | {e['heldout_loss']:.3f} |" for e in f["log"]]
-    lines += ["", "Reproduce: `python -m playground.train diffusion --minutes 45 && python -m playground.train card --only "
-              "diffusion` "
-              "(`--minutes` cuts the step count to what fits, measured over the first steps; the steps run are "
-              "recorded above).", ""]
+    lines += loss_table("Held-out loss during training:", first["log"])
+    if f.get("distilled"):
+        lines += loss_table("Loss on `tiny-code`'s continuations of the held-out prompts during distillation:", f["log"])
+    lines += ["", "Reproduce: `python -m playground.train diffusion --minutes 45"
+              + (" && python -m playground.train distill && python -m playground.train diffusion-distilled"
+                 if f.get("distilled") else "")
+              + " && python -m playground.train card --only diffusion` (`--minutes` cuts the step count to what "
+              "fits, measured over the first steps; the steps run are recorded above).", ""]
     return "\n".join(lines)

@@ -85,9 +85,11 @@ def prepare(req: Request) -> Prepared:
         if limit and m.kind in ("seq2seq", "dag") and len(prompt_ids) > limit:  # the output has its own positions
             raise PlaygroundError(f"the prompt is {len(prompt_ids)} tokens; {m.name!r} reads at most {limit}")
         if limit and m.kind in ("causal", "masked") and len(prompt_ids) + req.max_new_tokens > limit:
+            room = limit - len(prompt_ids)
             raise PlaygroundError(
                 f"the prompt is {len(prompt_ids)} tokens; with max_new_tokens {req.max_new_tokens} it exceeds the "
-                f"{limit}-token context of {m.name!r}")
+                f"{limit}-token context of {m.name!r}: "
+                + (f"set max_new_tokens to {room} or less" if room > 0 else "shorten the prompt"))
     eos = target.tokenizer.eos_token_id if req.stop_at_eos else None
     sampling = Sampling(temperature=float(req.temperature), top_k=int(req.top_k), top_p=float(req.top_p),
                         seed=int(req.seed))

@@ -4,6 +4,9 @@
     python -m playground.train target [--steps N]   # Llama-style causal LM -> assets/models/tiny-code
     python -m playground.train draft  [--steps N]   # 2-layer draft distilled from the target -> tiny-code-draft
     python -m playground.train diffusion            # masked-diffusion EuroBERT for completion -> tiny-code-diffusion
+    python -m playground.train distill              # tiny-code's greedy continuations of training prompts (.cache/)
+    python -m playground.train diffusion-distilled  # second stage: the diffusion model, trained on them
+    python -m playground.train draft-distilled      # second stage: the draft, distilled on them
     python -m playground.train prompts              # held-out prompt suites -> assets/prompts/*.jsonl
     python -m playground.train card [--only causal|diffusion]  # evaluate the models and write their model cards
 
@@ -28,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from playground import data
+from playground import data, distill
 from playground.models import ASSETS, MODELS_DIR
 from playground.sublayers import Gates, decoder_layers, layer_dropout_mask
 
@@ -82,6 +85,12 @@ class TrainConfig:
     max_prefix: int = 128
     end_fraction: float = 0.3  # diffusion: windows whose continuation ends early at a line end (see diffusion_batch_at)
     init: str | None = None  # diffusion: start from this shipped causal LM (see build_diffusion_model)
+    start: str | None = None  # continue from all the weights of this shipped model (a second training stage)
+    # Sequence-level distillation (playground/distill.py): train on the teacher's greedy continuations instead of
+    # the stdlib text, but for a `natural_fraction` of the steps, and keep the weights that do best on held-out
+    # continuations.
+    distilled: bool = False
+    natural_fraction: float = 0.25
 
 
 TARGET = TrainConfig(batch_size=48, steps=3600, warmup=100, layer_dropout=0.2, early_exit_weight=0.3,
@@ -99,6 +108,20 @@ DIFFUSION = TrainConfig(
                       max_position_embeddings=1024),
     seq_len=256, batch_size=32, steps=2400, lr=5e-4, warmup=50, eval_every=100, init="tiny-code", end_fraction=0.05,
 )
+
+DIFFUSION_DISTILLED = TrainConfig(
+    name="tiny-code-diffusion", objective="diffusion", model=DIFFUSION.model, start="tiny-code-diffusion",
+    distilled=True, seq_len=256, batch_size=32, steps=900, lr=3e-4, warmup=20, eval_every=100, end_fraction=0.05,
+)
+DRAFT_DISTILLED = TrainConfig(
+    name="tiny-code-draft", model=DRAFT.model, start="tiny-code-draft", teacher="tiny-code", distilled=True,
+    seq_len=256, batch_size=32, steps=200, lr=5e-4, warmup=20, eval_every=50, repeat_fraction=0.25,
+)
+HELDOUT_DISTILLED = distill.DistillConfig(rows=256, group=32, split="heldout")
+
+
+def checkpoint_path(cfg: TrainConfig) -> Path:
+    return CKPT_DIR / (cfg.name + ("-distilled" if cfg.distilled else "")) / "last.pt"
 
 
 def device_of(model) -> torch.device:
@@ -342,6 +365,57 @@ def layerskip_loss(model, x: torch.Tensor, cfg: TrainConfig, gen: torch.Generato
     return loss
 
 
+def teacher_kl(model, teacher, x: torch.Tensor, pad: int) -> torch.Tensor:
+    """KL(teacher || student) of the next-token distributions, averaged over the positions that are not padding."""
+    with torch.no_grad():
+        t_logp = F.log_softmax(teacher(input_ids=x).logits.float(), dim=-1)
+    s_logp = F.log_softmax(model(input_ids=x).logits.float(), dim=-1)
+    kl = F.kl_div(s_logp, t_logp, log_target=True, reduction="none").sum(-1)
+    return kl[x != pad].mean()
+
+
+def build_for(cfg: TrainConfig, tokenizer):
+    """A new model for cfg, or, for a second stage (cfg.start), the shipped one it continues from."""
+    diffusion = cfg.objective == "diffusion"
+    if cfg.start:
+        from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+        auto = AutoModelForMaskedLM if diffusion else AutoModelForCausalLM
+        return auto.from_pretrained(MODELS_DIR / cfg.start, dtype=torch.float32)
+    return build_diffusion_model(cfg.model, tokenizer, cfg.init) if diffusion else build_model(cfg.model, tokenizer)
+
+
+def training_batch(step: int, cfg: TrainConfig, tokens: np.ndarray, distilled: distill.Distilled | None, tokenizer,
+                   line_ends: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Step `step`'s rows and (for diffusion) their prompt lengths: distilled rows, or stdlib windows without
+    distillation and in a `natural_fraction` of the distilled steps."""
+    if distilled is not None and np.random.default_rng([cfg.seed, step, 1]).random() >= cfg.natural_fraction:
+        return distilled.group_at(step, cfg.batch_size, cfg.seed)
+    if cfg.objective == "diffusion":
+        return diffusion_batch_at(tokens, step, cfg, tokenizer, line_ends)
+    return batch_at(tokens, step, cfg), None
+
+
+@torch.no_grad()
+def distilled_heldout_loss(model, held: distill.Distilled, tokenizer, diffusion: bool) -> float:
+    """Loss on the teacher's continuations of held-out prompts, one group at a time: the diffusion loss, or the
+    next-token cross-entropy of the continuation (the tokens a draft has to guess), in nats per token."""
+    model.eval()
+    gen, device, losses = torch.Generator().manual_seed(0), device_of(model), []
+    for g in range(0, len(held.rows), held.group):
+        p = int(held.prefix[g])
+        x = torch.from_numpy(held.rows[g:g + held.group, :p + held.new_tokens].astype(np.int64)).to(device)
+        with autocast(device):
+            if diffusion:
+                prefix = torch.full((len(x),), p)
+                losses.append(diffusion_loss(model, x, prefix, tokenizer.mask_token_id, gen).item())
+                continue
+            logits, target = model(input_ids=x).logits[:, p - 1:-1].float(), x[:, p:]
+            keep = target != tokenizer.pad_token_id
+            losses.append(F.cross_entropy(logits[keep], target[keep]).item())
+    model.train()
+    return float(np.mean(losses))
+
+
 def train_lm(cfg: TrainConfig, device: str = "cpu") -> None:
     """Next-token training (or distillation when cfg.teacher is set), checkpointed and resumable."""
     torch.manual_seed(cfg.seed)
@@ -352,11 +426,15 @@ def train_lm(cfg: TrainConfig, device: str = "cpu") -> None:
     windows = eval_windows(data.token_array(tokenizer, "heldout"), cfg)
     print(f"{cfg.name}: {len(train_tokens):,} train tokens, {windows.numel():,} held-out eval tokens on {dev}")
     diffusion = cfg.objective == "diffusion"
-    model = (build_diffusion_model(cfg.model, tokenizer, cfg.init) if diffusion else
-             build_model(cfg.model, tokenizer)).to(dev)
+    model = build_for(cfg, tokenizer).to(dev)
     line_ends = line_break_ids(tokenizer) if diffusion else None
     evaluate = (lambda m: diffusion_heldout_loss(m, windows, tokenizer)) if diffusion else (
         lambda m: heldout_loss(m, windows))
+    distilled = None
+    if cfg.distilled:
+        distilled = distill.teacher_continuations(distill.DistillConfig(), tokenizer, dev)
+        held = distill.teacher_continuations(HELDOUT_DISTILLED, tokenizer, dev)
+        evaluate = lambda m: distilled_heldout_loss(m, held, tokenizer, diffusion)  # noqa: E731
     teacher = None
     if cfg.teacher:
         from transformers import AutoModelForCausalLM
@@ -365,7 +443,7 @@ def train_lm(cfg: TrainConfig, device: str = "cpu") -> None:
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
-    ckpt_path = CKPT_DIR / cfg.name / "last.pt"
+    ckpt_path = checkpoint_path(cfg)
     state = {"step": 0, "elapsed_s": 0.0, "log": [], "train_tokens": len(train_tokens)}
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, weights_only=False, map_location=dev)
@@ -383,20 +461,14 @@ def train_lm(cfg: TrainConfig, device: str = "cpu") -> None:
             break
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
-        if diffusion:
-            x, prefix = diffusion_batch_at(train_tokens, step, cfg, tokenizer, line_ends)
-        else:
-            x = batch_at(train_tokens, step, cfg)
+        x, prefix = training_batch(step, cfg, train_tokens, distilled, tokenizer, line_ends)
         x = x.to(dev)
         with autocast(dev):
             if diffusion:
                 noise = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # resumable: depends on step only
                 loss = diffusion_loss(model, x, prefix, tokenizer.mask_token_id, noise)
             elif teacher is not None:
-                with torch.no_grad():
-                    t_logp = F.log_softmax(teacher(input_ids=x).logits.float(), dim=-1)
-                s_logp = F.log_softmax(model(input_ids=x).logits.float(), dim=-1)
-                loss = F.kl_div(s_logp, t_logp, log_target=True, reduction="none").sum(-1).mean()
+                loss = teacher_kl(model, teacher, x, tokenizer.pad_token_id)
             elif cfg.layer_dropout or cfg.early_exit_weight:
                 loss = layerskip_loss(model, x, cfg, gen)
             else:
@@ -446,6 +518,7 @@ def save_checkpoint(path: Path, model, opt, state: dict) -> None:
 
 def save_model(model, tokenizer, cfg: TrainConfig, state: dict) -> None:
     out = MODELS_DIR / cfg.name
+    earlier = json.loads((out / "training.json").read_text()) if cfg.start else None  # the stage this one follows
     model.to(torch.bfloat16).save_pretrained(out)
     tokenizer.save_pretrained(out)
     tokens_seen = state["step"] * cfg.batch_size * cfg.seq_len
@@ -455,7 +528,8 @@ def save_model(model, tokenizer, cfg: TrainConfig, state: dict) -> None:
              "train_seconds": round(state["elapsed_s"]), "log": state["log"],
              "heldout_loss": best.get("heldout_loss", state["log"][-1]["heldout_loss"] if state["log"] else None),
              "parameters": sum(p.numel() for p in model.parameters()), "torch": torch.__version__,
-             "data": data.token_source(tokenizer, "train"), "train_tokens": state.get("train_tokens")}
+             "data": data.token_source(tokenizer, "train"), "train_tokens": state.get("train_tokens"),
+             "distilled": asdict(distill.DistillConfig()) if cfg.distilled else None, "earlier_stage": earlier}
     (out / "training.json").write_text(json.dumps(facts, indent=2))
     print(f"saved {cfg.name} to {out}")
 
@@ -467,7 +541,8 @@ def device_name() -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m playground.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["tokenizer", "target", "draft", "diffusion", "prompts", "card"])
+    parser.add_argument("what", choices=["tokenizer", "target", "draft", "diffusion", "distill",
+                                           "draft-distilled", "diffusion-distilled", "prompts", "card"])
     parser.add_argument("--steps", type=int, help="total optimiser steps (default: the config's)")
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     parser.add_argument("--batch-size", type=int, help="sequences per step (default: the config's)")
@@ -480,6 +555,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.what == "tokenizer":
         train_tokenizer(TokenizerConfig())
         return
+    if args.what == "distill":
+        distill.teacher_continuations(distill.DistillConfig(), load_tokenizer(), torch.device(args.device))
+        return
     if args.what in ("prompts", "card"):
         from playground import cards
         if args.what == "prompts":
@@ -489,12 +567,13 @@ def main(argv: list[str] | None = None) -> None:
         if args.what == "card" and args.only != "causal":
             cards.write_diffusion_card()
         return
-    cfg = {"target": TARGET, "draft": DRAFT, "diffusion": DIFFUSION}[args.what]
+    cfg = {"target": TARGET, "draft": DRAFT, "diffusion": DIFFUSION, "draft-distilled": DRAFT_DISTILLED,
+           "diffusion-distilled": DIFFUSION_DISTILLED}[args.what]
     cfg.steps = args.steps or cfg.steps
     cfg.batch_size = args.batch_size or cfg.batch_size
     cfg.minutes = args.minutes
     if args.fresh:
-        shutil.rmtree(CKPT_DIR / cfg.name, ignore_errors=True)
+        shutil.rmtree(checkpoint_path(cfg).parent, ignore_errors=True)
     train_lm(cfg, args.device)
 
 

@@ -278,12 +278,15 @@ def test_a_checkpoint_missing_weights_is_refused(llama_pair, tmp_path, db, main,
 
 
 def test_prompt_too_long_for_the_context(llama_pair, db, main, stored_runs):
-    prompt = long_prompt(250, models.load(llama_pair.target).tokenizer)
+    tokenizer = models.load(llama_pair.target).tokenizer
+    prompt = tokenizer.decode(tokenizer(long_prompt(250, tokenizer))["input_ids"][:250])
     status, out, err = main("generate", "--model", llama_pair.target, "--prompt", prompt, "--max-new-tokens", 16,
                             "--db", db)
     assert status == 2 and out == ""
     line = one_error_line(err)
     assert "256-token context" in line and "max_new_tokens 16" in line
+    room = 256 - len(tokenizer(prompt)["input_ids"])
+    assert 0 < room < 16 and f"set max_new_tokens to {room} or less" in line  # says what would fit
     assert stored_runs(db) == []
 
 
