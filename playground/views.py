@@ -43,8 +43,8 @@ CSS = "\n".join([
     ".pg-step .pg-chip{font-family:ui-monospace,monospace}",
     ".pg-chip.pg-rejected{background:#fee2e2;border-bottom:2px solid #b91c1c;text-decoration:line-through}",
     ".pg-chip.pg-unverified{background:#f3f4f6;border-bottom:2px dashed #9ca3af;color:#6b7280}",
-    ".pg-stats{display:grid;grid-template-columns:repeat(4,minmax(0,1fr));gap:8px}",
-    "@media (max-width:700px){.pg-stats{grid-template-columns:repeat(2,minmax(0,1fr))}}",
+    # as many columns as the panel's width holds (4 on a wide screen): labels never squeeze into a narrow card
+    ".pg-stats{display:grid;grid-template-columns:repeat(auto-fill,minmax(max(140px,calc(25% - 6px)),1fr));gap:8px}",
     ".pg-stat{border:1px solid #d8dee8;border-radius:10px;padding:8px 12px;background:#fcfcfd}",
     ".pg-stat b{display:block;font:600 20px system-ui,sans-serif;color:#111827}",
     ".pg-stat small{font:12px system-ui,sans-serif;color:#6b7280}",

@@ -169,6 +169,17 @@ def test_speculative_run_shows_chips_charts_and_stats(page):
     # the latest step: its drafts and how many were accepted, or, when the token budget left room for one token
     # only, the single target forward that made it
     assert re.search(r"accepted \d+ of \d+|one target forward", page.locator("#live-step").inner_text())
+    # four stat cards a row; in a narrow window they wrap onto more rows instead of squeezing their labels
+    tops = page.eval_on_selector_all("#live-stats .pg-stat", "cards => cards.map(c => Math.round(c.getBoundingClientRect().top))")
+    assert len(set(tops)) == 2
+    page.set_viewport_size({"width": 820, "height": 1000})
+    page.wait_for_timeout(300)
+    widths = page.eval_on_selector_all("#live-stats .pg-stat", "cards => cards.map(c => c.getBoundingClientRect().width)")
+    assert len(widths) == 8 and min(widths) >= 130
+    overflowing = page.eval_on_selector_all("#live-stats .pg-stat", "cards => cards.filter(c => c.scrollWidth > c.clientWidth).length")
+    assert overflowing == 0
+    snap(page, "stats_at_820px")
+    page.set_viewport_size({"width": 1400, "height": 1000})
 
 
 def test_stop_cancels_a_long_run(page, app):
