@@ -27,6 +27,7 @@ from playground.recorder import Recorder, db_path  # noqa: E402
 
 UPDATE_EVERY_S = 0.15   # at most this often a live view is re-drawn (plus the final one)
 REPLAY_TICK_S = 0.3
+PLOT_MIN_WIDTH = 300  # two charts side by side where they fit, else one under the other
 DIFFUSION_MODEL = "tiny-code-diffusion"  # the Diffusion tab's default
 EXAMPLES = [
     "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",
@@ -179,15 +180,15 @@ def view_panel(prefix: str, empty: str | None = None) -> list:
     tree = tree_view(f"{prefix}-tree")
     graph = dag_view(f"{prefix}-dag")  # dag and gad: the graph of the one parallel pass
     with gr.Row(equal_height=True):
-        tree_size = gr.Plot(show_label=False, visible=False, elem_id=f"{prefix}-tree-size")
-        depth_acceptance = gr.Plot(show_label=False, visible=False, elem_id=f"{prefix}-depth-acceptance")
+        tree_size = gr.Plot(show_label=False, min_width=PLOT_MIN_WIDTH, visible=False, elem_id=f"{prefix}-tree-size")
+        depth_acceptance = gr.Plot(show_label=False, min_width=PLOT_MIN_WIDTH, visible=False, elem_id=f"{prefix}-depth-acceptance")
     with gr.Row(equal_height=True):
-        accepted = gr.Plot(views.accepted_figure([]), show_label=False, elem_id=f"{prefix}-accepted")
-        progress = gr.Plot(views.progress_figure([]), show_label=False, elem_id=f"{prefix}-progress")
+        accepted = gr.Plot(views.accepted_figure([]), show_label=False, min_width=PLOT_MIN_WIDTH, elem_id=f"{prefix}-accepted")
+        progress = gr.Plot(views.progress_figure([]), show_label=False, min_width=PLOT_MIN_WIDTH, elem_id=f"{prefix}-progress")
     # how the run drafts: each shown only where it applies (panel() sets visibility on every update)
     with gr.Row(equal_height=True):
-        drafts = gr.Plot(show_label=False, visible=False, elem_id=f"{prefix}-drafts")
-        confidence = gr.Plot(show_label=False, visible=False, elem_id=f"{prefix}-confidence")
+        drafts = gr.Plot(show_label=False, min_width=PLOT_MIN_WIDTH, visible=False, elem_id=f"{prefix}-drafts")
+        confidence = gr.Plot(show_label=False, min_width=PLOT_MIN_WIDTH, visible=False, elem_id=f"{prefix}-confidence")
     layers = gr.HTML(visible=False, js_on_load=None, elem_id=f"{prefix}-layers")
     copies = gr.HTML(visible=False, js_on_load=views_drafts.COPY_HOVER_JS, elem_id=f"{prefix}-copies")
     return [status, chips, step, stats, accepted, progress, drafts, confidence, layers, copies, tree, tree_size,

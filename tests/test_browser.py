@@ -179,6 +179,8 @@ def test_speculative_run_shows_chips_charts_and_stats(page):
     overflowing = page.eval_on_selector_all("#live-stats .pg-stat", "cards => cards.filter(c => c.scrollWidth > c.clientWidth).length")
     assert overflowing == 0
     snap(page, "stats_at_820px")
+    for plot in ("#live-accepted", "#live-progress"):  # the charts below go one under the other, each readable
+        assert page.locator(plot).bounding_box()["width"] >= 280
     page.set_viewport_size({"width": 1400, "height": 1000})
 
 
