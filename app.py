@@ -180,19 +180,24 @@ def view_panel(prefix: str, empty: str | None = None) -> list:
     tree = tree_view(f"{prefix}-tree")
     graph = dag_view(f"{prefix}-dag")  # dag and gad: the graph of the one parallel pass
     with gr.Row(equal_height=True):
-        tree_size = gr.Plot(show_label=False, min_width=PLOT_MIN_WIDTH, visible=False, elem_id=f"{prefix}-tree-size")
-        depth_acceptance = gr.Plot(show_label=False, min_width=PLOT_MIN_WIDTH, visible=False, elem_id=f"{prefix}-depth-acceptance")
+        tree_size = chart(f"{prefix}-tree-size")
+        depth_acceptance = chart(f"{prefix}-depth-acceptance")
     with gr.Row(equal_height=True):
-        accepted = gr.Plot(views.accepted_figure([]), show_label=False, min_width=PLOT_MIN_WIDTH, elem_id=f"{prefix}-accepted")
-        progress = gr.Plot(views.progress_figure([]), show_label=False, min_width=PLOT_MIN_WIDTH, elem_id=f"{prefix}-progress")
+        accepted = chart(f"{prefix}-accepted", views.accepted_figure([]))
+        progress = chart(f"{prefix}-progress", views.progress_figure([]))
     # how the run drafts: each shown only where it applies (panel() sets visibility on every update)
     with gr.Row(equal_height=True):
-        drafts = gr.Plot(show_label=False, min_width=PLOT_MIN_WIDTH, visible=False, elem_id=f"{prefix}-drafts")
-        confidence = gr.Plot(show_label=False, min_width=PLOT_MIN_WIDTH, visible=False, elem_id=f"{prefix}-confidence")
+        drafts = chart(f"{prefix}-drafts")
+        confidence = chart(f"{prefix}-confidence")
     layers = gr.HTML(visible=False, js_on_load=None, elem_id=f"{prefix}-layers")
     copies = gr.HTML(visible=False, js_on_load=views_drafts.COPY_HOVER_JS, elem_id=f"{prefix}-copies")
     return [status, chips, step, stats, accepted, progress, drafts, confidence, layers, copies, tree, tree_size,
             depth_acceptance, canvas, graph]
+
+
+def chart(elem_id: str, figure=None) -> gr.Plot:
+    """One chart of a run, hidden until it has a figure; two share a row where both fit, else they stack."""
+    return gr.Plot(figure, show_label=False, visible=figure is not None, min_width=PLOT_MIN_WIDTH, elem_id=elem_id)
 
 
 def dag_view(elem_id: str) -> gr.HTML:

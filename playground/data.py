@@ -52,11 +52,16 @@ def read_source(path: Path) -> str | None:
     return text if text.strip() else None
 
 
+def cache_key(tokenizer, *more) -> str:
+    """A short hash of the tokenizer's vocabulary (and of `more`, JSON-serialisable) for naming cache files: keyed by
+    the vocabulary itself, not its serialisation, so a cache made with another `tokenizers` version (e.g. carried to
+    a GPU machine) is still found."""
+    key = json.dumps(sorted(tokenizer.get_vocab().items())) + (json.dumps(more) if more else "")
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
 def _cache_file(tokenizer, split: str) -> Path:
-    # keyed by the vocabulary itself, not its serialisation, so a cache made with another `tokenizers` version
-    # (e.g. carried to a GPU machine) is still found
-    vocab = json.dumps(sorted(tokenizer.get_vocab().items()))
-    return CACHE_DIR / f"tokens-{split}-{hashlib.sha256(vocab.encode()).hexdigest()[:12]}.npy"
+    return CACHE_DIR / f"tokens-{split}-{cache_key(tokenizer)}.npy"
 
 
 def token_array(tokenizer, split: str) -> np.ndarray:

@@ -13,8 +13,6 @@ padding after it where the teacher stops. Cached under `.cache/`; an interrupted
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -55,8 +53,7 @@ class Distilled:
 
 
 def cache_file(cfg: DistillConfig, tokenizer) -> Path:
-    key = json.dumps([asdict(cfg), sorted(tokenizer.get_vocab().items())])
-    return data.CACHE_DIR / f"distill-{cfg.teacher}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.npz"
+    return data.CACHE_DIR / f"distill-{cfg.teacher}-{data.cache_key(tokenizer, asdict(cfg))}.npz"
 
 
 @torch.no_grad()
@@ -94,4 +91,5 @@ def teacher_continuations(cfg: DistillConfig, tokenizer, device: torch.device) -
         bar.update(n)
         np.savez(path.with_suffix(".tmp.npz"), rows=rows, prefix=prefix, done=done)
         path.with_suffix(".tmp.npz").replace(path)  # atomic: an interrupted save never leaves a broken cache
+    bar.close()
     return Distilled(rows, prefix, cfg.new_tokens, cfg.group)
