@@ -26,6 +26,7 @@ from playground.methods import METHODS, Param, dag, diffusion, schedules  # noqa
 from playground.recorder import Recorder, db_path  # noqa: E402
 
 UPDATE_EVERY_S = 0.15   # at most this often a live view is re-drawn (plus the final one)
+WARNING_S = 6           # how long a warning pop-up stays: the panel keeps the message, so they need not pile up
 REPLAY_TICK_S = 0.3
 PLOT_MIN_WIDTH = 300  # two charts side by side where they fit, else one under the other
 DIFFUSION_MODEL = "tiny-code-diffusion"  # the Diffusion tab's default
@@ -52,6 +53,10 @@ PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 PLOTLY_HEAD = f'<script src="gradio_api/file={PLOTLY_JS}"></script>'
 THEME = gr.themes.Soft(primary_hue="indigo", font=["system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"],
                        font_mono=["ui-monospace", "Menlo", "Consolas", "monospace"])
+
+
+def warn(message: str) -> None:
+    gr.Warning(message, duration=WARNING_S)
 
 
 def takes_draft(method) -> bool:
@@ -272,7 +277,7 @@ def compare_tab(recorder: Recorder, targets: list[str], drafts: list[str]) -> No
             yield shown(results)
         except Exception as exc:  # shown, never a traceback
             message = str(exc) if isinstance(exc, PlaygroundError) else f"{type(exc).__name__}: {exc}"
-            gr.Warning(message)
+            warn(message)
             yield [views.error_html(message), *shown(results)[1:]]
 
     button.click(run, [prompt, model, draft, max_new], outputs, show_progress="hidden")
@@ -349,7 +354,7 @@ def diffusion_tab(recorder: Recorder, targets: list[str]) -> None:
             yield shown(runs, judged, points)
         except Exception as exc:  # shown, never a traceback
             message = str(exc) if isinstance(exc, PlaygroundError) else f"{type(exc).__name__}: {exc}"
-            gr.Warning(message)
+            warn(message)
             yield [views.error_html(message), *shown(runs, judged, points)[1:]]
 
     button.click(run, [prompt, model, strategy, threshold, max_new, block, thresholds], outputs,
@@ -413,7 +418,7 @@ def dag_tab(recorder: Recorder) -> None:
             yield shown(runs)
         except Exception as exc:  # shown, never a traceback
             message = str(exc) if isinstance(exc, PlaygroundError) else f"{type(exc).__name__}: {exc}"
-            gr.Warning(message)
+            warn(message)
             yield [views.error_html(message), *shown(runs)[1:]]
 
     button.click(run, [phrase, strategy, *picks], outputs, show_progress="hidden")
@@ -458,10 +463,10 @@ def build_app(db: str) -> gr.Blocks:
                     shown_at = time.perf_counter()
                     wait = max(UPDATE_EVERY_S, 3 * (shown_at - drawn))  # drawing + sending: <= 1/4 of the time
             if finished and finished.error:
-                gr.Warning(f"run {finished.run_id} failed: {finished.error}")
+                warn(f"run {finished.run_id} failed: {finished.error}")
         except Exception as exc:  # shown, never a traceback: PlaygroundError says what to fix, others what broke
             message = str(exc) if isinstance(exc, PlaygroundError) else f"{type(exc).__name__}: {exc}"
-            gr.Warning(message)
+            warn(message)
             yield [views.error_html(message), *run_panel(None, [])[1:]]
         finally:
             cancels.pop(request.session_hash, None)
@@ -494,7 +499,7 @@ def build_app(db: str) -> gr.Blocks:
         try:
             replay = recorder.replay(int(run_id))
         except PlaygroundError as exc:
-            gr.Warning(str(exc))
+            warn(str(exc))
             return None, gr.update(), views.error_html(str(exc)), *run_panel(None, [])[1:]
         n = len(replay[1])
         return replay, gr.update(maximum=max(n, 1), value=n), *show(replay, n)
