@@ -23,12 +23,12 @@ def write_prompts(n: int = suites.PER_SUITE) -> None:
     suites.write_suites(load_tokenizer(), n)
 
 
-def acceptance(prompts: list[str], gamma: int = 4, max_new_tokens: int = 64) -> dict:
+def acceptance(prompts: list[str], model: str, draft: str, gamma: int = 4, max_new_tokens: int = 64) -> dict:
     from playground.bench import run_ours
     accepted = drafted = 0
     for prompt in prompts:
-        req = engine.Request(prompt=prompt, method="speculative", max_new_tokens=max_new_tokens,
-                             params={"gamma": gamma})
+        req = engine.Request(prompt=prompt, model=model, draft=draft, method="speculative",
+                             max_new_tokens=max_new_tokens, params={"gamma": gamma})
         *_, step_accepted, step_drafted = run_ours(req)
         accepted, drafted = accepted + step_accepted, drafted + step_drafted
     return {"acceptance_rate": accepted / drafted, "gamma": gamma, "prompts": len(prompts),
@@ -53,37 +53,64 @@ def ms_per_token(model, steps: int = 64) -> float:
 
 
 def write_cards() -> None:
-    from playground.train import DRAFT, TARGET, eval_windows, heldout_loss, load_tokenizer
+    """The cards of each shipped target and its draft (tiny-code's pair, and the deep pair once it is trained)."""
+    from playground.train import DEEP, DEEP_DRAFT, DRAFT, TARGET, eval_windows, heldout_loss, load_tokenizer
     tokenizer = load_tokenizer()
-    windows = eval_windows(data.token_array(tokenizer, "heldout"), TARGET)
+    windows = eval_windows(data.token_array(tokenizer, "heldout"), TARGET)  # the same windows for every model
     prompts = [json.loads(line)["prompt"] for line in PROMPTS_FILE.read_text().splitlines()]
-    target, draft = models.load(TARGET.name).model, models.load(DRAFT.name).model
-    facts = {}
-    for cfg, model in ((TARGET, target), (DRAFT, draft)):
-        folder = models.MODELS_DIR / cfg.name
-        f = json.loads((folder / "training.json").read_text())
-        f["heldout_loss"] = heldout_loss(model, windows)
-        f["flops_per_token"] = flops_per_token(model)
-        f["ms_per_token"] = ms_per_token(model)
-        facts[cfg.name] = f
-    facts[DRAFT.name]["acceptance"] = acceptance(prompts[:10])
-    for name, f in facts.items():
-        (models.MODELS_DIR / name / "training.json").write_text(json.dumps(f, indent=2))
-        (models.MODELS_DIR / name / "README.md").write_text(card_text(name, f, facts[TARGET.name]))
-        print(f"wrote the card of {name}")
+    for target_cfg, draft_cfg in ((TARGET, DRAFT), (DEEP, DEEP_DRAFT)):
+        if not all((models.MODELS_DIR / c.name / "training.json").is_file() for c in (target_cfg, draft_cfg)):
+            print(f"skipped the cards of {target_cfg.name} and {draft_cfg.name}: not both trained")
+            continue
+        facts = {}
+        for cfg in (target_cfg, draft_cfg):
+            model = models.load(cfg.name).model
+            f = json.loads((models.MODELS_DIR / cfg.name / "training.json").read_text())
+            f["heldout_loss"] = heldout_loss(model, windows)
+            f["flops_per_token"] = flops_per_token(model)
+            f["ms_per_token"] = ms_per_token(model)
+            facts[cfg.name] = f
+        facts[draft_cfg.name]["acceptance"] = acceptance(prompts[:10], target_cfg.name, draft_cfg.name)
+        for name, f in facts.items():
+            (models.MODELS_DIR / name / "training.json").write_text(json.dumps(f, indent=2))
+            (models.MODELS_DIR / name / "README.md").write_text(card_text(name, f, target_cfg.name,
+                                                                          facts[target_cfg.name]))
+            print(f"wrote the card of {name}")
 
 
-def card_text(name: str, f: dict, target: dict) -> str:
+def intro(name: str, cfg: dict, target_name: str) -> str:
+    """The card's first sentence: what the model is for."""
+    layers = cfg["model"]["num_hidden_layers"]
+    if name == target_name and not cfg.get("teacher"):
+        return "The target model of Decoding Playground: a small Llama-style causal LM for Python code."
+    if name == target_name:
+        return (f"A deep, narrow target: {layers} layers of width {cfg['model']['hidden_size']}, distilled from "
+                f"`{cfg['teacher']}` (forward KL to its next-token distributions on the training text). On a CPU at "
+                "batch size 1 a forward costs mostly fixed work per layer, so this shape scores a whole draft tree "
+                "for little more than one token and its narrow draft costs a tenth of it: the pair measures what "
+                "that shape changes for speculative decoding and draft trees on such hardware (docs/BENCHMARKS.md).")
+    cut = (f", cut from the first {layers} layers of `{cfg['init']}` (which learned an early exit after them)"
+           if cfg.get("init") else "")
+    return (f"A {layers}-layer draft model for speculative decoding{cut}, distilled from `{cfg['teacher']}` (forward "
+            "KL to the target's next-token distributions on the training text, as FastDraft-style drafts are trained "
+            "to agree with their target).")
+
+
+REPRODUCE = {
+    "tiny-code": "python -m playground.train tokenizer && python -m playground.train target --minutes 4.4 "
+                 "&& python -m playground.train draft --minutes 1.8",
+    "tiny-code-deep": "python -m playground.train deep --minutes 75 && python -m playground.train deep-draft "
+                      "--minutes 15",
+}
+
+
+def card_text(name: str, f: dict, target_name: str, target: dict) -> str:
     first = f.get("earlier_stage") or f  # the training that a distilled stage continues
     m, cfg = first["train_config"]["model"], first["train_config"]
-    is_draft = cfg.get("teacher") is not None
+    is_draft = name != target_name
     lines = [
         "---", "library_name: transformers", "pipeline_tag: text-generation", "tags: [decoding-playground, code]",
-        "---", f"# {name}", "",
-        (f"A {m['num_hidden_layers']}-layer draft model for speculative decoding, distilled from `tiny-code` (forward KL to the target's "
-         "next-token distributions on the training text, as FastDraft-style drafts are trained to agree with their "
-         "target)." if is_draft else
-         "The target model of Decoding Playground: a small Llama-style causal LM for Python code."), "",
+        "---", f"# {name}", "", intro(name, cfg, target_name), "",
         "| | |", "|---|---|",
         f"| architecture | LlamaForCausalLM, {m['num_hidden_layers']} layer{'s' * (m['num_hidden_layers'] > 1)}, hidden {m['hidden_size']}, "
         f"{m['num_attention_heads']} heads, MLP {m['intermediate_size']}, tied embeddings |",
@@ -102,10 +129,14 @@ def card_text(name: str, f: dict, target: dict) -> str:
         f"{first['tokens_seen']:,} tokens, {first['train_seconds'] / 60:.1f} min on "
         f"{first.get('device', '2 CPU cores')} (bf16 autocast), AdamW lr {cfg['lr']}, cosine, seed {cfg['seed']}"
         + (f"; weights of step {first['kept_step']}, the lowest held-out loss of the evaluations every "
-           f"{cfg['eval_every']} steps" if first.get("kept_step", first["steps"]) != first["steps"] else "") + " |",
+           f"{cfg['eval_every']} steps" if first.get("kept_step", first["steps"]) != first["steps"] else "")
+        + "".join(f"; {note}" for note in first.get("notes", [])) + " |",
         *([distillation_row(f)] if f.get("distilled") else []),
-        f"| held-out loss | **{f['heldout_loss']:.3f} nats/token** (cross-entropy on {cfg['eval_windows']} "
-        f"held-out windows of {cfg['seq_len']} tokens) |",
+        *([f"| early exit | the KL of the LM head read after layer {cfg['exit_layer']} is trained too (weight "
+           f"{cfg['exit_weight']}), so the first {cfg['exit_layer']} layers work as a model of their own: the "
+           "draft starts as them |"] if cfg.get("exit_weight") else []),
+        f"| held-out loss | **{f['heldout_loss']:.3f} nats/token** (cross-entropy on 48 held-out windows of 512 "
+        "tokens, the same for every shipped causal LM) |",
         f"| cost per token | {f['flops_per_token'] / 1e6:.2f} M multiply-adds "
         + (f"({f['flops_per_token'] / target['flops_per_token']:.1%} of the target's)" if is_draft else "")
         + f"; {f['ms_per_token']:.2f} ms per token measured on this CPU "
@@ -126,7 +157,7 @@ def card_text(name: str, f: dict, target: dict) -> str:
                      "autoregressive on its calibration prompts; stored in `skip_set.json` |")
     if is_draft:
         a = f["acceptance"]
-        lines.append(f"| acceptance rate | **{a['acceptance_rate']:.1%}** of drafted tokens accepted by `tiny-code`,"
+        lines.append(f"| acceptance rate | **{a['acceptance_rate']:.1%}** of drafted tokens accepted by `{target_name}`,"
                      f" greedy speculative decoding, gamma {a['gamma']}, {a['prompts']} held-out prompts of "
                      f"`assets/prompts/complete.jsonl`, {a['max_new_tokens']} new tokens each |")
     if not is_draft and f["heldout_loss"] > 2.5:
@@ -134,13 +165,12 @@ def card_text(name: str, f: dict, target: dict) -> str:
                   f"{f['heldout_loss']:.2f}. The standard library is a small corpus "
                   f"({f.get('train_tokens', 0) / 1e6:.1f}M training tokens): held-out loss stops falling after a "
                   "few epochs, and a bigger model would overfit sooner and decode slower on a CPU."]
-    train_col = "train loss (KL to the target)" if is_draft else "train loss"
+    train_col = f"train loss (KL to `{cfg['teacher']}`)" if cfg.get("teacher") else "train loss"
     lines += loss_table("Held-out loss during training:", first["log"], train_col)
     if f.get("distilled"):
         lines += loss_table("Cross-entropy on `tiny-code`'s greedy continuations of 256 held-out prompts during "
                             "distillation:", f["log"], train_col)
-    lines += ["", "Reproduce: `python -m playground.train tokenizer && python -m playground.train target --minutes 4.4 "
-              "&& python -m playground.train draft --minutes 1.8 "
+    lines += ["", f"Reproduce: `{REPRODUCE[target_name]} "
               + ("&& python -m playground.train distill && python -m playground.train draft-distilled "
                  if f.get("distilled") else "")
               + "&& python -m playground.train card` (on a GPU when "

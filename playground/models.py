@@ -20,7 +20,8 @@ MODELS_DIR = ASSETS / "models"
 DEFAULT_MODEL = "tiny-code"
 DEFAULT_DRAFT = "tiny-code-draft"
 # the draft a method that takes one gets when none is named: gad's drafter learned the AR model's own renderings
-DEFAULT_DRAFTS = {DEFAULT_MODEL: DEFAULT_DRAFT, "tiny-numbers-ar": "tiny-numbers-dat-kd"}
+DEFAULT_DRAFTS = {DEFAULT_MODEL: DEFAULT_DRAFT, "tiny-code-deep": "tiny-code-deep-draft",
+                  "tiny-numbers-ar": "tiny-numbers-dat-kd"}
 DEVICE_ENV = "PLAYGROUND_DEVICE"  # where models run: cpu (the default), cuda, cuda:1, mps
 
 

@@ -7,6 +7,8 @@
     python -m playground.train distill              # tiny-code's greedy continuations of training prompts (.cache/)
     python -m playground.train diffusion-distilled  # second stage: the diffusion model, trained on them
     python -m playground.train draft-distilled      # second stage: the draft, distilled on them
+    python -m playground.train deep                 # 24 x 128 target distilled from tiny-code -> tiny-code-deep
+    python -m playground.train deep-draft           # its 2-layer draft, cut from it and distilled
     python -m playground.train prompts              # held-out prompt suites -> assets/prompts/*.jsonl
     python -m playground.train card [--only causal|diffusion]  # evaluate the models and write their model cards
 
@@ -86,6 +88,10 @@ class TrainConfig:
     end_fraction: float = 0.3  # diffusion: windows whose continuation ends early at a line end (see diffusion_batch_at)
     init: str | None = None  # diffusion: start from this shipped causal LM (see build_diffusion_model)
     start: str | None = None  # continue from all the weights of this shipped model (a second training stage)
+    # Distillation only: also train the LM head read after the first `exit_layer` layers (weight `exit_weight`), so
+    # that those layers, cut off as a model of their own, start as a draft that already agrees with the full model.
+    exit_layer: int = 0
+    exit_weight: float = 0.0
     # Sequence-level distillation (playground/distill.py): train on the teacher's greedy continuations instead of
     # the stdlib text, but for a `natural_fraction` of the steps, and keep the weights that do best on held-out
     # continuations.
@@ -118,6 +124,25 @@ DRAFT_DISTILLED = TrainConfig(
     seq_len=256, batch_size=32, steps=200, lr=5e-4, warmup=20, eval_every=50, repeat_fraction=0.25,
 )
 HELDOUT_DISTILLED = distill.DistillConfig(rows=256, group=32, split="heldout")
+
+# A deep, narrow target and its draft. On a CPU at batch size 1 a forward's cost is mostly fixed work per layer, not
+# arithmetic, so a 24 x 128 target costs about what the 12 x 256 one does per token, but scores a 16-node tree for
+# 1.4x one token (1.7x for tiny-code), and a 2 x 128 draft costs a tenth of it (docs/BENCHMARKS.md, "A deep, narrow
+# pair, trained"): the shape that should favour draft trees on this hardware. The target learns tiny-code's
+# next-token distributions (KL, which teaches a small student faster than the text alone on a CPU budget) and
+# those of an early exit after 2 layers; the draft starts as those 2 layers and learns the deep target's.
+DEEP = TrainConfig(
+    name="tiny-code-deep", model=ModelConfig(hidden_size=128, num_hidden_layers=24, num_attention_heads=4,
+                                             intermediate_size=352),
+    teacher="tiny-code", exit_layer=2, exit_weight=0.5, batch_size=8, steps=2400, lr=2e-3, warmup=100,
+    repeat_fraction=0.25, ckpt_every_s=300.0,
+)
+DEEP_DRAFT = TrainConfig(
+    name="tiny-code-deep-draft", model=ModelConfig(hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
+                                                   intermediate_size=352),
+    init="tiny-code-deep", teacher="tiny-code-deep", batch_size=16, steps=800, lr=1e-3, warmup=20,
+    repeat_fraction=0.25, ckpt_every_s=300.0,
+)
 
 
 def checkpoint_path(cfg: TrainConfig) -> Path:
@@ -250,13 +275,19 @@ def build_diffusion_model(cfg: ModelConfig, tokenizer, init: str | None = None):
     )
     model = EuroBertForMaskedLM(config)
     if init:
-        from transformers import AutoModelForCausalLM
-        source = AutoModelForCausalLM.from_pretrained(MODELS_DIR / init, dtype=torch.float32).state_dict()
-        kept = {k: v for k, v in source.items()
-                if not k.startswith("model.layers.") or int(k.split(".")[2]) < cfg.num_hidden_layers}
-        model.load_state_dict(kept, strict=False)  # same names: model.embed_tokens, model.layers.N..., model.norm
-        model.tie_weights()
+        load_first_layers(model, init)
     return model
+
+
+def load_first_layers(model, source: str) -> None:
+    """Start `model` from the shipped causal LM `source` of the same width: its embeddings, its first layers (as
+    many as `model` has) and its final norm (the names match: model.embed_tokens, model.layers.N..., model.norm)."""
+    from transformers import AutoModelForCausalLM
+    weights = AutoModelForCausalLM.from_pretrained(MODELS_DIR / source, dtype=torch.float32).state_dict()
+    n = model.config.num_hidden_layers
+    kept = {k: v for k, v in weights.items() if not k.startswith("model.layers.") or int(k.split(".")[2]) < n}
+    model.load_state_dict(kept, strict=False)
+    model.tie_weights()
 
 
 def predicted(model, hidden: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
@@ -365,13 +396,23 @@ def layerskip_loss(model, x: torch.Tensor, cfg: TrainConfig, gen: torch.Generato
     return loss
 
 
-def teacher_kl(model, teacher, x: torch.Tensor, pad: int) -> torch.Tensor:
-    """KL(teacher || student) of the next-token distributions, averaged over the positions that are not padding."""
+def teacher_kl(model, teacher, x: torch.Tensor, pad: int, exit_layer: int = 0,
+               exit_weight: float = 0.0) -> torch.Tensor:
+    """KL(teacher || student) of the next-token distributions, averaged over the positions that are not padding;
+    with `exit_weight`, plus that weight times the same KL of the LM head read after the first `exit_layer` layers."""
     with torch.no_grad():
         t_logp = F.log_softmax(teacher(input_ids=x).logits.float(), dim=-1)
-    s_logp = F.log_softmax(model(input_ids=x).logits.float(), dim=-1)
-    kl = F.kl_div(s_logp, t_logp, log_target=True, reduction="none").sum(-1)
-    return kl[x != pad].mean()
+    keep = x != pad
+
+    def kl(logits: torch.Tensor) -> torch.Tensor:
+        s_logp = F.log_softmax(logits.float(), dim=-1)
+        return F.kl_div(s_logp, t_logp, log_target=True, reduction="none").sum(-1)[keep].mean()
+
+    if not exit_weight:
+        return kl(model(input_ids=x).logits)
+    out = model(input_ids=x, output_hidden_states=True)
+    early = out.hidden_states[exit_layer]  # [0] is the embeddings, [i] the output of layer i
+    return kl(out.logits) + exit_weight * kl(model.lm_head(model.model.norm(early)))
 
 
 def build_for(cfg: TrainConfig, tokenizer):
@@ -381,7 +422,12 @@ def build_for(cfg: TrainConfig, tokenizer):
         from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
         auto = AutoModelForMaskedLM if diffusion else AutoModelForCausalLM
         return auto.from_pretrained(MODELS_DIR / cfg.start, dtype=torch.float32)
-    return build_diffusion_model(cfg.model, tokenizer, cfg.init) if diffusion else build_model(cfg.model, tokenizer)
+    if diffusion:
+        return build_diffusion_model(cfg.model, tokenizer, cfg.init)
+    model = build_model(cfg.model, tokenizer)
+    if cfg.init:  # a draft cut from the first layers of its target
+        load_first_layers(model, cfg.init)
+    return model
 
 
 def training_batch(step: int, cfg: TrainConfig, tokens: np.ndarray, distilled: distill.Distilled | None, tokenizer,
@@ -468,7 +514,7 @@ def train_lm(cfg: TrainConfig, device: str = "cpu") -> None:
                 noise = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # resumable: depends on step only
                 loss = diffusion_loss(model, x, prefix, tokenizer.mask_token_id, noise)
             elif teacher is not None:
-                loss = teacher_kl(model, teacher, x, tokenizer.pad_token_id)
+                loss = teacher_kl(model, teacher, x, tokenizer.pad_token_id, cfg.exit_layer, cfg.exit_weight)
             elif cfg.layer_dropout or cfg.early_exit_weight:
                 loss = layerskip_loss(model, x, cfg, gen)
             else:
@@ -529,7 +575,8 @@ def save_model(model, tokenizer, cfg: TrainConfig, state: dict) -> None:
              "heldout_loss": best.get("heldout_loss", state["log"][-1]["heldout_loss"] if state["log"] else None),
              "parameters": sum(p.numel() for p in model.parameters()), "torch": torch.__version__,
              "data": data.token_source(tokenizer, "train"), "train_tokens": state.get("train_tokens"),
-             "distilled": asdict(distill.DistillConfig()) if cfg.distilled else None, "earlier_stage": earlier}
+             "distilled": asdict(distill.DistillConfig()) if cfg.distilled else None, "earlier_stage": earlier,
+             "notes": [state["note"]] if state.get("note") else []}
     (out / "training.json").write_text(json.dumps(facts, indent=2))
     print(f"saved {cfg.name} to {out}")
 
@@ -542,7 +589,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m playground.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=["tokenizer", "target", "draft", "diffusion", "distill",
-                                           "draft-distilled", "diffusion-distilled", "prompts", "card"])
+                                           "draft-distilled", "diffusion-distilled", "deep", "deep-draft", "prompts",
+                                           "card"])
     parser.add_argument("--steps", type=int, help="total optimiser steps (default: the config's)")
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     parser.add_argument("--batch-size", type=int, help="sequences per step (default: the config's)")
@@ -568,7 +616,7 @@ def main(argv: list[str] | None = None) -> None:
             cards.write_diffusion_card()
         return
     cfg = {"target": TARGET, "draft": DRAFT, "diffusion": DIFFUSION, "draft-distilled": DRAFT_DISTILLED,
-           "diffusion-distilled": DIFFUSION_DISTILLED}[args.what]
+           "diffusion-distilled": DIFFUSION_DISTILLED, "deep": DEEP, "deep-draft": DEEP_DRAFT}[args.what]
     cfg.steps = args.steps or cfg.steps
     cfg.batch_size = args.batch_size or cfg.batch_size
     cfg.minutes = args.minutes

@@ -60,3 +60,28 @@ def test_a_distilled_batch_is_one_group_cut_to_its_length(monkeypatch, tmp_path)
     natural = train.TrainConfig(batch_size=2, seq_len=16, natural_fraction=1.0)
     x, p = train.training_batch(0, natural, np.arange(100), made, None, None)
     assert p is None and x.shape == (2, 16)  # stdlib windows, for the next-token objective
+
+
+def test_a_draft_cut_from_a_target_is_its_early_exit(monkeypatch, tmp_path):
+    """load_first_layers makes a 2-layer model that computes the 4-layer source's LM head read after 2 layers, and
+    teacher_kl's early-exit term is the KL of exactly that read: zero against such a model, positive otherwise."""
+    tokenizer = train.load_tokenizer()
+    shape = dict(hidden_size=32, num_attention_heads=2, intermediate_size=64)
+    torch.manual_seed(0)
+    source = train.build_model(train.ModelConfig(num_hidden_layers=4, **shape), tokenizer)
+    for w in source.parameters():  # weights large enough that every layer changes the output distribution
+        if w.dim() == 2:
+            torch.nn.init.normal_(w, std=0.2)
+    source.save_pretrained(tmp_path / "source")
+    monkeypatch.setattr(train, "MODELS_DIR", tmp_path)
+    cut = train.build_model(train.ModelConfig(num_hidden_layers=2, **shape), tokenizer)
+    train.load_first_layers(cut, "source")
+    x = torch.randint(3, 4096, (2, 12))
+    with torch.no_grad():
+        hidden = source(input_ids=x, output_hidden_states=True).hidden_states[2]
+        assert torch.allclose(cut(input_ids=x).logits, source.lm_head(source.model.norm(hidden)), atol=1e-5)
+        pad = tokenizer.pad_token_id
+        whole = train.teacher_kl(source, cut, x, pad)
+        assert whole > 0.05  # the 4-layer model is not its 2-layer cut
+        assert torch.allclose(train.teacher_kl(source, cut, x, pad, exit_layer=2, exit_weight=1.0), whole, atol=1e-5)
+        assert train.teacher_kl(source, cut, x, pad, exit_layer=1, exit_weight=1.0) > whole + 0.05

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import PROMPTS
+from conftest import ARCHS, PROMPTS
 from test_draft_free import REPEAT
 from test_lossless import NEW, greedy_autoregressive
 from test_sampling import VOCAB, assert_fits, assert_rejected, first_token_dists  # noqa: F401 (fixture)
@@ -80,7 +80,7 @@ def test_tree_methods_greedy_equal_autoregressive(any_pair, run_engine, kind):
     assert accepted < verified
     # A random model's next token hangs on its whole context, so the matrix of token_recycling, which remembers
     # only what followed each token last time, is never right on them; the trained model is.
-    assert accepted > 0 or (kind == "recycling" and any_pair.target != "tiny-code")
+    assert accepted > 0 or (kind == "recycling" and any_pair.arch in ARCHS)  # random models seldom repeat
 
 
 def test_static_tree_has_the_branching_it_was_given(shipped_pair, run_engine):
