@@ -99,8 +99,8 @@ def intro(name: str, cfg: dict, target_name: str) -> str:
 REPRODUCE = {
     "tiny-code": "python -m playground.train tokenizer && python -m playground.train target --minutes 4.4 "
                  "&& python -m playground.train draft --minutes 1.8",
-    "tiny-code-deep": "python -m playground.train deep --minutes 75 && python -m playground.train deep-draft "
-                      "--minutes 15",
+    "tiny-code-deep": "python -m playground.train deep --steps 1750 && python -m playground.train deep-draft "
+                      "--steps 492",
 }
 
 
