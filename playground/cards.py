@@ -99,12 +99,12 @@ def intro(name: str, cfg: dict, target_name: str) -> str:
 REPRODUCE = {
     "tiny-code": "python -m playground.train tokenizer && python -m playground.train target --minutes 4.4 "
                  "&& python -m playground.train draft --minutes 1.8",
-    "tiny-code-deep": "python -m playground.train deep --steps 1750 && python -m playground.train deep-draft "
-                      "--steps 492",
+    "tiny-code-deep": "python -m playground.train deep && python -m playground.train deep-draft",
 }
 
 
 def card_text(name: str, f: dict, target_name: str, target: dict) -> str:
+    from playground.train import TARGET  # write_cards measures every causal LM on TARGET's held-out windows
     first = f.get("earlier_stage") or f  # the training that a distilled stage continues
     m, cfg = first["train_config"]["model"], first["train_config"]
     is_draft = name != target_name
@@ -135,8 +135,8 @@ def card_text(name: str, f: dict, target_name: str, target: dict) -> str:
         *([f"| early exit | the KL of the LM head read after layer {cfg['exit_layer']} is trained too (weight "
            f"{cfg['exit_weight']}), so the first {cfg['exit_layer']} layers work as a model of their own: the "
            "draft starts as them |"] if cfg.get("exit_weight") else []),
-        f"| held-out loss | **{f['heldout_loss']:.3f} nats/token** (cross-entropy on 48 held-out windows of 512 "
-        "tokens, the same for every shipped causal LM) |",
+        f"| held-out loss | **{f['heldout_loss']:.3f} nats/token** (cross-entropy on {TARGET.eval_windows} held-out "
+        f"windows of {TARGET.seq_len} tokens, the same for every shipped causal LM) |",
         f"| cost per token | {f['flops_per_token'] / 1e6:.2f} M multiply-adds "
         + (f"({f['flops_per_token'] / target['flops_per_token']:.1%} of the target's)" if is_draft else "")
         + f"; {f['ms_per_token']:.2f} ms per token measured on this CPU "

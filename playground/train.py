@@ -134,13 +134,13 @@ HELDOUT_DISTILLED = distill.DistillConfig(rows=256, group=32, split="heldout")
 DEEP = TrainConfig(
     name="tiny-code-deep", model=ModelConfig(hidden_size=128, num_hidden_layers=24, num_attention_heads=4,
                                              intermediate_size=352),
-    teacher="tiny-code", exit_layer=2, exit_weight=0.5, batch_size=8, steps=2400, lr=2e-3, warmup=100,
+    teacher="tiny-code", exit_layer=2, exit_weight=0.5, batch_size=8, steps=1750, lr=2e-3, warmup=100,
     repeat_fraction=0.25, ckpt_every_s=300.0,
 )
 DEEP_DRAFT = TrainConfig(
     name="tiny-code-deep-draft", model=ModelConfig(hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
                                                    intermediate_size=352),
-    init="tiny-code-deep", teacher="tiny-code-deep", batch_size=16, steps=800, lr=1e-3, warmup=20,
+    init="tiny-code-deep", teacher="tiny-code-deep", batch_size=16, steps=492, lr=1e-3, warmup=20,
     repeat_fraction=0.25, ckpt_every_s=300.0,
 )
 
@@ -575,8 +575,7 @@ def save_model(model, tokenizer, cfg: TrainConfig, state: dict) -> None:
              "heldout_loss": best.get("heldout_loss", state["log"][-1]["heldout_loss"] if state["log"] else None),
              "parameters": sum(p.numel() for p in model.parameters()), "torch": torch.__version__,
              "data": data.token_source(tokenizer, "train"), "train_tokens": state.get("train_tokens"),
-             "distilled": asdict(distill.DistillConfig()) if cfg.distilled else None, "earlier_stage": earlier,
-             "notes": [state["note"]] if state.get("note") else []}
+             "distilled": asdict(distill.DistillConfig()) if cfg.distilled else None, "earlier_stage": earlier}
     (out / "training.json").write_text(json.dumps(facts, indent=2))
     print(f"saved {cfg.name} to {out}")
 
