@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import threading
 import time
@@ -18,7 +19,7 @@ import gradio as gr  # noqa: E402
 import plotly  # noqa: E402
 
 from playground import (compare, compare_dag, compare_diffusion, models, views, views_dag, views_diffusion,  # noqa: E402
-                        views_drafts, views_tree)
+                        views_drafts, views_theory, views_tree)
 from playground.engine import MAX_NEW_TOKENS, Request, generate, warm_up  # noqa: E402
 from playground.errors import PlaygroundError  # noqa: E402
 from playground.dag import STRATEGIES  # noqa: E402
@@ -57,6 +58,11 @@ THEME = gr.themes.Soft(primary_hue="indigo", font=["system-ui", "Segoe UI", "Hel
 
 def warn(message: str) -> None:
     gr.Warning(message, duration=WARNING_S)
+
+
+def compares_with_ar(method: str) -> bool:
+    """A lossless method runs on models autoregressive decoding runs on, so its output can be compared with it."""
+    return method != "autoregressive" and method in METHODS and METHODS[method].lossless
 
 
 def takes_draft(method) -> bool:
@@ -172,13 +178,15 @@ def tree_view(elem_id: str) -> gr.HTML:
 PICK_A_RUN = "Pick a run above to replay it."
 
 
-def view_panel(prefix: str, empty: str | None = None) -> list:
+def view_panel(prefix: str, empty: str | None = None, baseline: bool = False) -> list:
     """The components that show one run; the Generate and History tabs each get one, filled by views.run_view.
-    `empty`: what the status says before there is a run."""
+    `empty`: what the status says before there is a run. With `baseline`, one more at the end, under the stats:
+    the run against autoregressive decoding of the same prompt (views_theory.baseline_html)."""
     status = gr.HTML(views.status_html(None, **({"empty": empty} if empty else {})), elem_id=f"{prefix}-status")
     chips = gr.HTML(views.chips_html([]), elem_id=f"{prefix}-chips", js_on_load=SCROLL_TO_NEWEST)
     step = gr.HTML(views.step_html(None), elem_id=f"{prefix}-step")
     stats = gr.HTML(views.stats_html([]), elem_id=f"{prefix}-stats")
+    against = [gr.HTML(visible=False, elem_id=f"{prefix}-baseline")] if baseline else []
     # diffusion: the canvas, animated; tree methods: the draft tree, animated, and how big it was against what got
     # accepted
     canvas = tree_view(f"{prefix}-canvas")
@@ -194,10 +202,11 @@ def view_panel(prefix: str, empty: str | None = None) -> list:
     with gr.Row(equal_height=True):
         drafts = chart(f"{prefix}-drafts")
         confidence = chart(f"{prefix}-confidence")
+        theory = chart(f"{prefix}-theory")  # chains: acceptance by draft position against the i.i.d. theory
     layers = gr.HTML(visible=False, js_on_load=None, elem_id=f"{prefix}-layers")
     copies = gr.HTML(visible=False, js_on_load=views_drafts.COPY_HOVER_JS, elem_id=f"{prefix}-copies")
     return [status, chips, step, stats, accepted, progress, drafts, confidence, layers, copies, tree, tree_size,
-            depth_acceptance, canvas, graph]
+            depth_acceptance, canvas, theory, graph, *against]
 
 
 def chart(elem_id: str, figure=None) -> gr.Plot:
@@ -229,8 +238,9 @@ def run_panel(started, steps: list, finished=None, total: int | None = None) -> 
 def compare_tab(recorder: Recorder, targets: list[str], drafts: list[str]) -> None:
     """The Compare tab: one prompt, decoded greedily as a chain, a static tree and a dynamic tree, side by side."""
     gr.Markdown("### Static vs dynamic vs chain on the same prompt, side by side\nGreedy decoding, one method after "
-                "the other, each recorded (see History). All three must write exactly the same text; what differs is "
-                "how many target forwards they need, and the time that costs.")
+                "the other, each recorded (see History), after autoregressive decoding of the prompt as the "
+                "reference. All must write exactly the same text; what differs is how many target forwards they "
+                "need, and the time that costs.")
     with gr.Row():
         prompt = gr.Textbox(label="Prompt", lines=5, value=EXAMPLES[1], scale=3, elem_id="cmp-prompt")
         with gr.Column(scale=2, min_width=300):
@@ -253,11 +263,13 @@ def compare_tab(recorder: Recorder, targets: list[str], drafts: list[str]) -> No
                     outputs.append(tree_view(f"cmp-{c.key}-tree"))
 
     def shown(results: list, running: str = "") -> list:
-        chain = results[0][2].stats if results[0] and results[0][2] else None
+        """`results`: the reference's run, then each contender's (None: not run yet)."""
+        stats = [r[2].stats if r and r[2] else None for r in results]
         out = [compare.verdict_html([r[2] if r else None for r in results], running)]
-        for c, result in zip(compare.CONTENDERS, results):
+        for c, result in zip(compare.CONTENDERS, results[1:]):
             started, steps, finished = result or (None, [], None)
-            out += [compare.stats_html(finished.stats if finished else None, None if c.key == "chain" else chain),
+            out += [compare.stats_html(finished.stats if finished else None,
+                                       None if c.key == "chain" else stats[1], stats[0]),
                     views.chips_html(steps)]
             if c.key != "chain":
                 tree = views_tree.tree_html(started, steps, overview=True)
@@ -265,13 +277,14 @@ def compare_tab(recorder: Recorder, targets: list[str], drafts: list[str]) -> No
         return out
 
     def run(prompt, model, draft, max_new):
-        results: list = [None] * len(compare.CONTENDERS)
+        runs = (compare.REFERENCE, *compare.CONTENDERS)
+        results: list = [None] * len(runs)
         try:
             requests = compare.requests(prompt or "", model or "", draft or None, whole(max_new, "max new tokens"))
             yield shown(results, "a short warm-up of each method")
             for request in requests:
                 warm_up(request)
-            for i, (c, request) in enumerate(zip(compare.CONTENDERS, requests)):
+            for i, (c, request) in enumerate(zip(runs, requests)):
                 yield shown(results, c.title)
                 results[i] = compare.collect(recorder.record(generate(request)))
             yield shown(results)
@@ -444,9 +457,10 @@ def build_app(db: str) -> gr.Blocks:
     drafts = sorted({*shipped, models.DEFAULT_DRAFT})
 
     def run(request: gr.Request, prompt, model, method, draft, max_new, temperature, top_k, top_p, seed,
-            *param_values):
+            against_ar, *param_values):
         cancel = cancels.setdefault(request.session_hash, threading.Event())
         started, steps, finished, shown_at, wait = None, [], None, 0.0, 0.0
+        hidden = gr.update(visible=False)
         try:
             uses = method in METHODS and takes_draft(METHODS[method])
             req = Request(prompt=prompt or "", model=model or "", method=method or "",
@@ -454,20 +468,30 @@ def build_app(db: str) -> gr.Blocks:
                           max_new_tokens=whole(max_new, "max new tokens"), temperature=float(temperature or 0),
                           top_k=whole(top_k, "top-k"), top_p=float(top_p or 0), seed=whole(seed, "seed"),
                           params=chosen_params(method, dict(zip(params, param_values))))
-            yield [views.WARMING_UP, *[gr.update()] * (len(run_panel(None, [])) - 1)]
+            yield [views.WARMING_UP, *[gr.update()] * (len(run_panel(None, [])) - 1), hidden]
             warm_up(req)
             for started, steps, finished in views.run_so_far(recorder.record(generate(req, cancel))):
                 if finished or time.perf_counter() - shown_at >= wait:
                     drawn = time.perf_counter()
-                    yield run_panel(started, steps, finished)
+                    yield [*run_panel(started, steps, finished), hidden]
                     shown_at = time.perf_counter()
                     wait = max(UPDATE_EVERY_S, 3 * (shown_at - drawn))  # drawing + sending: <= 1/4 of the time
             if finished and finished.error:
                 warn(f"run {finished.run_id} failed: {finished.error}")
+            elif against_ar and finished and finished.status == "finished" and compares_with_ar(req.method):
+                # the run's panel goes again with each update: with gr.update() there, the browser tests now and
+                # then found the charts back at their empty first figure after a quick run
+                final = run_panel(started, steps, finished)
+                yield [*final, shown_if(views_theory.baseline_html(steps, finished, None, req.temperature <= 0,
+                                                                    running=True))]
+                ar = dataclasses.replace(req, method="autoregressive", draft=None, params={})
+                warm_up(ar)
+                baseline = compare.collect(recorder.record(generate(ar, cancel)))[2]
+                yield [*final, shown_if(views_theory.baseline_html(steps, finished, baseline, req.temperature <= 0))]
         except Exception as exc:  # shown, never a traceback: PlaygroundError says what to fix, others what broke
             message = str(exc) if isinstance(exc, PlaygroundError) else f"{type(exc).__name__}: {exc}"
             warn(message)
-            yield [views.error_html(message), *run_panel(None, [])[1:]]
+            yield [views.error_html(message), *run_panel(None, [])[1:], hidden]
         finally:
             cancels.pop(request.session_hash, None)
 
@@ -541,6 +565,9 @@ def build_app(db: str) -> gr.Blocks:
                         with gr.Row():
                             generate_btn = gr.Button("Generate", variant="primary", elem_id="generate-btn")
                             stop_btn = gr.Button("Stop", variant="stop", interactive=False, elem_id="stop-btn")
+                        against_ar = gr.Checkbox(True, label="then decode the prompt autoregressively, to compare",
+                                                 info="same settings, right after: identical output? how much "
+                                                      "faster? what the theory predicted", elem_id="against-ar")
                         model = gr.Dropdown(targets, value=models.DEFAULT_MODEL, allow_custom_value=True,
                                             label="Target model", info="shipped name, Hub id or local folder",
                                             elem_id="model")
@@ -560,7 +587,7 @@ def build_app(db: str) -> gr.Blocks:
                                 top_p = gr.Number(1.0, label="top-p", minimum=0, maximum=1, elem_id="top-p")
                                 seed = gr.Number(0, precision=0, label="seed", elem_id="seed")
                     with gr.Column(scale=2):
-                        live = view_panel("live")
+                        live = view_panel("live", baseline=True)
             with gr.Tab("History", id="history") as history_tab:
                 with gr.Row():
                     run_pick = gr.Dropdown([], label="Run", scale=4, elem_id="run-pick")
@@ -589,7 +616,7 @@ def build_app(db: str) -> gr.Blocks:
         replay_state = gr.State(None)
         timer = gr.Timer(REPLAY_TICK_S, active=False)
 
-        controls = [prompt, model, method, draft, max_new, temperature, top_k, top_p, seed, *param_inputs]
+        controls = [prompt, model, method, draft, max_new, temperature, top_k, top_p, seed, against_ar, *param_inputs]
         buttons = [generate_btn, stop_btn]
         idle = (gr.update(interactive=True), gr.update(interactive=False))
         generate_btn.click(arm, None, buttons, queue=False).then(
@@ -634,7 +661,7 @@ def main(argv: list[str] | None = None) -> None:
     demo.queue(default_concurrency_limit=1).launch(
         server_name=args.host, server_port=args.port, theme=THEME,
         css="\n".join([views.CSS, views_drafts.CSS, views_tree.CSS, views_diffusion.CSS, views_dag.CSS, compare.CSS,
-                       APP_CSS]),
+                       views_theory.CSS, APP_CSS]),
         footer_links=[])
 
 

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 import torch
 from tqdm import tqdm
 
-from playground import engine, models, quality, suites
+from playground import engine, models, quality, suites, theory
 from playground.diffusion import is_masked_lm
 from playground.errors import PlaygroundError
-from playground.events import Step
+from playground.events import Stats, Step
 from playground.methods import METHODS
 
 PEERS = ("hf_greedy", "hf_assisted", "hf_prompt_lookup")
@@ -39,7 +39,7 @@ class Tally:
     accepted: int = 0
     drafted: int = 0
     outputs: list = field(default_factory=list)
-
+    steps: list = field(default_factory=list)  # every run's steps (ours only): the theory columns read them
     perplexity: list = field(default_factory=list)
     agreement: list = field(default_factory=list)
     solved: list = field(default_factory=list)
@@ -61,7 +61,18 @@ class Tally:
                 **({"generative_perplexity": quality.pooled_perplexity(self.perplexity),
                     "agreement": mean(self.agreement)}
                    if self.agreement else {}), **({"solved": mean(self.solved)} if self.solved else {}),
-                **self.translation}
+                **self.translation, **self.theory(baseline)}
+
+    def theory(self, baseline: "Tally | None") -> dict:
+        """The i.i.d. theory of chains (alpha, predicted tokens per forward and speedup) and the speedup the
+        forwards' costs alone explain; see playground.theory."""
+        if not (self.steps and baseline and baseline.steps and baseline is not self):
+            return {}
+        s = theory.speedup(self.steps, Stats.from_steps(self.steps, self.seconds),
+                           Stats.from_steps(baseline.steps, baseline.seconds))
+        p = theory.predict(self.steps)
+        return {"cost_speedup": s.from_costs if s else None, **({"c": s.c, "v": s.v} if s else {}),
+                **({"alpha": p.alpha, "theory_tok_fwd": p.predicted, "ideal_speedup": s.ideal} if p and s else {})}
 
 
 def mean(values: list) -> float | None:
@@ -100,18 +111,18 @@ def read_records(suite_or_path: str) -> list[dict]:
     return prompts
 
 
-def run_ours(req: engine.Request) -> tuple[list[int], float, int, int, int]:
-    """Engine run timed end to end; returns new ids, seconds, target forwards, accepted and drafted counts."""
-    accepted = drafted = 0
+def run_ours(req: engine.Request) -> tuple[list[int], float, int, list[Step]]:
+    """Engine run timed end to end; returns new ids, seconds, target forwards and the steps."""
+    steps = []
     start = time.perf_counter()
     for ev in engine.generate(req):
         if isinstance(ev, Step):
-            accepted, drafted = accepted + ev.accepted, drafted + ev.proposed
+            steps.append(ev)
         finished = ev
     seconds = time.perf_counter() - start
     if finished.status != "finished":
         raise PlaygroundError(f"{req.method} failed: {finished.error}")
-    return finished.token_ids, seconds, finished.stats.target_forwards, accepted, drafted
+    return finished.token_ids, seconds, finished.stats.target_forwards, steps
 
 
 def run_peer(name: str, target: models.LoadedModel, draft: models.LoadedModel | None, prompt: str,
@@ -197,11 +208,10 @@ def benchmark(model: str, draft: str | None, methods: list[str], prompts: list[s
                               draft=None if own_model else draft_name, max_new_tokens=n,
                               params={**shared, **own}, stop_at_eos=not diffusion)
 
-    def once(method: str, prompt: str, n: int) -> tuple[list[int], float, int, int, int]:
+    def once(method: str, prompt: str, n: int) -> tuple[list[int], float, int, list[Step]]:
         name, own, own_model = specs[method]
         if name in PEERS:
-            ids, seconds, forwards = run_peer(name, target, draft_lm, prompt, n)
-            return ids, seconds, forwards, 0, 0
+            return *run_peer(name, target, draft_lm, prompt, n), []
         return run_ours(request(name, own, own_model, prompt, n))
 
     for method in methods:  # warm-up: first calls pay for lazy initialisation
@@ -211,10 +221,13 @@ def benchmark(model: str, draft: str | None, methods: list[str], prompts: list[s
     for r, i in tqdm(jobs, desc="bench", disable=not progress, file=sys.stderr):
         order = methods if (r * len(prompts) + i) % 2 == 0 else methods[::-1]  # alternate to spread drift
         for method in order:
-            ids, seconds, forwards, accepted, drafted = once(method, prompts[i], max_new_tokens)
+            ids, seconds, forwards, steps = once(method, prompts[i], max_new_tokens)
             t = tallies[method]
             t.tokens, t.seconds, t.target_forwards = t.tokens + len(ids), t.seconds + seconds, t.target_forwards + forwards
-            t.accepted, t.drafted, t.runs = t.accepted + accepted, t.drafted + drafted, t.runs + 1
+            t.accepted += sum(s.accepted for s in steps)
+            t.drafted += sum(s.proposed for s in steps)
+            t.runs += 1
+            t.steps += steps
             if r == 0:
                 t.outputs.append(ids)
     base = tallies[baseline]
@@ -290,8 +303,10 @@ COLUMNS = (  # key, header, width, digits, suffix; optional ones show only when 
     ("latency_speedup", "faster", 8, 2, "x"), ("mean_accepted", "tok/fwd", 9, 2, ""),
     ("acceptance_rate", "accept", 8, 2, ""), ("generative_perplexity", "gen ppl", 9, 2, ""),
     ("agreement", "agree", 7, 2, ""), ("solved", "solved", 8, 2, ""), ("accuracy", "acc", 7, 3, ""),
-    ("bleu", "BLEU", 7, 1, ""), ("mixed", "mixed", 7, 3, ""))
-OPTIONAL = ("generative_perplexity", "agreement", "solved", "accuracy", "bleu", "mixed")
+    ("bleu", "BLEU", 7, 1, ""), ("mixed", "mixed", 7, 3, ""), ("alpha", "alpha", 7, 2, ""),
+    ("theory_tok_fwd", "theory", 8, 2, ""), ("ideal_speedup", "ideal", 8, 2, "x"), ("cost_speedup", "costs", 8, 2, "x"))
+OPTIONAL = ("generative_perplexity", "agreement", "solved", "accuracy", "bleu", "mixed", "alpha", "theory_tok_fwd",
+            "ideal_speedup", "cost_speedup")
 
 
 def format_table(result: dict) -> str:

@@ -29,8 +29,9 @@ def acceptance(prompts: list[str], model: str, draft: str, gamma: int = 4, max_n
     for prompt in prompts:
         req = engine.Request(prompt=prompt, model=model, draft=draft, method="speculative",
                              max_new_tokens=max_new_tokens, params={"gamma": gamma})
-        *_, step_accepted, step_drafted = run_ours(req)
-        accepted, drafted = accepted + step_accepted, drafted + step_drafted
+        steps = run_ours(req)[-1]
+        accepted += sum(s.accepted for s in steps)
+        drafted += sum(s.proposed for s in steps)
     return {"acceptance_rate": accepted / drafted, "gamma": gamma, "prompts": len(prompts),
             "max_new_tokens": max_new_tokens}
 

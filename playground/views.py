@@ -78,9 +78,11 @@ class RunView(NamedTuple):
     depth_acceptance: go.Figure | None = None
     # views_diffusion: the canvas of diffusion runs, animated
     canvas: str | None = None
+    # views_theory: chains' acceptance by draft position against the i.i.d. theory
+    theory: go.Figure | None = None
 
 
-OPTIONAL = ("drafts", "confidence", "layers", "copies", "tree", "tree_size", "depth_acceptance", "canvas")
+OPTIONAL = ("drafts", "confidence", "layers", "copies", "tree", "tree_size", "depth_acceptance", "canvas", "theory")
 
 
 def _prob(x: float | None) -> str:
@@ -285,7 +287,8 @@ def run_view(started: RunStarted | None, steps: list[Step], finished: RunFinishe
     In a replay stopped before the last step the stats come from the steps shown, as they did live. A diffusion
     run shows its canvas, its text in position order and its own two charts instead of the drafting views.
     """
-    from playground import views_diffusion as dlm, views_drafts as drafts, views_tree as trees  # they use helpers here
+    from playground import views_diffusion as dlm, views_drafts as drafts, views_theory as theory, \
+        views_tree as trees  # they use helpers here
     partial = total is not None and len(steps) < total
     position = f"step {len(steps)} of {total}" if total is not None else ""
     stats_source = finished if finished is not None and not partial else steps
@@ -298,6 +301,7 @@ def run_view(started: RunStarted | None, steps: list[Step], finished: RunFinishe
                        canvas=dlm.canvas_html(started, steps, done))
     return RunView(status_html(started, finished, position), chips_html(steps, prompt),
                    step_html(steps[-1] if steps else None), stats_html(stats_source),
-                   accepted_figure(steps), progress_figure(steps), drafts.draft_length_figure(steps),
-                   drafts.confidence_figure(steps), drafts.layer_stack_html(steps), drafts.copy_html(started, steps),
-                   trees.tree_html(started, steps), trees.tree_size_figure(steps), trees.depth_acceptance_figure(steps))
+                   accepted_figure(steps), theory.add_theory_line(progress_figure(steps), steps),
+                   drafts.draft_length_figure(steps), drafts.confidence_figure(steps), drafts.layer_stack_html(steps),
+                   drafts.copy_html(started, steps), trees.tree_html(started, steps), trees.tree_size_figure(steps),
+                   trees.depth_acceptance_figure(steps), theory=theory.theory_figure(steps))

@@ -27,6 +27,12 @@ def test_bench_json_contract_and_identity(llama_pair, run_cli, tmp_path):
     assert rows["hf_greedy"]["mean_accepted"] == 1.0  # counted by a hook on the target: one forward per token
     assert rows["speculative"]["mean_accepted"] > 1.0
     assert 0 < rows["speculative"]["acceptance_rate"] < 1
+    # the i.i.d. theory next to it: alpha, the tokens per forward it predicts, the speedup the forwards' costs give
+    spec = rows["speculative"]
+    assert 0 < spec["alpha"] < 1 and 1 < spec["theory_tok_fwd"] <= 5 and spec["ideal_speedup"] > 0
+    assert spec["cost_speedup"] > 0
+    assert not {"alpha", "theory_tok_fwd", "ideal_speedup", "cost_speedup"} & set(rows["autoregressive"])
+    assert "alpha" not in rows["hf_assisted"]  # a peer's steps are not seen
 
 
 def test_bench_rejects_bad_prompt_files(llama_pair, run_cli, tmp_path):

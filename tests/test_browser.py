@@ -169,6 +169,8 @@ def test_speculative_run_shows_chips_charts_and_stats(page):
     # the latest step: its drafts and how many were accepted, or, when the token budget left room for one token
     # only, the single target forward that made it
     assert re.search(r"accepted \d+ of \d+|one target forward", page.locator("#live-step").inner_text())
+    # then autoregressive decoding of the same prompt: sampled, so the texts are not compared token by token
+    page.wait_for_selector("#live-baseline [data-verdict=sampled]", timeout=RUN_TIMEOUT_MS)
     # four stat cards a row; in a narrow window they wrap onto more rows instead of squeezing their labels
     tops = page.eval_on_selector_all("#live-stats .pg-stat", "cards => cards.map(c => Math.round(c.getBoundingClientRect().top))")
     assert len(set(tops)) == 2
@@ -182,6 +184,35 @@ def test_speculative_run_shows_chips_charts_and_stats(page):
     for plot in ("#live-accepted", "#live-progress"):  # the charts below go one under the other, each readable
         assert page.locator(plot).bounding_box()["width"] >= 280
     page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+def test_a_greedy_run_is_checked_against_autoregressive_and_the_theory(page, app):
+    start_run(page, "import os\n\n\ndef list_python_files(folder):\n", "speculative", max_new=48)
+    _, run_id = finish_run(page)
+    verdict = page.wait_for_selector("#live-baseline [data-verdict=identical]", timeout=RUN_TIMEOUT_MS)
+    ar_id = int(re.search(r"autoregressive run #(\d+)", verdict.inner_text()).group(1))
+    from playground.recorder import Recorder
+    stored = {r["id"]: r for r in Recorder(app[1]).runs()}
+    assert stored[ar_id]["method"] == "autoregressive" and ar_id > run_id  # recorded like any run, right after
+    assert stored[ar_id]["new_tokens"] == stored[run_id]["new_tokens"] == chips(page).count()
+    for card in ("speedup", "ideal", "from_costs", "costs"):
+        assert page.locator(f"#live-baseline [data-stat={card}] b").inner_text()
+    assert re.fullmatch(r"\d+\.\d\d×", page.locator("#live-baseline [data-stat=speedup] b").inner_text())
+    shown(page, "#live-theory svg.main-svg")  # acceptance by draft position against the i.i.d. alpha
+    assert "theory" in page.locator("#live-theory").inner_text()
+    assert "i.i.d. theory" in page.locator("#live-progress").inner_text()
+    page.locator("#live-baseline").scroll_into_view_if_needed()
+    page.locator("#live-stats").screenshot(path=str(ARTIFACTS / "stats_before_baseline.png"))
+    page.locator("#live-baseline").screenshot(path=str(ARTIFACTS / "baseline_panel.png"))
+    page.locator("#live-theory").screenshot(path=str(ARTIFACTS / "theory_chart.png"))
+    # unticked: no second run
+    page.locator("#against-ar input").uncheck()
+    start_run(page, "def area(r):\n", "prompt_lookup", max_new=16)
+    page.wait_for_function(f"document.querySelector('#live-status').innerText.includes('run #{ar_id + 1}')")
+    assert finish_run(page) == ("finished", ar_id + 1)
+    page.wait_for_timeout(1500)
+    hidden(page, "#live-baseline")
+    assert max(r["id"] for r in Recorder(app[1]).runs()) == ar_id + 1
 
 
 def test_stop_cancels_a_long_run(page, app):
@@ -445,12 +476,16 @@ def test_compare_runs_chain_static_and_dynamic_side_by_side(page):
                                      "#cmp-verdict [data-verdict=failed]", timeout=3 * RUN_TIMEOUT_MS)
     assert verdict.get_attribute("data-verdict") == "identical", verdict.inner_text()
     assert "identical" in verdict.inner_text()
+    assert re.search(r"Autoregressive decoding \(run #\d+\): [\d.]+ tokens/s", verdict.inner_text())
     texts = []
     for key in ("chain", "static", "dynamic"):
         shown(page, f"#cmp-{key}-stats [data-stat=tokens_per_s]")
         assert int(page.locator(f"#cmp-{key}-stats [data-stat=target_forwards] b").inner_text()) > 0
         texts.append(page.locator(f"#cmp-{key}-chips .pg-panel").inner_text())
     assert texts[0] == texts[1] == texts[2]
+    assert re.search(r"[\d.]+× autoregressive$", page.locator("#cmp-chain-stats [data-stat=tokens_per_s] small").inner_text())
+    assert re.search(r"× autoregressive · [\d.]+× the chain",
+                     page.locator("#cmp-static-stats [data-stat=tokens_per_s] small").inner_text())
     for key in ("static", "dynamic"):
         shown(page, f"#cmp-{key}-tree .pg-tree-plot .main-svg")
     assert page.locator("#cmp-chain .pg-cmp-note").is_visible()

@@ -196,3 +196,24 @@ def test_run_view_hides_the_draft_views_that_do_not_apply():
         live, replay = views.run_view(c_started, c_steps[:k]), views.run_view(c_started, c_steps[:k], total=2)
         assert live.copies == replay.copies
         assert (live.drafts is None and replay.drafts is None) or live.drafts.to_json() == replay.drafts.to_json()
+
+
+def test_compare_verdict_and_ratios_are_against_the_autoregressive_reference():
+    from playground import compare
+
+    def done(ids, tps, run_id):
+        return RunFinished(status="finished", text="", token_ids=ids, run_id=run_id,
+                           stats=Stats(new_tokens=len(ids), tokens_per_s=tps))
+    ar, same = done([1, 2, 3], 50.0, 1), [done([1, 2, 3], tps, i) for i, tps in ((2, 60.0), (3, 75.0), (4, 66.0))]
+    verdict = compare.verdict_html([ar, *same])
+    assert 'data-verdict="identical"' in verdict and "run #1" in verdict and "50.0 tokens/s" in verdict
+    wrong = compare.verdict_html([ar, same[0], done([1, 9, 3], 70.0, 5), same[2]])
+    assert 'data-verdict="different"' in wrong and "from token 1 on" in wrong
+    assert 'data-verdict="failed"' in compare.verdict_html([ar, *same[:2]])  # not every run ran
+    assert "1 of 4 done" in compare.verdict_html([ar, None, None, None], running="the chain")
+    static = compare.stats_html(same[1].stats, chain=same[0].stats, reference=ar.stats)
+    assert "1.50× autoregressive · 1.25× the chain" in static
+    assert "1.20× autoregressive</small>" in compare.stats_html(same[0].stats, reference=ar.stats)
+    assert [r.method for r in compare.requests("p", "m", "d", 8)] == ["autoregressive", "speculative",
+                                                                      "tree_speculative", "tree_speculative"]
+    assert compare.requests("p", "m", "d", 8)[0].draft is None

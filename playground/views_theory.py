@@ -1,0 +1,100 @@
+"""Theory next to measurement (no Gradio here): acceptance by draft position against the i.i.d. alpha, the
+predicted tokens per forward in the progress chart, and a run against an autoregressive run of the same prompt."""
+
+from __future__ import annotations
+
+import html
+from itertools import accumulate
+
+import plotly.graph_objects as go
+
+from playground import theory
+from playground.events import ACCEPTED, RunFinished, Step
+from playground.views import COLOURS, _figure, _layout, cards_html
+
+THEORY = "#7c3aed"
+CSS = ".pg-stats.pg-theory{margin-top:8px}"
+
+
+def theory_figure(steps: list[Step]) -> go.Figure | None:
+    """Per draft position, how often the target accepted it once it got there; the i.i.d. theory says always alpha."""
+    chain = theory.chain_steps(steps)
+    prediction = theory.predict(chain)
+    rows = theory.by_position(chain)
+    if prediction is None or not rows:
+        return None
+    fig = _figure()
+    fig.add_bar(x=[i for i, _, _ in rows], y=[a / n for _, n, a in rows], name="measured: accepted / reached it",
+                marker_color=COLOURS[ACCEPTED][0], text=[f"{a}/{n}" for _, n, a in rows], textposition="outside",
+                customdata=[[n, a] for _, n, a in rows],
+                hovertemplate="draft position %{x}: accepted in %{customdata[1]} of the %{customdata[0]} steps "
+                              "that got this far (%{y:.0%})<extra></extra>")
+    fig.add_scatter(x=[rows[0][0] - 0.5, rows[-1][0] + 0.5], y=[prediction.alpha] * 2, mode="lines",
+                    name=f"i.i.d. theory: α = {prediction.alpha:.2f} at every position",
+                    line=dict(color=THEORY, dash="dash", width=2), hoverinfo="skip")
+    title = (f"Acceptance by draft position<br><sup>tokens per target forward: measured {prediction.measured:.2f}, "
+             f"i.i.d. theory {prediction.predicted:.2f}</sup>")
+    _layout(fig, title, "position in the draft", "accepted", False)
+    fig.update_layout(hovermode="closest")
+    fig.update_yaxes(range=[0, 1.12], tickformat=".0%")
+    fig.update_xaxes(dtick=1)
+    return fig
+
+
+def add_theory_line(fig: go.Figure, steps: list[Step]) -> go.Figure:
+    """The progress chart's third line: cumulative tokens the i.i.d. theory expects at the run's alpha."""
+    chain = theory.chain_steps(steps)
+    alpha = theory.acceptance(chain)
+    if alpha is None:
+        return fig
+    forwards = [0, *accumulate(s.target_forwards for s in chain)]
+    expected = [0, *accumulate(theory.predicted_tokens(chain, alpha))]
+    fig.add_scatter(x=forwards, y=expected, name=f"i.i.d. theory (α = {alpha:.2f})", mode="lines",
+                    line=dict(color=THEORY, dash="dot", width=2))
+    return fig
+
+
+def _first_difference(a: list[int], b: list[int]) -> int | None:
+    if a == b:
+        return None
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+
+
+def baseline_html(steps: list[Step], finished: RunFinished | None, baseline: RunFinished | None, greedy: bool,
+                  running: bool = False) -> str | None:
+    """The run against autoregressive decoding of the same prompt, run right after it: is the output the same
+    (greedy), how much faster it was, and what the theory predicted from the costs of its forwards."""
+    if running:
+        return ('<div class="pg-verdict" data-verdict="running">Running autoregressive decoding of the same prompt, '
+                'to compare…</div>')
+    if finished is None or baseline is None:
+        return None
+    if baseline.status != "finished":
+        why = html.escape(baseline.error or baseline.status)
+        return f'<div class="pg-verdict pg-differ" data-verdict="failed">Autoregressive run: {why}</div>'
+    ar = f"autoregressive run #{baseline.run_id}"
+    if not greedy:
+        verdict = (f'<div class="pg-verdict" data-verdict="sampled">Sampled: the {ar} draws its own text, so the two '
+                   f'differ; a lossless method keeps the target\'s distribution, not its samples.</div>')
+    elif (at := _first_difference(finished.token_ids, baseline.token_ids)) is None:
+        verdict = (f'<div class="pg-verdict pg-same" data-verdict="identical">✓ Identical to the {ar}: the same '
+                   f'{len(baseline.token_ids)} tokens, as a lossless method must write under greedy decoding.</div>')
+    else:
+        verdict = (f'<div class="pg-verdict pg-differ" data-verdict="different">✗ Differs from the {ar} from '
+                   f'token {at} on: under greedy decoding a lossless method must write the same text.</div>')
+    s = theory.speedup(steps, finished.stats, baseline.stats)
+    if s is None:
+        return verdict
+    prediction = theory.predict(steps)
+    tau = finished.stats.new_tokens / len(steps)
+    cards = [("speedup", f"{s.measured:.2f}×", f"autoregressive's tokens/s ({baseline.stats.tokens_per_s:.1f}, "
+                                                 f"measured right after)")]
+    if s.ideal is not None:
+        cards.append(("ideal", f"{s.ideal:.2f}×", f"theory: τ / (draft forwards × c + v), with τ = "
+                                                   f"{prediction.predicted:.2f} at an i.i.d. α = {prediction.alpha:.2f}"))
+    cards += [("from_costs", f"{s.from_costs:.2f}×", f"the same with the measured τ = {tau:.2f}; the other "
+                                                      f"{s.other_share:.0%} of the time went to bookkeeping"),
+              ("costs", f"c {s.c:.2f} · v {s.v:.2f}",
+               f"one draft forward (c) and one verification (v) in autoregressive forwards; "
+               f"{s.draft_per_step:.1f} draft forwards a step")]
+    return verdict + cards_html(cards, "pg-theory")

@@ -1,0 +1,122 @@
+"""The theory next to a run: alpha estimated from the run, the expected tokens per forward it predicts, the ideal
+speedup from the forwards' costs, and the panel comparing a run with autoregressive decoding."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from playground import theory, views, views_theory
+from playground.events import ACCEPTED, BONUS, REPLACEMENT, TARGET, RunFinished, Stats, Step
+
+
+def chain_step(index: int, gamma: int, accepted: int, draft_s: float = 0.01, target_s: float = 0.05) -> Step:
+    """A step that drafted `gamma` tokens and had the first `accepted` of them accepted."""
+    last = BONUS if accepted == gamma else REPLACEMENT
+    n = accepted + 1
+    return Step(index=index, tokens=list(range(n)), sources=[ACCEPTED] * accepted + [last], p=[0.9] * n,
+                q=[0.5] * accepted + [None], drafted=list(range(gamma)), draft_p=[0.5] * gamma,
+                draft_q=[0.5] * gamma, accepted=accepted, gamma=gamma, draft_forwards=gamma, draft_s=draft_s,
+                target_s=target_s)
+
+
+def iid_run(alpha: float, gamma: int, steps: int, seed: int = 0) -> list[Step]:
+    """Steps whose drafted tokens are each accepted with probability alpha, independently."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(steps):
+        k = 0
+        while k < gamma and rng.random() < alpha:
+            k += 1
+        out.append(chain_step(i, gamma, k))
+    return out
+
+
+def test_expected_tokens_is_leviathans_formula():
+    assert theory.expected_tokens(0.5, 4) == pytest.approx(1.9375)  # 1 + 1/2 + 1/4 + 1/8 + 1/16
+    assert theory.expected_tokens(0.0, 4) == 1.0
+    assert theory.expected_tokens(1.0, 4) == 5.0
+    assert theory.expected_tokens(0.8, 0) == 1.0
+
+
+@pytest.mark.parametrize("alpha,gamma", [(0.3, 4), (0.6, 4), (0.8, 8)])
+def test_on_iid_acceptance_the_estimate_and_the_prediction_match_the_run(alpha, gamma):
+    steps = iid_run(alpha, gamma, 4000, seed=int(alpha * 10))
+    prediction = theory.predict(steps)
+    assert prediction.alpha == pytest.approx(alpha, abs=0.02)
+    assert prediction.predicted == pytest.approx(prediction.measured, rel=0.03)
+    assert prediction.measured == pytest.approx(theory.expected_tokens(alpha, gamma), rel=0.04)
+    rows = theory.by_position(steps)
+    assert [position for position, _, _ in rows] == list(range(1, gamma + 1))
+    for position, reached, accepted in rows:  # i.i.d.: the same rate at every position, within 4 sigma
+        assert accepted / reached == pytest.approx(alpha, abs=4 * (alpha * (1 - alpha) / reached) ** 0.5)
+
+
+def test_acceptance_that_falls_with_position_is_told_apart_from_the_theory():
+    # the first drafted token is always accepted, the second never: alpha = 1/2, but every step makes 2 tokens
+    steps = [chain_step(i, 4, 1) for i in range(20)]
+    prediction = theory.predict(steps)
+    assert prediction.alpha == pytest.approx(0.5) and prediction.measured == pytest.approx(2.0)
+    assert prediction.predicted == pytest.approx(1.9375)
+    assert theory.by_position(steps) == [(1, 20, 20), (2, 20, 0)]
+
+
+def test_only_chains_have_a_theory():
+    plain = [Step(index=i, tokens=[i], sources=[TARGET], p=[1.0], q=[None]) for i in range(3)]
+    tree = chain_step(0, 2, 1)
+    tree.tree_tokens, tree.tree_parents, tree.tree_state = [5, 6], [-1, 0], ["accepted", "rejected"]
+    canvas = Step(index=0, tokens=[1], sources=[TARGET], p=[1.0], q=[None], positions=[0])
+    for steps in (plain, [tree], [canvas], []):
+        assert theory.chain_steps(steps) == [] and theory.predict(steps) is None
+        assert views_theory.theory_figure(steps) is None
+    assert theory.chain_steps([chain_step(0, 4, 0), *plain])  # a copying run's steps without a draft count too
+
+
+def test_ideal_speedup_from_the_costs_of_the_forwards():
+    steps = [chain_step(i, 4, 4 if i % 2 else 0, draft_s=0.004, target_s=0.012) for i in range(10)]
+    stats = Stats.from_steps(steps, wall_s=0.2)          # 30 tokens in 10 verifications, 40 draft forwards
+    baseline = Stats(new_tokens=30, target_forwards=30, verify_s=0.3, wall_s=0.32, tokens_per_s=30 / 0.32)
+    s = theory.speedup(steps, stats, baseline)
+    assert s.c == pytest.approx(0.1) and s.v == pytest.approx(1.2) and s.draft_per_step == 4
+    assert s.from_costs == pytest.approx(3.0 / (4 * 0.1 + 1.2))
+    alpha = 20 / 25  # 20 accepted, 5 rejections
+    assert s.ideal == pytest.approx(theory.expected_tokens(alpha, 4) / 1.6)
+    assert s.measured == pytest.approx(stats.tokens_per_s / baseline.tokens_per_s)
+    assert s.other_share == pytest.approx(1 - 0.16 / 0.2)
+    assert theory.speedup(steps, stats, Stats()) is None  # no baseline to measure against
+
+
+def finished(ids: list[int], steps: list[Step], status: str = "finished", error: str | None = None,
+             run_id: int = 1) -> RunFinished:
+    return RunFinished(status=status, text="", token_ids=ids, run_id=run_id, error=error,
+                       stats=Stats.from_steps(steps, sum(s.draft_s + s.target_s for s in steps) or 1.0))
+
+
+def test_baseline_panel_says_identical_different_sampled_or_failed():
+    steps = [chain_step(i, 4, 2) for i in range(4)]
+    ar_steps = [Step(index=i, tokens=[i], sources=[TARGET], p=[1.0], q=[None], target_s=0.05) for i in range(12)]
+    run, ar = finished(list(range(12)), steps), finished(list(range(12)), ar_steps, run_id=2)
+    same = views_theory.baseline_html(steps, run, ar, greedy=True)
+    assert 'data-verdict="identical"' in same and "run #2" in same and "12 tokens" in same
+    assert 'data-stat="speedup"' in same and 'data-stat="ideal"' in same and "×" in same
+    other = finished([0, 1, 2, 9] + list(range(4, 12)), ar_steps, run_id=3)
+    assert 'data-verdict="different"' in views_theory.baseline_html(steps, run, other, greedy=True)
+    assert "token 3 on" in views_theory.baseline_html(steps, run, other, greedy=True)
+    assert 'data-verdict="sampled"' in views_theory.baseline_html(steps, run, other, greedy=False)
+    failed = finished([], [], status="error", error="<b>out of memory</b>")
+    out = views_theory.baseline_html(steps, run, failed, greedy=True)
+    assert 'data-verdict="failed"' in out and "&lt;b&gt;out of memory" in out and "<b>out" not in out
+    assert 'data-verdict="running"' in views_theory.baseline_html(steps, run, None, greedy=True, running=True)
+    assert views_theory.baseline_html(steps, run, None, greedy=True) is None
+
+
+def test_the_run_view_draws_the_theory_for_chains():
+    steps = iid_run(0.6, 4, 30)
+    view = views.run_view(None, steps)
+    assert view.theory is not None and "theory" in view.theory.layout.title.text
+    names = [t.name for t in view.progress.data]
+    assert any(n.startswith("i.i.d. theory") for n in names)
+    plain = [Step(index=i, tokens=[i], sources=[TARGET], p=[1.0], q=[None]) for i in range(3)]
+    assert views.run_view(None, plain).theory is None
+    assert len(views.run_view(None, plain).progress.data) == 2
