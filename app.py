@@ -121,6 +121,17 @@ def param_updates(method: str, values: dict | None = None) -> list[dict]:
     return [gr.update(visible=param_visible(n, method, values)) for n in method_params()]
 
 
+def sampling_updates(method: str, values: dict) -> list[dict]:
+    """Updates of the temperature, top-k, top-p and seed inputs: a method that decodes greedily only with these
+    parameter values (dag, gad, FreeDave) sets temperature 0 and locks them, saying why; any other unlocks them."""
+    chosen = METHODS[method]
+    params = {**defaults(method), **{k: v for k, v in values.items() if k in defaults(method)}}
+    if chosen.greedy_only and chosen.greedy_only(params):
+        why = f"{method} decodes greedily" + (f" with strategy {params['strategy']}" if "strategy" in params else "")
+        return [gr.update(value=0, interactive=False, info=why), *[gr.update(interactive=False)] * 3]
+    return [gr.update(interactive=True, info="0 = greedy"), *[gr.update(interactive=True)] * 3]
+
+
 def suited_inputs(method: str, model: str, draft: str, prompt: str) -> list[dict]:
     """Updates of the model, draft and prompt inputs for `method`: a shipped model (or draft) of a kind the method
     cannot run swaps for the shipped one it can (models.KINDS; the draft: that model's default), and an example
@@ -508,6 +519,7 @@ def build_app(db: str) -> gr.Blocks:
         chosen = METHODS[name]
         model_up, draft_up, prompt_up = suited_inputs(name, model_name, draft_name, prompt_text)
         return [model_up, prompt_up, {**draft_up, "visible": takes_draft(chosen)}, f"*{chosen.summary}*",
+                gr.update(visible=compares_with_ar(name)), *sampling_updates(name, {}),
                 *param_updates(name)]
 
     def history():
@@ -622,12 +634,17 @@ def build_app(db: str) -> gr.Blocks:
         generate_btn.click(arm, None, buttons, queue=False).then(
             run, controls, live, show_progress="hidden").then(lambda: idle, None, buttons, queue=False)
         stop_btn.click(stop, None, None, queue=False)
+        sampling = [temperature, top_k, top_p, seed]
         method.change(method_changed, [method, model, draft, prompt],
-                      [model, prompt, draft, method_info, *param_inputs], queue=False)
+                      [model, prompt, draft, method_info, against_ar, *sampling, *param_inputs], queue=False)
         choosers = [param_inputs[list(params).index(name)] for name in CHOOSERS]
+
+        def chooser_changed(name, *values):
+            values = dict(zip(CHOOSERS, values))
+            return [*sampling_updates(name, values), *param_updates(name, values)]
+
         for chosen in choosers:
-            chosen.input(lambda m, *values: param_updates(m, dict(zip(CHOOSERS, values))), [method, *choosers],
-                         param_inputs, queue=False)
+            chosen.input(chooser_changed, [method, *choosers], [*sampling, *param_inputs], queue=False)
 
         demo.load(history, None, [runs_table, run_pick])
         refresh.click(history, None, [runs_table, run_pick])

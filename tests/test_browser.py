@@ -309,6 +309,29 @@ def test_method_choice_resets_shared_inputs_and_shows_schedule_inputs(page):
     hidden(page, "#param-max_reject")
 
 
+def test_greedy_only_methods_lock_the_sampling_inputs_and_others_unlock_them(page):
+    temperature = page.locator("#temperature input[type=number]")
+    set_value(page, "#temperature input[type=number]", 0.7)
+    choose(page, "method", "dag")
+    sync_api.expect(temperature).to_have_value("0")
+    sync_api.expect(temperature).to_be_disabled()
+    sync_api.expect(page.locator("#seed input")).to_be_disabled()
+    assert "dag decodes greedily" in page.locator("#temperature").inner_text()
+    hidden(page, "#against-ar")  # not lossless: nothing to compare token by token
+    choose(page, "method", "diffusion")  # threshold by default: it samples too
+    sync_api.expect(temperature).to_be_enabled()
+    choose(page, "param-strategy", "freedave")
+    sync_api.expect(temperature).to_be_disabled()
+    assert "with strategy freedave" in page.locator("#temperature").inner_text()
+    choose(page, "param-strategy", "threshold")
+    sync_api.expect(temperature).to_be_enabled()
+    choose(page, "method", "speculative")
+    sync_api.expect(temperature).to_be_enabled()
+    shown(page, "#against-ar")
+    choose(page, "method", "autoregressive")
+    hidden(page, "#against-ar")  # it is the reference
+
+
 def test_self_speculative_shows_the_layer_stack_and_confidence_vs_threshold(page):
     start_run(page, "def is_prime(n):\n    if n < 2:\n", "self_speculative", max_new=24)
     status, _ = finish_run(page)
