@@ -385,6 +385,39 @@ def diffusion_tab(recorder: Recorder, targets: list[str]) -> None:
                  show_progress="hidden")
 
 
+def theory_tab() -> tuple:
+    """The Theory tab: Leviathan et al.'s formulas as curves over the draft length, for the acceptance and costs set
+    with its sliders (no model runs)."""
+    gr.Markdown("### What theory predicts for a draft chain\nIf each drafted token is accepted with probability α, "
+                "independently, a step drafting γ tokens commits (1 − α^(γ+1)) / (1 − α) tokens for one target "
+                "forward, and costs γ draft forwards (each c of an autoregressive forward) plus one verification "
+                "(v; γ = 0 is autoregressive decoding, v = 1). Their ratio is the ideal speedup (Leviathan et al. "
+                "2023). The sliders start at what `tiny-code-draft` and `tiny-code` measure on a 2-core CPU "
+                "(docs/BENCHMARKS.md): verifying γ + 1 tokens costs more than one token there; on a GPU v stays near "
+                "1. The Generate tab shows α, c and v of each run next to this.")
+    with gr.Row():
+        alpha = gr.Slider(0.01, 0.99, 0.71, step=0.01, label="α: acceptance of a drafted token", elem_id="th-alpha")
+        c = gr.Slider(0, 1, 0.24, step=0.01, label="c: one draft forward, in target forwards", elem_id="th-c")
+    with gr.Row():
+        v1 = gr.Slider(0.5, 3, 1.22, step=0.01, label="v₁: verifying γ = 1 (two tokens), in target forwards",
+                       elem_id="th-v1")
+        dv = gr.Slider(0, 0.3, 0.03, step=0.005, label="dv: added per further drafted token (v = v₁ + dv·(γ − 1))",
+                       elem_id="th-dv")
+        max_gamma = gr.Slider(1, 32, 12, step=1, label="largest γ drawn", elem_id="th-max-gamma")
+    summary = gr.HTML(elem_id="th-summary")
+    with gr.Row(equal_height=True):
+        tokens = gr.Plot(show_label=False, min_width=PLOT_MIN_WIDTH, elem_id="th-tokens")
+        speed = gr.Plot(show_label=False, min_width=PLOT_MIN_WIDTH, elem_id="th-speedup")
+    inputs, outputs = [alpha, c, v1, dv, max_gamma], [summary, tokens, speed]
+
+    def drawn(a, cost, v, slope, largest):
+        return views_theory.explorer(float(a), float(cost), float(v), float(slope), whole(largest, "largest γ"))
+
+    for slider in inputs:
+        slider.change(drawn, inputs, outputs, queue=False, show_progress="hidden")
+    return drawn, inputs, outputs
+
+
 def dag_tab(recorder: Recorder) -> None:
     """The DAG tab: one French number phrase translated by the DA-Transformer, the autoregressive baseline, gad (the
     baseline verifying the DAG's draft) and the plain NAT, side by side, with the DAG's graph."""
@@ -625,6 +658,8 @@ def build_app(db: str) -> gr.Blocks:
                 diffusion_tab(recorder, targets)
             with gr.Tab("DAG", id="dag"):
                 dag_tab(recorder)
+            with gr.Tab("Theory", id="theory"):
+                theory_drawn, theory_inputs, theory_outputs = theory_tab()
         replay_state = gr.State(None)
         timer = gr.Timer(REPLAY_TICK_S, active=False)
 
@@ -647,6 +682,7 @@ def build_app(db: str) -> gr.Blocks:
             chosen.input(chooser_changed, [method, *choosers], [*sampling, *param_inputs], queue=False)
 
         demo.load(history, None, [runs_table, run_pick])
+        demo.load(theory_drawn, theory_inputs, theory_outputs, queue=False)
         refresh.click(history, None, [runs_table, run_pick])
         history_tab.select(history, None, [runs_table, run_pick])
         runs_table.select(pick_row, None, run_pick)

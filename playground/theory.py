@@ -42,6 +42,12 @@ def expected_tokens(alpha: float, gamma: int) -> float:
     return (1 - alpha ** (gamma + 1)) / (1 - alpha)
 
 
+def ideal_speedup(alpha: float, gamma: int, c: float, v: float) -> float:
+    """Leviathan et al.'s speedup of drafting `gamma` tokens a step: tokens per step over the step's cost in
+    autoregressive target forwards (gamma draft forwards of cost c, one verification of cost v)."""
+    return expected_tokens(alpha, gamma) / (gamma * c + v)
+
+
 def predicted_tokens(steps: list[Step], alpha: float) -> list[float]:
     """Per step, the tokens theory expects for the length drafted then."""
     return [expected_tokens(alpha, len(s.drafted)) for s in steps]

@@ -13,7 +13,7 @@ from playground.events import ACCEPTED, RunFinished, Step
 from playground.views import COLOURS, _figure, _layout, cards_html
 
 THEORY = "#7c3aed"
-CSS = ".pg-stats.pg-theory{margin-top:8px}"
+CSS = ".pg-stats.pg-theory{margin-top:8px}\n.pg-theory-verdict{font:600 15px system-ui,sans-serif;margin:4px 0 10px}"
 
 
 def theory_figure(steps: list[Step]) -> go.Figure | None:
@@ -52,6 +52,54 @@ def add_theory_line(fig: go.Figure, steps: list[Step]) -> go.Figure:
     fig.add_scatter(x=forwards, y=expected, name=f"i.i.d. theory (α = {alpha:.2f})", mode="lines",
                     line=dict(color=THEORY, dash="dot", width=2))
     return fig
+
+
+REFERENCE_ALPHAS = (0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def verify_cost(gamma: int, v1: float, dv: float) -> float:
+    """v for a draft of gamma tokens: v1 for one drafted token (two tokens verified), dv more for each further one;
+    gamma 0 is autoregressive decoding, one token, 1 by definition."""
+    return 1.0 if gamma == 0 else v1 + dv * (gamma - 1)
+
+
+def explorer(alpha: float, c: float, v1: float, dv: float, max_gamma: int) -> tuple[str, go.Figure, go.Figure]:
+    """The Theory tab: for acceptance alpha, draft cost c and verification cost v (verify_cost), in autoregressive
+    forwards, what each draft length gamma gives: tokens per target forward, and the ideal speedup, its best
+    gamma marked. Returns (summary HTML, tokens figure, speedup figure)."""
+    gammas = list(range(0, max_gamma + 1))
+    speedups = [theory.ideal_speedup(alpha, g, c, verify_cost(g, v1, dv)) for g in gammas]
+    best = max(gammas, key=lambda g: speedups[g])
+    tokens = _figure()
+    for a in REFERENCE_ALPHAS:
+        tokens.add_scatter(x=gammas, y=[theory.expected_tokens(a, g) for g in gammas], name=f"α = {a:g}",
+                           mode="lines+text", text=[""] * max_gamma + [f"α {a:g}"], textposition="top left",
+                           textfont=dict(size=10, color="#94a3b8"), line=dict(color="#cbd5e1", width=1.5),
+                           showlegend=False)
+    tokens.add_scatter(x=gammas, y=[theory.expected_tokens(alpha, g) for g in gammas], name=f"α = {alpha:.2f}",
+                       mode="lines+markers", line=dict(color=THEORY, width=3))
+    _layout(tokens, "Tokens per target forward: (1 − α^(γ+1)) / (1 − α)", "γ (tokens drafted a step)",
+            "tokens per target forward", False)
+    speed = _figure()
+    speed.add_scatter(x=[0, max_gamma], y=[1, 1], name="autoregressive", mode="lines",
+                      line=dict(color="#9ca3af", dash="dash"))
+    speed.add_scatter(x=gammas, y=speedups, name=f"α = {alpha:.2f}, c = {c:.2f}", mode="lines+markers",
+                      line=dict(color=THEORY, width=3))
+    speed.add_scatter(x=[best], y=[speedups[best]], name=f"best: γ = {best}", mode="markers",
+                      marker=dict(size=14, color=COLOURS[ACCEPTED][0], symbol="star"))
+    _layout(speed, "Ideal speedup: tokens per step / (γ·c + v)", "γ (tokens drafted a step)",
+            "× autoregressive", False)
+    for fig in (tokens, speed):
+        fig.update_xaxes(dtick=1 if max_gamma <= 16 else None, rangemode="tozero")
+        fig.update_yaxes(rangemode="tozero")
+    verdict = ("drafting does not pay: autoregressive decoding is fastest" if best == 0 else
+               f"the best draft length is γ = {best}: {speedups[best]:.2f}× autoregressive, "
+               f"{theory.expected_tokens(alpha, best):.2f} tokens per target forward")
+    summary = cards_html([("best_gamma", str(best), "best γ"),
+                          ("best_speedup", f"{speedups[best]:.2f}×", "its ideal speedup"),
+                          ("best_tokens", f"{theory.expected_tokens(alpha, best):.2f}", "tokens per target forward"),
+                          ("verify", f"{verify_cost(best, v1, dv):.2f}", "v at that γ (autoregressive forwards)")])
+    return f'<div class="pg-theory-verdict" data-best="{best}">With these costs {verdict}.</div>' + summary, tokens, speed
 
 
 def _first_difference(a: list[int], b: list[int]) -> int | None:

@@ -717,3 +717,19 @@ def test_dag_tab_translates_four_ways_side_by_side(page):
     shown(page, "#dag-graph .pg-dag-plot .main-svg")
     snap(page, "dag_tab")
     assert page.dialogs == []
+
+
+def test_theory_tab_redraws_the_best_draft_length_as_the_sliders_move(page):
+    page.get_by_role("tab", name="Theory").click()
+    best = page.locator("#th-summary [data-best]")
+    sync_api.expect(best).to_have_attribute("data-best", re.compile(r"^[1-9]\d*$"))  # drafting pays at the start
+    start = int(best.get_attribute("data-best"))
+    shown(page, "#th-tokens svg.main-svg")
+    shown(page, "#th-speedup svg.main-svg")
+    set_value(page, "#th-alpha input[type=number]", 0.95)  # surer drafts: longer ones pay
+    page.wait_for_function(f"+document.querySelector('#th-summary [data-best]').dataset.best > {start}")
+    set_value(page, "#th-c input[type=number]", 1)  # a draft as dear as the target: drafting never pays
+    sync_api.expect(best).to_have_attribute("data-best", "0")
+    assert "does not pay" in page.locator("#th-summary").inner_text()
+    snap(page, "theory_tab")
+

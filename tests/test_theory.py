@@ -120,3 +120,16 @@ def test_the_run_view_draws_the_theory_for_chains():
     plain = [Step(index=i, tokens=[i], sources=[TARGET], p=[1.0], q=[None]) for i in range(3)]
     assert views.run_view(None, plain).theory is None
     assert len(views.run_view(None, plain).progress.data) == 2
+
+
+def test_the_theory_tab_finds_the_best_draft_length():
+    summary, tokens, speed = views_theory.explorer(alpha=0.71, c=0.24, v1=1.22, dv=0.03, max_gamma=12)
+    costs = [1.0] + [1.22 + 0.03 * (g - 1) for g in range(1, 13)]
+    want = max(range(13), key=lambda g: theory.expected_tokens(0.71, g) / (g * 0.24 + costs[g]))
+    assert f'data-best="{want}"' in summary and want >= 1
+    assert list(speed.data[1].y)[0] == pytest.approx(1.0)  # gamma 0 is autoregressive decoding itself
+    assert list(tokens.data[-1].y) == pytest.approx([theory.expected_tokens(0.71, g) for g in range(13)])
+    summary, _, _ = views_theory.explorer(alpha=0.3, c=0.9, v1=1.5, dv=0.1, max_gamma=8)
+    assert 'data-best="0"' in summary and "does not pay" in summary
+    summary, _, _ = views_theory.explorer(alpha=0.95, c=0.0, v1=1.0, dv=0.0, max_gamma=32)
+    assert 'data-best="32"' in summary  # free drafts, free verification: the longest draft wins
