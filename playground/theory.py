@@ -1,17 +1,22 @@
 """What the theory of speculative decoding predicts for a run, next to what the run measured (no Gradio here).
 
-Leviathan et al. 2023 (arXiv 2211.17192), section 3: if each drafted token is accepted independently with the same
-probability alpha, a step that drafts gamma tokens commits (1 - alpha^(gamma+1)) / (1 - alpha) tokens on average
-(the accepted ones plus the target's own), and the ideal speedup over autoregressive decoding is
+Chains, Leviathan et al. 2023 (arXiv 2211.17192), section 3: if each drafted token is accepted independently with
+the same probability alpha, a step that drafts gamma tokens commits (1 - alpha^(gamma+1)) / (1 - alpha) tokens on
+average (the accepted ones plus the target's own), and the ideal speedup over autoregressive decoding is
 tau / (gamma * c + v): tau tokens per target forward, c the cost of a draft forward and v the cost of the verifying
-forward, both in target forwards of autoregressive decoding.
+forward, both in target forwards of autoregressive decoding. alpha is estimated from the run itself:
+accepted / (accepted + rejections), the maximum-likelihood estimate for i.i.d. acceptance cut off at each step's draft
+length. Where the run's acceptance is not i.i.d. (it falls with the position in the draft, or comes in streaks, as
+copied drafts do) the measured tokens per forward part from the predicted ones; `by_position` shows where.
 
-alpha is estimated from the run itself: accepted / (accepted + rejections), the maximum-likelihood estimate for
-i.i.d. acceptance cut off at each step's draft length. Where the run's acceptance is not i.i.d. (it falls with the
-position in the draft, or comes in streaks, as copied drafts do) the measured tokens per forward part from the
-predicted ones; `by_position` shows where.
+Trees, Sequoia's positional acceptance (Chen et al. 2024, arXiv 2402.12374): once a node is accepted, its children,
+ranked by draft probability, are tried in turn, and the k-th is accepted with probability p_k when the ones before it
+were not. A node of rank k is then accepted with the probability that its parent was, times
+(1 - p_1) ... (1 - p_{k-1}) p_k, and a step commits 1 + the sum of that over its verified nodes. p_k is estimated
+from the run: of the times the k-th child was tried, the share accepted (`by_rank`). A chain is the tree with one
+child a node, p_1 = alpha.
 
-Only chains have this theory: draft trees, diffusion and DAG runs get None.
+Diffusion and DAG runs, and autoregressive ones, have no prediction (None).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from playground.events import Stats, Step
+from playground.tree import ACCEPTED, PRUNED
 
 
 def chain_steps(steps: list[Step]) -> list[Step]:
@@ -28,11 +34,55 @@ def chain_steps(steps: list[Step]) -> list[Step]:
     return steps
 
 
+def tree_steps(steps: list[Step]) -> list[Step]:
+    """The steps of a run that drafts trees, or []."""
+    return steps if steps and all(s.tree_tokens or not s.drafted for s in steps) and any(s.tree_tokens
+                                                                                         for s in steps) else []
+
+
 def acceptance(steps: list[Step]) -> float | None:
     """alpha: accepted drafted tokens / drafted tokens the target looked at (accepted + the first rejected)."""
     accepted = sum(s.accepted for s in steps)
     rejected = sum(s.accepted < len(s.drafted) for s in steps)
     return accepted / (accepted + rejected) if accepted + rejected else None
+
+
+def ranked_children(step: Step) -> dict[int, list[int]]:
+    """Each verified node's verified children (-1: the root's), most likely first by draft probability."""
+    children: dict[int, list[int]] = {}
+    for i, (parent, state) in enumerate(zip(step.tree_parents, step.tree_state)):
+        if state != PRUNED:
+            children.setdefault(parent, []).append(i)
+    for kids in children.values():
+        kids.sort(key=lambda i: -step.tree_q[i])  # stable: ties keep the drafter's order
+    return children
+
+
+def by_rank(steps: list[Step]) -> list[tuple[int, int, int]]:
+    """(sibling rank k, times the k-th child of an accepted node was tried, times it was accepted)."""
+    tried: dict[int, list[int]] = {}
+    for s in tree_steps(steps):
+        for parent, kids in ranked_children(s).items():
+            if parent >= 0 and s.tree_state[parent] != ACCEPTED:
+                continue
+            taken = next((k for k, i in enumerate(kids, 1) if s.tree_state[i] == ACCEPTED), None)
+            for k in range(1, len(kids) + 1 if taken is None else taken + 1):
+                tried.setdefault(k, [0, 0])
+                tried[k][0] += 1
+                tried[k][1] += k == taken
+    return [(k, n, a) for k, (n, a) in sorted(tried.items())]
+
+
+def tree_expected_tokens(step: Step, p: dict[int, float]) -> float:
+    """Tokens the step's verified tree commits on average under positional acceptance p (by sibling rank)."""
+    children, reach, total = ranked_children(step), {-1: 1.0}, 1.0
+    for parent in [-1, *range(len(step.tree_tokens))]:  # parents come before their children
+        miss = reach.get(parent, 0.0)
+        for k, i in enumerate(children.get(parent, []), 1):
+            reach[i] = miss * p.get(k, 0.0)
+            miss *= 1 - p.get(k, 0.0)
+            total += reach[i]
+    return total
 
 
 def expected_tokens(alpha: float, gamma: int) -> float:
@@ -66,21 +116,31 @@ def by_position(steps: list[Step]) -> list[tuple[int, int, int]]:
 
 @dataclass
 class Prediction:
-    alpha: float
+    kind: str            # "chain" (i.i.d. alpha) or "tree" (positional acceptance by sibling rank)
+    alpha: float         # chains: alpha; trees: p_1, the acceptance of a node's likeliest child
     measured: float      # tokens per target forward, measured
-    predicted: float     # tokens per target forward, i.i.d. theory at alpha and the lengths drafted
-    gamma: float         # mean draft length
+    predicted: float     # tokens per target forward the theory predicts for the drafts made
+    per_step: list[float]  # the tokens it predicts for each step
 
 
 def predict(steps: list[Step]) -> Prediction | None:
-    chain = chain_steps(steps)
-    alpha = acceptance(chain)
-    forwards = sum(s.target_forwards for s in chain)
+    chain, trees = chain_steps(steps), tree_steps(steps)
+    if chain:
+        alpha = acceptance(chain)
+        expected = predicted_tokens(chain, alpha) if alpha is not None else []
+    elif trees:
+        p = {k: a / n for k, n, a in by_rank(trees)}
+        alpha = p.get(1)
+        expected = [tree_expected_tokens(s, p) for s in trees]
+    else:
+        return None
+    runs = chain or trees
+    forwards = sum(s.target_forwards for s in runs)
     if alpha is None or not forwards:
         return None
-    return Prediction(alpha=alpha, measured=sum(len(s.tokens) for s in chain) / forwards,
-                      predicted=sum(predicted_tokens(chain, alpha)) / forwards,
-                      gamma=sum(len(s.drafted) for s in chain) / len(chain))
+    return Prediction(kind="chain" if chain else "tree", alpha=alpha,
+                      measured=sum(len(s.tokens) for s in runs) / forwards, predicted=sum(expected) / forwards,
+                      per_step=expected)
 
 
 @dataclass

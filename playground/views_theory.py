@@ -17,24 +17,31 @@ CSS = ".pg-stats.pg-theory{margin-top:8px}\n.pg-theory-verdict{font:600 15px sys
 
 
 def theory_figure(steps: list[Step]) -> go.Figure | None:
-    """Per draft position, how often the target accepted it once it got there; the i.i.d. theory says always alpha."""
-    chain = theory.chain_steps(steps)
-    prediction = theory.predict(chain)
-    rows = theory.by_position(chain)
-    if prediction is None or not rows:
+    """Chains: per draft position, how often the target accepted it once it got there (the i.i.d. theory says
+    alpha everywhere). Trees: per sibling rank, how often the k-th likeliest child of an accepted node was accepted
+    when it was tried (the p_k of positional acceptance). The title compares tokens per forward with the theory's."""
+    prediction = theory.predict(steps)
+    if prediction is None:
         return None
+    chain = prediction.kind == "chain"
+    rows = theory.by_position(theory.chain_steps(steps)) if chain else theory.by_rank(steps)
     fig = _figure()
-    fig.add_bar(x=[i for i, _, _ in rows], y=[a / n for _, n, a in rows], name="measured: accepted / reached it",
+    where = "draft position %{x}: accepted in %{customdata[1]} of the %{customdata[0]} steps that got this far" \
+        if chain else "the child ranked %{x} by draft probability: accepted in %{customdata[1]} of the " \
+                      "%{customdata[0]} times it was tried (its likelier siblings turned down)"
+    fig.add_bar(x=[i for i, _, _ in rows], y=[a / n for _, n, a in rows],
+                name="measured: accepted / reached it" if chain else "measured: accepted / tried",
                 marker_color=COLOURS[ACCEPTED][0], text=[f"{a}/{n}" for _, n, a in rows], textposition="outside",
-                customdata=[[n, a] for _, n, a in rows],
-                hovertemplate="draft position %{x}: accepted in %{customdata[1]} of the %{customdata[0]} steps "
-                              "that got this far (%{y:.0%})<extra></extra>")
-    fig.add_scatter(x=[rows[0][0] - 0.5, rows[-1][0] + 0.5], y=[prediction.alpha] * 2, mode="lines",
-                    name=f"i.i.d. theory: α = {prediction.alpha:.2f} at every position",
-                    line=dict(color=THEORY, dash="dash", width=2), hoverinfo="skip")
-    title = (f"Acceptance by draft position<br><sup>tokens per target forward: measured {prediction.measured:.2f}, "
-             f"i.i.d. theory {prediction.predicted:.2f}</sup>")
-    _layout(fig, title, "position in the draft", "accepted", False)
+                customdata=[[n, a] for _, n, a in rows], hovertemplate=where + " (%{y:.0%})<extra></extra>")
+    if chain:
+        fig.add_scatter(x=[rows[0][0] - 0.5, rows[-1][0] + 0.5], y=[prediction.alpha] * 2, mode="lines",
+                        name=f"i.i.d. theory: α = {prediction.alpha:.2f} at every position",
+                        line=dict(color=THEORY, dash="dash", width=2), hoverinfo="skip")
+    name = "i.i.d. theory" if chain else "positional theory"
+    title = (f"Acceptance by {'draft position' if chain else 'sibling rank'}<br><sup>tokens per target forward: "
+             f"measured {prediction.measured:.2f}, {name} {prediction.predicted:.2f}</sup>")
+    _layout(fig, title, "position in the draft" if chain else "rank among siblings (by draft probability)",
+            "accepted", False)
     fig.update_layout(hovermode="closest")
     fig.update_yaxes(range=[0, 1.12], tickformat=".0%")
     fig.update_xaxes(dtick=1)
@@ -42,14 +49,14 @@ def theory_figure(steps: list[Step]) -> go.Figure | None:
 
 
 def add_theory_line(fig: go.Figure, steps: list[Step]) -> go.Figure:
-    """The progress chart's third line: cumulative tokens the i.i.d. theory expects at the run's alpha."""
-    chain = theory.chain_steps(steps)
-    alpha = theory.acceptance(chain)
-    if alpha is None:
+    """The progress chart's third line: cumulative tokens the theory expects for the drafts the run made."""
+    prediction = theory.predict(steps)
+    if prediction is None:
         return fig
-    forwards = [0, *accumulate(s.target_forwards for s in chain)]
-    expected = [0, *accumulate(theory.predicted_tokens(chain, alpha))]
-    fig.add_scatter(x=forwards, y=expected, name=f"i.i.d. theory (α = {alpha:.2f})", mode="lines",
+    runs = theory.chain_steps(steps) or theory.tree_steps(steps)
+    forwards = [0, *accumulate(s.target_forwards for s in runs)]
+    name = f"i.i.d. theory (α = {prediction.alpha:.2f})" if prediction.kind == "chain" else "positional theory"
+    fig.add_scatter(x=forwards, y=[0, *accumulate(prediction.per_step)], name=name, mode="lines",
                     line=dict(color=THEORY, dash="dot", width=2))
     return fig
 
@@ -138,8 +145,10 @@ def baseline_html(steps: list[Step], finished: RunFinished | None, baseline: Run
     cards = [("speedup", f"{s.measured:.2f}×", f"autoregressive's tokens/s ({baseline.stats.tokens_per_s:.1f}, "
                                                  f"measured right after)")]
     if s.ideal is not None:
+        at = f"an i.i.d. α = {prediction.alpha:.2f}" if prediction.kind == "chain" else \
+            "positional acceptance by sibling rank"
         cards.append(("ideal", f"{s.ideal:.2f}×", f"theory: τ / (draft forwards × c + v), with τ = "
-                                                   f"{prediction.predicted:.2f} at an i.i.d. α = {prediction.alpha:.2f}"))
+                                                   f"{prediction.predicted:.2f} from {at}"))
     cards += [("from_costs", f"{s.from_costs:.2f}×", f"the same with the measured τ = {tau:.2f}; the other "
                                                       f"{s.other_share:.0%} of the time went to bookkeeping"),
               ("costs", f"c {s.c:.2f} · v {s.v:.2f}",

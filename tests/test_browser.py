@@ -423,9 +423,11 @@ def test_tree_run_shows_the_tree_view_and_its_charts(page):
     assert drawn["accepted"] == accepted and sum(drawn["nodes"]) > accepted
     assert page.locator("#live-tree .pg-legend").inner_text().count("accepted path") == 1
     for plot, title in (("#live-tree-size", "Tree size vs accepted length"),
-                        ("#live-depth-acceptance", "Acceptance by depth")):
+                        ("#live-depth-acceptance", "Acceptance by depth"),
+                        ("#live-theory", "Acceptance by sibling rank")):  # Sequoia's positional acceptance
         shown(page, f"{plot} svg.main-svg")
         assert title in page.locator(plot).inner_text()
+    assert "positional theory" in page.locator("#live-progress").inner_text()
     page.locator("#live-tree").scroll_into_view_if_needed()
     snap(page, "tree_live")
     assert page.dialogs == []

@@ -62,14 +62,71 @@ def test_acceptance_that_falls_with_position_is_told_apart_from_the_theory():
     assert theory.by_position(steps) == [(1, 20, 20), (2, 20, 0)]
 
 
-def test_only_chains_have_a_theory():
+def tree_step(index: int, parents: list[int], q: list[float], states: list[str]) -> Step:
+    """A verified draft tree; `accepted` and the committed tokens follow from the states."""
+    accepted = states.count("accepted")
+    n = accepted + 1
+    return Step(index=index, tokens=list(range(n)), sources=[ACCEPTED] * accepted + [REPLACEMENT], p=[0.9] * n,
+                q=[0.5] * accepted + [None], drafted=list(range(accepted + 1)), accepted=accepted,
+                tree_tokens=list(range(len(parents))), tree_parents=parents, tree_q=q, tree_state=states,
+                gamma=len(parents), draft_forwards=2)
+
+
+SHAPE = ([-1, -1, 0, 0, 2], [0.6, 0.3, 0.5, 0.2, 0.7])  # root: A (0), B (1); A: C (2), D (3); C: E (4)
+
+
+def positional_run(p: dict[int, float], steps: int, seed: int = 0) -> list[Step]:
+    """Steps over SHAPE whose children are tried likeliest first, the k-th accepted with probability p[k]."""
+    rng, (parents, q) = random.Random(seed), SHAPE
+    out = []
+    for index in range(steps):
+        states, at = ["unreached"] * len(parents), -1
+        while True:
+            kids = sorted((i for i, par in enumerate(parents) if par == at), key=lambda i: -q[i])
+            taken = next((i for k, i in enumerate(kids, 1) if rng.random() < p[k]), None)
+            for i in kids:
+                states[i] = "accepted" if i == taken else "rejected"
+            if taken is None:
+                break
+            at = taken
+        out.append(tree_step(index, parents, q, states))
+    return out
+
+
+def test_positional_theory_of_trees():
+    parents, q = SHAPE
+    step = tree_step(0, parents, q, ["accepted", "rejected", "accepted", "rejected", "rejected"])
+    p = {1: 0.5, 2: 0.5}
+    # A 0.5, B 0.5 * 0.5, C 0.5 * 0.5, D 0.5 * 0.5 * 0.5, E 0.25 * 0.5
+    assert theory.tree_expected_tokens(step, p) == pytest.approx(1 + 0.5 + 0.25 + 0.25 + 0.125 + 0.125)
+    assert theory.by_rank([step]) == [(1, 3, 2)]  # root: A taken; A: C taken; C: E tried, turned down
+    second = tree_step(1, parents, q, ["rejected", "accepted", "unreached", "unreached", "unreached"])
+    assert theory.by_rank([step, second]) == [(1, 4, 2), (2, 1, 1)]  # root: A turned down, then B taken
+    chain = tree_step(0, [-1, 0, 1, 2], [0.9] * 4, ["accepted"] * 4)
+    assert theory.tree_expected_tokens(chain, {1: 0.7}) == pytest.approx(theory.expected_tokens(0.7, 4))
+    pruned = tree_step(0, parents, q, ["accepted", "pruned", "rejected", "rejected", "unreached"])
+    # B was pruned, so it is not in the verified tree; with every first child sure, A, C and E are accepted
+    assert theory.tree_expected_tokens(pruned, {1: 1.0, 2: 1.0}) == pytest.approx(4.0)
+
+
+def test_on_positional_acceptance_the_tree_prediction_matches_the_run():
+    p = {1: 0.6, 2: 0.3}
+    steps = positional_run(p, 4000)
+    for k, tried, accepted in theory.by_rank(steps):
+        assert accepted / tried == pytest.approx(p[k], abs=4 * (p[k] * (1 - p[k]) / tried) ** 0.5)
+    prediction = theory.predict(steps)
+    assert prediction.kind == "tree" and prediction.alpha == pytest.approx(0.6, abs=0.03)
+    assert prediction.predicted == pytest.approx(prediction.measured, rel=0.03)
+    assert views_theory.theory_figure(steps).layout.xaxis.title.text.startswith("rank among siblings")
+
+
+def test_autoregressive_diffusion_and_dag_runs_have_no_theory():
     plain = [Step(index=i, tokens=[i], sources=[TARGET], p=[1.0], q=[None]) for i in range(3)]
-    tree = chain_step(0, 2, 1)
-    tree.tree_tokens, tree.tree_parents, tree.tree_state = [5, 6], [-1, 0], ["accepted", "rejected"]
     canvas = Step(index=0, tokens=[1], sources=[TARGET], p=[1.0], q=[None], positions=[0])
-    for steps in (plain, [tree], [canvas], []):
-        assert theory.chain_steps(steps) == [] and theory.predict(steps) is None
-        assert views_theory.theory_figure(steps) is None
+    graph = Step(index=0, tokens=[1], sources=[TARGET], p=[1.0], q=[None], dag_path=[0])
+    for steps in (plain, [canvas], [graph], []):
+        assert theory.chain_steps(steps) == [] and theory.tree_steps(steps) == []
+        assert theory.predict(steps) is None and views_theory.theory_figure(steps) is None
     assert theory.chain_steps([chain_step(0, 4, 0), *plain])  # a copying run's steps without a draft count too
 
 
