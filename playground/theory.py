@@ -22,6 +22,7 @@ Diffusion and DAG runs, and autoregressive ones, have no prediction (None).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from playground.events import Stats, Step
 from playground.tree import ACCEPTED, PRUNED
@@ -170,3 +171,40 @@ def speedup(steps: list[Step], stats: Stats, baseline: Stats) -> Speedup | None:
                    ideal=prediction.predicted / cost if prediction else None,
                    from_costs=stats.new_tokens / len(steps) / cost, c=c, v=v, draft_per_step=per_step,
                    other_share=max(0.0, 1 - (stats.draft_s + stats.verify_s) / stats.wall_s) if stats.wall_s else 0.0)
+
+
+def best_tree(p: list[float], nodes: int, depth: int) -> tuple[float, list[int]]:
+    """Sequoia's dynamic program: of all trees of at most `nodes` drafted nodes and `depth` levels, the one whose
+    expected tokens per step under positional acceptance p (p[0] for a node's likeliest child) are highest.
+    Returns (expected tokens, the tree as parents, -1 = the root, parents first)."""
+    f, miss = [], 1.0
+    for pk in p:  # f[k]: the chance that the (k+1)-th child is the one accepted, once its parent is
+        f.append(miss * pk)
+        miss *= 1 - pk
+
+    @lru_cache(maxsize=None)
+    def subtree(n: int, d: int) -> tuple[float, tuple[int, ...]]:
+        """At most n nodes, d levels below a node accepted for sure: (expected accepted nodes, the node counted,
+        and the sizes given to its children, likeliest first)."""
+        v, sizes = children(n - 1, 0, d - 1) if n > 1 and d > 0 else (0.0, ())
+        return 1.0 + v, sizes
+
+    @lru_cache(maxsize=None)
+    def children(r: int, k: int, d: int) -> tuple[float, tuple[int, ...]]:
+        """At most r nodes for the children of rank k on (each child's subtree d levels deep)."""
+        options = [(0.0, ())]
+        if k < len(f):
+            for size in range(1, r + 1):
+                v, sizes = children(r - size, k + 1, d)
+                options.append((f[k] * subtree(size, d)[0] + v, (size, *sizes)))
+        return max(options, key=lambda o: o[0])
+
+    parents: list[int] = []
+
+    def build(n: int, d: int, parent: int) -> None:
+        for size in subtree(n, d)[1]:
+            parents.append(parent)
+            build(size, d - 1, len(parents) - 1)
+
+    build(nodes + 1, depth, -1)
+    return subtree(nodes + 1, depth)[0], parents

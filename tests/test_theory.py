@@ -190,3 +190,30 @@ def test_the_theory_tab_finds_the_best_draft_length():
     assert 'data-best="0"' in summary and "does not pay" in summary
     summary, _, _ = views_theory.explorer(alpha=0.95, c=0.0, v1=1.0, dv=0.0, max_gamma=32)
     assert 'data-best="32"' in summary  # free drafts, free verification: the longest draft wins
+
+
+def test_sequoias_best_tree():
+    # one child a node: the best tree is the chain, and its value Leviathan's formula
+    assert theory.best_tree([0.7], 4, 4) == (pytest.approx(theory.expected_tokens(0.7, 4)), [-1, 0, 1, 2])
+    assert theory.best_tree([0.5, 0.5], 2, 1) == (pytest.approx(1.75), [-1, -1])  # one level: two children
+    p = {1: 0.75, 2: 0.39, 3: 0.15}
+    values = []
+    for nodes, depth in ((3, 2), (8, 3), (16, 6), (24, 8)):
+        value, parents = theory.best_tree(list(p.values()), nodes, depth)
+        assert len(parents) <= nodes and max(depth_of(parents)) <= depth
+        # the shape it returns is worth what it says, children ranked in the order given
+        q = [1.0 - 0.01 * i for i in range(len(parents))]
+        step = tree_step(0, parents, q, ["rejected"] * len(parents))
+        assert theory.tree_expected_tokens(step, p) == pytest.approx(value)
+        values.append(value)
+    assert values == sorted(values)  # more nodes and depth never make it worse
+    small = max(theory.tree_expected_tokens(tree_step(0, par, [0.9, 0.8, 0.7][:len(par)], ["rejected"] * len(par)), p)
+                for par in ([-1, -1, -1], [-1, -1, 0], [-1, -1, 1], [-1, 0, 0], [-1, 0, -1]))
+    assert theory.best_tree(list(p.values()), 3, 2)[0] == pytest.approx(small)  # every tree of 3 nodes, 2 levels
+
+
+def depth_of(parents: list[int]) -> list[int]:
+    depths = []
+    for parent in parents:
+        depths.append(1 if parent < 0 else depths[parent] + 1)
+    return depths
