@@ -408,10 +408,28 @@ def theory_tab() -> tuple:
     with gr.Row(equal_height=True):
         tokens = gr.Plot(show_label=False, min_width=PLOT_MIN_WIDTH, elem_id="th-tokens")
         speed = gr.Plot(show_label=False, min_width=PLOT_MIN_WIDTH, elem_id="th-speedup")
-    inputs, outputs = [alpha, c, v1, dv, max_gamma], [summary, tokens, speed]
+    gr.Markdown("#### The best tree (Sequoia)\nA tree tries a node's children in turn, likeliest first: the k-th is "
+                "accepted with probability p_k when the ones before it were not (positional acceptance; p_1 is α "
+                "above). Sequoia's dynamic program finds the tree with the most expected tokens within a node "
+                "budget and a depth; each level costs one draft forward (c), and verifying n nodes costs v as for "
+                "a chain of n. The Generate tab measures p_k of tree runs (acceptance by sibling rank).")
+    with gr.Row():
+        p2 = gr.Slider(0, 0.99, 0.39, step=0.01, label="p₂: second child, when the first is turned down",
+                       elem_id="th-p2")
+        p3 = gr.Slider(0, 0.99, 0.15, step=0.01, label="p₃: third child", elem_id="th-p3")
+        nodes = gr.Slider(1, 64, 12, step=1, label="node budget", elem_id="th-nodes")
+        depth = gr.Slider(1, 12, 4, step=1, label="depth", elem_id="th-depth")
+    tree_summary = gr.HTML(elem_id="th-tree-summary")
+    tree = gr.Plot(show_label=False, elem_id="th-tree")
+    inputs = [alpha, c, v1, dv, max_gamma, p2, p3, nodes, depth]
+    outputs = [summary, tokens, speed, tree_summary, tree]
 
-    def drawn(a, cost, v, slope, largest):
-        return views_theory.explorer(float(a), float(cost), float(v), float(slope), whole(largest, "largest γ"))
+    def drawn(a, cost, v, slope, largest, second, third, budget, levels):
+        a, cost, v, slope = float(a), float(cost), float(v), float(slope)
+        curves = views_theory.explorer(a, cost, v, slope, whole(largest, "largest γ"))
+        best = views_theory.best_tree_view([a, float(second), float(third)], whole(budget, "node budget"),
+                                           whole(levels, "depth"), cost, v, slope)
+        return *curves, *best
 
     for slider in inputs:
         slider.change(drawn, inputs, outputs, queue=False, show_progress="hidden")

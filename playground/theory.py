@@ -74,16 +74,22 @@ def by_rank(steps: list[Step]) -> list[tuple[int, int, int]]:
     return [(k, n, a) for k, (n, a) in sorted(tried.items())]
 
 
-def tree_expected_tokens(step: Step, p: dict[int, float]) -> float:
-    """Tokens the step's verified tree commits on average under positional acceptance p (by sibling rank)."""
-    children, reach, total = ranked_children(step), {-1: 1.0}, 1.0
+def node_acceptance(step: Step, p: dict[int, float]) -> list[float]:
+    """The probability that each node of the step's tree is accepted under positional acceptance p (by sibling
+    rank); 0 for pruned nodes."""
+    children, reach = ranked_children(step), {-1: 1.0}
     for parent in [-1, *range(len(step.tree_tokens))]:  # parents come before their children
         miss = reach.get(parent, 0.0)
         for k, i in enumerate(children.get(parent, []), 1):
             reach[i] = miss * p.get(k, 0.0)
             miss *= 1 - p.get(k, 0.0)
-            total += reach[i]
-    return total
+    return [reach.get(i, 0.0) for i in range(len(step.tree_tokens))]
+
+
+def tree_expected_tokens(step: Step, p: dict[int, float]) -> float:
+    """Tokens the step's verified tree commits on average under positional acceptance p: its accepted nodes and
+    the target's own token."""
+    return 1.0 + sum(node_acceptance(step, p))
 
 
 def expected_tokens(alpha: float, gamma: int) -> float:

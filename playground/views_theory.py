@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 
 from playground import theory
 from playground.events import ACCEPTED, RunFinished, Step
+from playground.tree import depths
 from playground.views import COLOURS, _figure, _layout, cards_html
 
 THEORY = "#7c3aed"
@@ -107,6 +108,48 @@ def explorer(alpha: float, c: float, v1: float, dv: float, max_gamma: int) -> tu
                           ("best_tokens", f"{theory.expected_tokens(alpha, best):.2f}", "tokens per target forward"),
                           ("verify", f"{verify_cost(best, v1, dv):.2f}", "v at that γ (autoregressive forwards)")])
     return f'<div class="pg-theory-verdict" data-best="{best}">With these costs {verdict}.</div>' + summary, tokens, speed
+
+
+def best_tree_view(p: list[float], nodes: int, depth: int, c: float, v1: float, dv: float) -> tuple[str, go.Figure]:
+    """The Theory tab's second part: Sequoia's best tree for acceptance by rank p within `nodes` and `depth`, drawn
+    (networkx layout of views_tree) with each node coloured by the chance it is accepted, against the best chain of
+    the same budget. Verifying n nodes costs v as for a chain of n (verify_cost); each level one draft forward."""
+    from playground import views_tree
+    value, parents = theory.best_tree(p, nodes, depth)
+    n, levels = len(parents), max(depths(parents), default=0)
+    step = Step(index=0, tokens=[], sources=[], p=[], q=[], tree_tokens=list(range(n)), tree_parents=parents,
+                tree_q=[1.0 - i / (n + 1) for i in range(n)], tree_state=["unreached"] * n)  # q: children in rank order
+    reach = theory.node_acceptance(step, {k: pk for k, pk in enumerate(p, 1)})
+    where = views_tree.positions(step)
+    fig = _figure()
+    edges = dict(x=[], y=[])
+    for i, parent in enumerate(parents):
+        for axis, a, b in (("x", where[parent][0], where[i][0]), ("y", where[parent][1], where[i][1])):
+            edges[axis] += [a, b, None]
+    fig.add_scatter(**edges, mode="lines", line=dict(color="#cbd5e1", width=1.5), hoverinfo="skip", showlegend=False)
+    ranks = [sum(1 for j in range(i) if parents[j] == parents[i]) + 1 for i in range(n)]
+    fig.add_scatter(x=[where[i][0] for i in range(n)], y=[where[i][1] for i in range(n)], mode="markers",
+                    marker=dict(size=16, color=reach, colorscale="Greens", cmin=0, cmax=1, line=dict(color="#166534"),
+                                colorbar=dict(title="P(accepted)", thickness=12)),
+                    customdata=[[r, a] for r, a in zip(ranks, reach)], showlegend=False,
+                    hovertemplate="child %{customdata[0]} of its parent<br>accepted with probability "
+                                  "%{customdata[1]:.3f}<extra></extra>")
+    fig.add_scatter(x=[0], y=[where[-1][1]], mode="markers", marker=dict(size=14, color="#111827", symbol="square"),
+                    name="the newest committed token", hoverinfo="skip")
+    chain = theory.expected_tokens(p[0], min(nodes, depth))
+    speed = value / (levels * c + verify_cost(n, v1, dv))
+    chain_speed = chain / (min(nodes, depth) * c + verify_cost(min(nodes, depth), v1, dv))
+    _layout(fig, f"Sequoia's best tree: {value:.2f} tokens per step, {speed:.2f}× autoregressive<br><sup>"
+                 f"the chain of {min(nodes, depth)}: {chain:.2f} tokens, {chain_speed:.2f}×</sup>",
+            "depth", "", False)
+    fig.update_yaxes(visible=False)
+    fig.update_xaxes(dtick=1)
+    fig.update_layout(hovermode="closest", height=420)
+    summary = cards_html([("tree_tokens", f"{value:.2f}", f"tokens per step: {n} nodes in {levels} levels"),
+                          ("tree_speedup", f"{speed:.2f}×", "its ideal speedup: tokens / (levels × c + v)"),
+                          ("chain_tokens", f"{chain:.2f}", f"the best chain within the budget ({min(nodes, depth)})"),
+                          ("chain_speedup", f"{chain_speed:.2f}×", "its ideal speedup")])
+    return summary, fig
 
 
 def _first_difference(a: list[int], b: list[int]) -> int | None:

@@ -733,5 +733,14 @@ def test_theory_tab_redraws_the_best_draft_length_as_the_sliders_move(page):
     set_value(page, "#th-c input[type=number]", 1)  # a draft as dear as the target: drafting never pays
     sync_api.expect(best).to_have_attribute("data-best", "0")
     assert "does not pay" in page.locator("#th-summary").inner_text()
+    # Sequoia's best tree: one node, one level, then wider and deeper as the budget grows
+    set_value(page, "#th-nodes input[type=number]", 1)
+    sync_api.expect(page.locator("#th-tree-summary [data-stat=tree_tokens] small")).to_contain_text("1 nodes in 1 levels")
+    set_value(page, "#th-c input[type=number]", 0.2)
+    set_value(page, "#th-nodes input[type=number]", 12)
+    sync_api.expect(page.locator("#th-tree-summary [data-stat=tree_tokens] small")).to_contain_text("12 nodes")
+    shown(page, "#th-tree svg.main-svg")
+    assert page.locator("#th-tree .scatterlayer .point").count() == 12 + 1  # the nodes and the newest token
+    assert "Sequoia's best tree" in page.locator("#th-tree").inner_text()
     snap(page, "theory_tab")
 

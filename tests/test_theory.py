@@ -217,3 +217,14 @@ def depth_of(parents: list[int]) -> list[int]:
     for parent in parents:
         depths.append(1 if parent < 0 else depths[parent] + 1)
     return depths
+
+
+def test_the_theory_tab_draws_sequoias_best_tree():
+    summary, fig = views_theory.best_tree_view([0.75, 0.39, 0.15], nodes=12, depth=4, c=0.24, v1=1.22, dv=0.03)
+    value, parents = theory.best_tree([0.75, 0.39, 0.15], 12, 4)
+    nodes = fig.data[1]
+    assert len(nodes.x) == len(parents) == 12 and max(nodes.x) == 4
+    assert sum(nodes.marker.color) == pytest.approx(value - 1)  # each node's chance of acceptance, summed
+    assert f"{value:.2f}" in summary and "12 nodes in 4 levels" in summary
+    speed = value / (4 * 0.24 + views_theory.verify_cost(12, 1.22, 0.03))
+    assert f"{speed:.2f}×" in summary and f"{theory.expected_tokens(0.75, 4):.2f}" in summary
