@@ -32,8 +32,10 @@ def cmd_generate(args) -> int:
     events = generate(req)  # validates before anything is stored
     recorder = Recorder(db_path(args.db))
     started = finished = None
-    tokenizer, ids, shown = load(req.model).tokenizer, [], ""
+    tokenizer, ids, shown, steps = load(req.model).tokenizer, [], "", []
     for ev in recorder.record(events):
+        if isinstance(ev, Step):
+            steps.append(ev)
         if isinstance(ev, Step) and not args.json:
             ids += ev.tokens
             text = tokenizer.decode(ids, skip_special_tokens=True)  # the whole output: BPE pieces may split a
@@ -51,12 +53,22 @@ def cmd_generate(args) -> int:
     if args.json:
         print(json.dumps({"run_id": finished.run_id, "method": started.method, "model": started.model,
                           "draft": started.draft, "text": finished.text, "token_ids": finished.token_ids,
-                          "stats": asdict(finished.stats)}))
+                          "stats": asdict(finished.stats), "theory": _theory(steps)}))
     else:
         s = finished.stats
         print(f"\n\n[run {finished.run_id}: {s.new_tokens} tokens, {s.tokens_per_s:.1f} tokens/s, "
               f"{s.mean_accepted:.2f} tokens per target forward]", file=sys.stderr)
     return 0
+
+
+def _theory(steps: list) -> dict | None:
+    """What theory predicts for the run's drafts (playground.theory), or None where it has no theory."""
+    from playground import theory
+    prediction = theory.predict(steps)
+    if prediction is None:
+        return None
+    return {"kind": prediction.kind, "alpha": prediction.alpha, "tokens_per_forward": prediction.measured,
+            "predicted_tokens_per_forward": prediction.predicted}
 
 
 def cmd_export(args) -> int:

@@ -17,7 +17,7 @@ from playground import cli, models
 from playground.events import RunFinished, RunStarted, Stats, Step
 from playground.methods import METHODS
 
-TOP_KEYS = {"run_id", "method", "model", "draft", "text", "token_ids", "stats"}
+TOP_KEYS = {"run_id", "method", "model", "draft", "text", "token_ids", "stats", "theory"}
 STATS_KEYS = {"new_tokens", "target_forwards", "draft_forwards", "mean_accepted", "acceptance_rate", "wall_s",
               "tokens_per_s", "draft_s", "verify_s"}
 
@@ -71,6 +71,12 @@ def test_generate_json_export_roundtrip(llama_pair, db, run_cli, stored_runs):
     assert run["result"]["stats"]["new_tokens"] == 20
     assert sum(s["accepted"] for s in run["steps"]) / sum(len(s["drafted"]) for s in run["steps"]) == \
         pytest.approx(result["stats"]["acceptance_rate"])
+    accepted = sum(s["accepted"] for s in run["steps"])  # alpha: accepted over accepted plus rejections
+    rejections = sum(s["accepted"] < len(s["drafted"]) for s in run["steps"])
+    theory = result["theory"]
+    assert theory["kind"] == "chain" and theory["alpha"] == pytest.approx(accepted / (accepted + rejections))
+    assert theory["tokens_per_forward"] == pytest.approx(result["stats"]["mean_accepted"])
+    assert 1 <= theory["predicted_tokens_per_forward"] <= 4
 
 
 def test_generate_json_autoregressive_matches_speculative(llama_pair, db, main, stored_runs):
