@@ -11,7 +11,7 @@ from typing import Iterable, NamedTuple
 
 from playground.engine import Request
 from playground.events import RunFinished, RunStarted, Stats, Step
-from playground.views import cards_html, run_so_far
+from playground.views import cards_html, first_difference, run_so_far
 
 
 class Contender(NamedTuple):
@@ -79,8 +79,7 @@ def verdict_html(finished: list[RunFinished | None], running: str = "") -> str:
         return (f'<div class="pg-verdict pg-same" data-verdict="identical">✓ Outputs identical: all three '
                 f'produced the same {len(first)} tokens as autoregressive decoding, as greedy speculative decoding '
                 f'must. {reference}</div>')
-    at = min(next((i for i, (a, b) in enumerate(zip(first, f.token_ids)) if a != b), min(len(first), len(f.token_ids)))
-             for f in done[1:] if f.token_ids != first)
+    at = min(first_difference(first, f.token_ids) for f in done[1:] if f.token_ids != first)
     return (f'<div class="pg-verdict pg-differ" data-verdict="different">✗ Outputs differ from autoregressive '
             f'decoding from token {at} on: under greedy decoding they must be identical, so a method is not '
             f'lossless. {reference}</div>')

@@ -131,6 +131,8 @@ class Prediction:
 
 
 def predict(steps: list[Step]) -> Prediction | None:
+    """What theory predicts for the drafts a run made (chains: i.i.d. alpha; trees: positional acceptance), next to
+    what it measured; None for runs without a theory or without a draft the target looked at."""
     chain, trees = chain_steps(steps), tree_steps(steps)
     if chain:
         alpha = acceptance(chain)

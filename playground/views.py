@@ -155,6 +155,13 @@ def _committed(step: Step) -> str:
                    for i, t in enumerate(step.tokens))
 
 
+def first_difference(a: list[int], b: list[int]) -> int | None:
+    """Where two outputs first differ (the shorter one's length when one extends the other); None: identical."""
+    if a == b:
+        return None
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+
+
 def run_stats(source: RunFinished | Stats | list[Step]) -> Stats:
     """Stats of a finished run, or of the steps so far (time = the steps' own time, as the recorder counts it)."""
     if isinstance(source, RunFinished):

@@ -1,5 +1,6 @@
-"""Theory next to measurement (no Gradio here): acceptance by draft position against the i.i.d. alpha, the
-predicted tokens per forward in the progress chart, and a run against an autoregressive run of the same prompt."""
+"""Theory next to measurement (no Gradio here): a run's acceptance by draft position (chains) or sibling rank
+(trees) and the tokens per forward theory predicts from it, the run against an autoregressive run of the same
+prompt, and the Theory tab: curves over the draft length and Sequoia's best tree."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from itertools import accumulate
 
 import plotly.graph_objects as go
 
-from playground import theory
+from playground import theory, views_tree
 from playground.events import ACCEPTED, RunFinished, Step
 from playground.tree import depths
-from playground.views import COLOURS, _figure, _layout, cards_html
+from playground.views import COLOURS, _figure, _layout, cards_html, first_difference
 
 THEORY = "#7c3aed"
 CSS = ".pg-stats.pg-theory{margin-top:8px}\n.pg-theory-verdict{font:600 15px system-ui,sans-serif;margin:4px 0 10px}"
@@ -114,7 +115,6 @@ def best_tree_view(p: list[float], nodes: int, depth: int, c: float, v1: float, 
     """The Theory tab's second part: Sequoia's best tree for acceptance by rank p within `nodes` and `depth`, drawn
     (networkx layout of views_tree) with each node coloured by the chance it is accepted, against the best chain of
     the same budget. Verifying n nodes costs v as for a chain of n (verify_cost); each level one draft forward."""
-    from playground import views_tree
     value, parents = theory.best_tree(p, nodes, depth)
     n, levels = len(parents), max(depths(parents), default=0)
     step = Step(index=0, tokens=[], sources=[], p=[], q=[], tree_tokens=list(range(n)), tree_parents=parents,
@@ -152,12 +152,6 @@ def best_tree_view(p: list[float], nodes: int, depth: int, c: float, v1: float, 
     return summary, fig
 
 
-def _first_difference(a: list[int], b: list[int]) -> int | None:
-    if a == b:
-        return None
-    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-
-
 def baseline_html(steps: list[Step], finished: RunFinished | None, baseline: RunFinished | None, greedy: bool,
                   running: bool = False) -> str | None:
     """The run against autoregressive decoding of the same prompt, run right after it: is the output the same
@@ -174,7 +168,7 @@ def baseline_html(steps: list[Step], finished: RunFinished | None, baseline: Run
     if not greedy:
         verdict = (f'<div class="pg-verdict" data-verdict="sampled">Sampled: the {ar} draws its own text, so the two '
                    f'differ; a lossless method keeps the target\'s distribution, not its samples.</div>')
-    elif (at := _first_difference(finished.token_ids, baseline.token_ids)) is None:
+    elif (at := first_difference(finished.token_ids, baseline.token_ids)) is None:
         verdict = (f'<div class="pg-verdict pg-same" data-verdict="identical">✓ Identical to the {ar}: the same '
                    f'{len(baseline.token_ids)} tokens, as a lossless method must write under greedy decoding.</div>')
     else:
@@ -188,10 +182,10 @@ def baseline_html(steps: list[Step], finished: RunFinished | None, baseline: Run
     cards = [("speedup", f"{s.measured:.2f}×", f"autoregressive's tokens/s ({baseline.stats.tokens_per_s:.1f}, "
                                                  f"measured right after)")]
     if s.ideal is not None:
-        at = f"an i.i.d. α = {prediction.alpha:.2f}" if prediction.kind == "chain" else \
+        source = f"an i.i.d. α = {prediction.alpha:.2f}" if prediction.kind == "chain" else \
             "positional acceptance by sibling rank"
         cards.append(("ideal", f"{s.ideal:.2f}×", f"theory: τ / (draft forwards × c + v), with τ = "
-                                                   f"{prediction.predicted:.2f} from {at}"))
+                                                   f"{prediction.predicted:.2f} from {source}"))
     cards += [("from_costs", f"{s.from_costs:.2f}×", f"the same with the measured τ = {tau:.2f}; the other "
                                                       f"{s.other_share:.0%} of the time went to bookkeeping"),
               ("costs", f"c {s.c:.2f} · v {s.v:.2f}",
