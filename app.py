@@ -587,16 +587,29 @@ def build_app(db: str) -> gr.Blocks:
             replay = recorder.replay(int(run_id))
         except PlaygroundError as exc:
             warn(str(exc))
-            return None, gr.update(), views.error_html(str(exc)), *run_panel(None, [])[1:]
+            return None, gr.update(), views.error_html(str(exc)), *run_panel(None, [])[1:], gr.update(visible=False)
+        replay = (*replay, reference_of(replay[0]))
         n = len(replay[1])
         return replay, gr.update(maximum=max(n, 1), value=n), *show(replay, n)
 
+    def reference_of(started):
+        """The autoregressive run Generate made right after this one to compare with it, if it did."""
+        if not compares_with_ar(started.method):
+            return None
+        try:
+            ar_started, _, ar_finished = recorder.replay(started.run_id + 1)
+        except PlaygroundError:
+            return None
+        return ar_finished if compare.is_reference_of(started, ar_started) else None
+
     def show(replay, k):
         if not replay:
-            return [views.status_html(None, empty=PICK_A_RUN), *run_panel(None, [])[1:]]
-        started, steps, finished = replay
+            return [views.status_html(None, empty=PICK_A_RUN), *run_panel(None, [])[1:], gr.update(visible=False)]
+        started, steps, finished, reference = replay
         k = max(0, min(int(k or 0), len(steps)))
-        return run_panel(started, steps[:k], finished, total=len(steps))
+        against = views_theory.baseline_html(steps, finished, reference, started.settings.get("temperature", 0) <= 0) \
+            if k == len(steps) and reference is not None else None  # whole outputs compared: at the last step
+        return [*run_panel(started, steps[:k], finished, total=len(steps)), shown_if(against)]
 
     def move(replay, k, delta):
         n = len(replay[1]) if replay else 0
@@ -669,7 +682,7 @@ def build_app(db: str) -> gr.Blocks:
                     position = gr.Slider(0, 1, 0, step=1, label="steps shown", scale=4, elem_id="position")
                     speed = gr.Radio([1, 4, 16], value=1, label="steps per tick", scale=1, min_width=200,
                                      elem_id="speed")
-                replay_view = view_panel("replay", PICK_A_RUN)
+                replay_view = view_panel("replay", PICK_A_RUN, baseline=True)
             with gr.Tab("Compare", id="compare"):
                 compare_tab(recorder, targets, drafts)
             with gr.Tab("Diffusion", id="diffusion"):

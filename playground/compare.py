@@ -34,6 +34,16 @@ def requests(prompt: str, model: str, draft: str | None, max_new_tokens: int) ->
                     max_new_tokens=max_new_tokens, params=dict(c.params)) for c in (REFERENCE, *CONTENDERS)]
 
 
+SAME_SETTINGS = ("max_new_tokens", "temperature", "top_k", "top_p", "seed", "stop_at_eos")
+
+
+def is_reference_of(run: RunStarted, ar: RunStarted) -> bool:
+    """Whether `ar` is autoregressive decoding of `run`'s prompt with its model and sampling settings: the run the
+    Generate tab makes right after a lossless one, to compare."""
+    return (ar.method == "autoregressive" and (ar.model, ar.prompt) == (run.model, run.prompt)
+            and all(ar.settings.get(k) == run.settings.get(k) for k in SAME_SETTINGS))
+
+
 def collect(events: Iterable) -> tuple[RunStarted | None, list[Step], RunFinished | None]:
     """A whole run: its RunStarted, steps and RunFinished."""
     run = (None, [], None)

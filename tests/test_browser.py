@@ -205,6 +205,14 @@ def test_a_greedy_run_is_checked_against_autoregressive_and_the_theory(page, app
     page.locator("#live-stats").screenshot(path=str(ARTIFACTS / "stats_before_baseline.png"))
     page.locator("#live-baseline").screenshot(path=str(ARTIFACTS / "baseline_panel.png"))
     page.locator("#live-theory").screenshot(path=str(ARTIFACTS / "theory_chart.png"))
+    # the replay finds the comparison in the database: shown at the last step, where whole outputs compare
+    open_in_history(page, run_id)
+    sync_api.expect(page.locator("#replay-baseline [data-verdict=identical]")).to_contain_text(f"run #{ar_id}")
+    assert page.locator("#replay-baseline [data-stat=speedup] b").inner_text() == \
+        page.locator("#live-baseline [data-stat=speedup] b").inner_text()
+    page.click("#back-btn")
+    hidden(page, "#replay-baseline")
+    page.get_by_role("tab", name="Generate").click()
     # unticked: no second run
     page.locator("#against-ar input").uncheck()
     start_run(page, "def area(r):\n", "prompt_lookup", max_new=16)

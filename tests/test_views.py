@@ -217,3 +217,19 @@ def test_compare_verdict_and_ratios_are_against_the_autoregressive_reference():
     assert [r.method for r in compare.requests("p", "m", "d", 8)] == ["autoregressive", "speculative",
                                                                       "tree_speculative", "tree_speculative"]
     assert compare.requests("p", "m", "d", 8)[0].draft is None
+
+
+def test_a_replayed_run_finds_the_autoregressive_run_made_to_compare_with_it():
+    from dataclasses import replace
+
+    from playground import compare
+    settings = {"max_new_tokens": 32, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "seed": 0, "stop_at_eos": True}
+    run = RunStarted(method="speculative", model="m", draft="d", prompt="p", prompt_ids=[1],
+                     settings={**settings, "gamma": 4}, run_id=7)
+    ar = RunStarted(method="autoregressive", model="m", draft=None, prompt="p", prompt_ids=[1], settings=settings,
+                    run_id=8)
+    assert compare.is_reference_of(run, ar)
+    assert not compare.is_reference_of(run, replace(ar, prompt="q"))
+    assert not compare.is_reference_of(run, replace(ar, method="speculative"))
+    assert not compare.is_reference_of(run, replace(ar, settings={**settings, "max_new_tokens": 16}))
+    assert not compare.is_reference_of(run, replace(ar, settings={**settings, "seed": 1}))
