@@ -179,8 +179,8 @@ def baseline_html(steps: list[Step], finished: RunFinished | None, baseline: Run
         return verdict
     prediction = theory.predict(steps)
     tau = finished.stats.new_tokens / len(steps)
-    cards = [("speedup", f"{s.measured:.2f}×", f"autoregressive's tokens/s ({baseline.stats.tokens_per_s:.1f}, "
-                                                 f"measured right after)")]
+    cards = [("speedup", f"{s.measured:.2f}×", f"autoregressive's speed ({baseline.stats.tokens_per_s:.1f} "
+                                                 f"tokens/s, measured right after)")]
     if s.ideal is not None:
         source = f"an i.i.d. α = {prediction.alpha:.2f}" if prediction.kind == "chain" else \
             "positional acceptance by sibling rank"
