@@ -18,8 +18,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no network: no tel
 import gradio as gr  # noqa: E402
 import plotly  # noqa: E402
 
-from playground import (compare, compare_dag, compare_diffusion, models, views, views_dag, views_diffusion,  # noqa: E402
-                        views_drafts, views_theory, views_tree)
+from playground import (compare, compare_dag, compare_diffusion, models, theory, views, views_dag,  # noqa: E402
+                        views_diffusion, views_drafts, views_theory, views_tree)
 from playground.engine import MAX_NEW_TOKENS, Request, generate, warm_up  # noqa: E402
 from playground.errors import PlaygroundError  # noqa: E402
 from playground.dag import STRATEGIES  # noqa: E402
@@ -431,8 +431,8 @@ def theory_tab() -> tuple:
                                            whole(levels, "depth"), cost, v, slope)
         return *curves, *best
 
-    for slider in inputs:
-        slider.change(drawn, inputs, outputs, queue=False, show_progress="hidden")
+    for slider in inputs:  # .input, not .change: a run explored here sets several sliders at once (app.explore)
+        slider.input(drawn, inputs, outputs, queue=False, show_progress="hidden")
     return drawn, inputs, outputs
 
 
@@ -530,12 +530,12 @@ def build_app(db: str) -> gr.Blocks:
                           max_new_tokens=whole(max_new, "max new tokens"), temperature=float(temperature or 0),
                           top_k=whole(top_k, "top-k"), top_p=float(top_p or 0), seed=whole(seed, "seed"),
                           params=chosen_params(method, dict(zip(params, param_values))))
-            yield [views.WARMING_UP, *[gr.update()] * (len(run_panel(None, [])) - 1), hidden]
+            yield [views.WARMING_UP, *[gr.update()] * (len(run_panel(None, [])) - 1), hidden, None, hidden]
             warm_up(req)
             for started, steps, finished in views.run_so_far(recorder.record(generate(req, cancel))):
                 if finished or time.perf_counter() - shown_at >= wait:
                     drawn = time.perf_counter()
-                    yield [*run_panel(started, steps, finished), hidden]
+                    yield [*run_panel(started, steps, finished), hidden, None, hidden]
                     shown_at = time.perf_counter()
                     wait = max(UPDATE_EVERY_S, 3 * (shown_at - drawn))  # drawing + sending: <= 1/4 of the time
             if finished and finished.error:
@@ -545,15 +545,18 @@ def build_app(db: str) -> gr.Blocks:
                 # then found the charts back at their empty first figure after a quick run
                 final = run_panel(started, steps, finished)
                 yield [*final, shown_if(views_theory.baseline_html(steps, finished, None, req.temperature <= 0,
-                                                                    running=True))]
+                                                                    running=True)), None, hidden]
                 ar = dataclasses.replace(req, method="autoregressive", draft=None, params={})
                 warm_up(ar)
                 baseline = compare.collect(recorder.record(generate(ar, cancel)))[2]
-                yield [*final, shown_if(views_theory.baseline_html(steps, finished, baseline, req.temperature <= 0))]
+                settings = theory.settings_of(steps, finished.stats, baseline.stats) \
+                    if baseline.status == "finished" else None
+                yield [*final, shown_if(views_theory.baseline_html(steps, finished, baseline, req.temperature <= 0)),
+                       settings, gr.update(visible=settings is not None)]
         except Exception as exc:  # shown, never a traceback: PlaygroundError says what to fix, others what broke
             message = str(exc) if isinstance(exc, PlaygroundError) else f"{type(exc).__name__}: {exc}"
             warn(message)
-            yield [views.error_html(message), *run_panel(None, [])[1:], hidden]
+            yield [views.error_html(message), *run_panel(None, [])[1:], hidden, None, hidden]
         finally:
             cancels.pop(request.session_hash, None)
 
@@ -631,7 +634,7 @@ def build_app(db: str) -> gr.Blocks:
                     "decoding next to speculative decoding, where a small draft model proposes tokens and the "
                     "target checks them in one forward pass. Every run is recorded and can be replayed.",
                     elem_id="title")
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Generate", id="generate"):
                 with gr.Row():
                     with gr.Column(scale=1, min_width=340):
@@ -664,6 +667,9 @@ def build_app(db: str) -> gr.Blocks:
                                 seed = gr.Number(0, precision=0, label="seed", elem_id="seed")
                     with gr.Column(scale=2):
                         live = view_panel("live", baseline=True)
+                        explore_btn = gr.Button("Explore this run in the Theory tab", visible=False, size="sm",
+                                                elem_id="explore-btn")
+                        explored = gr.State(None)  # theory.settings_of the run, for the Theory tab
             with gr.Tab("History", id="history") as history_tab:
                 with gr.Row():
                     run_pick = gr.Dropdown([], label="Run", scale=4, elem_id="run-pick")
@@ -698,7 +704,8 @@ def build_app(db: str) -> gr.Blocks:
         buttons = [generate_btn, stop_btn]
         idle = (gr.update(interactive=True), gr.update(interactive=False))
         generate_btn.click(arm, None, buttons, queue=False).then(
-            run, controls, live, show_progress="hidden").then(lambda: idle, None, buttons, queue=False)
+            run, controls, [*live, explored, explore_btn], show_progress="hidden").then(
+            lambda: idle, None, buttons, queue=False)
         stop_btn.click(stop, None, None, queue=False)
         sampling = [temperature, top_k, top_p, seed]
         method.change(method_changed, [method, model, draft, prompt],
@@ -714,6 +721,17 @@ def build_app(db: str) -> gr.Blocks:
 
         demo.load(history, None, [runs_table, run_pick])
         demo.load(theory_drawn, theory_inputs, theory_outputs, queue=False)
+        def explore(settings, *values):
+            """The Theory tab, drawn for the run's acceptance and costs (v held at the run's, dv 0), its sliders
+            set to them."""
+            values = dict(zip(("alpha", "c", "v", "dv", "largest", "p2", "p3", "nodes", "depth"), values))
+            for key, slider in zip(("alpha", "c", "v", "p2", "p3"), [theory_inputs[i] for i in (0, 1, 2, 5, 6)]):
+                if settings.get(key) is not None:
+                    values[key] = round(min(max(settings[key], slider.minimum), slider.maximum), 2)
+            values["dv"] = 0
+            return gr.Tabs(selected="theory"), *values.values(), *theory_drawn(*values.values())
+
+        explore_btn.click(explore, [explored, *theory_inputs], [tabs, *theory_inputs, *theory_outputs], queue=False)
         refresh.click(history, None, [runs_table, run_pick])
         history_tab.select(history, None, [runs_table, run_pick])
         runs_table.select(pick_row, None, run_pick)

@@ -166,8 +166,8 @@ class Speedup:
 
 def speedup(steps: list[Step], stats: Stats, baseline: Stats) -> Speedup | None:
     """The measured speedup over `baseline` (autoregressive), and the one the theory predicts from the costs."""
-    if not (steps and stats.target_forwards and baseline.target_forwards and baseline.tokens_per_s
-            and baseline.verify_s > 0):
+    if not (steps and stats.target_forwards and stats.verify_s > 0 and baseline.target_forwards
+            and baseline.tokens_per_s and baseline.verify_s > 0):
         return None
     one = baseline.verify_s / baseline.target_forwards
     c = stats.draft_s / stats.draft_forwards / one if stats.draft_forwards else 0.0
@@ -179,6 +179,16 @@ def speedup(steps: list[Step], stats: Stats, baseline: Stats) -> Speedup | None:
                    ideal=prediction.predicted / cost if prediction else None,
                    from_costs=stats.new_tokens / len(steps) / cost, c=c, v=v, draft_per_step=per_step,
                    other_share=max(0.0, 1 - (stats.draft_s + stats.verify_s) / stats.wall_s) if stats.wall_s else 0.0)
+
+
+def settings_of(steps: list[Step], stats: Stats, baseline: Stats) -> dict | None:
+    """A run's acceptance and costs as the Theory tab takes them: alpha, c, v (measured at the run's draft length)
+    and, for trees, p_2 and p_3; None where the run has no theory or no autoregressive run to price it against."""
+    prediction, costs = predict(steps), speedup(steps, stats, baseline)
+    if prediction is None or costs is None:
+        return None
+    p = {k: a / n for k, n, a in by_rank(steps)} if prediction.kind == "tree" else {}
+    return {"alpha": prediction.alpha, "c": costs.c, "v": costs.v, "p2": p.get(2), "p3": p.get(3)}
 
 
 def best_tree(p: list[float], nodes: int, depth: int) -> tuple[float, list[int]]:

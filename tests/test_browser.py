@@ -205,6 +205,20 @@ def test_a_greedy_run_is_checked_against_autoregressive_and_the_theory(page, app
     page.locator("#live-stats").screenshot(path=str(ARTIFACTS / "stats_before_baseline.png"))
     page.locator("#live-baseline").screenshot(path=str(ARTIFACTS / "baseline_panel.png"))
     page.locator("#live-theory").screenshot(path=str(ARTIFACTS / "theory_chart.png"))
+    # the run's acceptance and costs, explored in the Theory tab
+    run_alpha = re.search(r"α = ([\d.]+)", page.locator("#live-baseline [data-stat=ideal]").inner_text()).group(1)
+    page.click("#explore-btn")
+    alpha = page.locator("#th-alpha input[type=number]")
+    sync_api.expect(alpha).to_be_visible()
+    sync_api.expect(alpha).to_have_value(str(float(run_alpha)))
+    sync_api.expect(page.locator("#th-dv input[type=number]")).to_have_value("0")
+    c_card = page.locator("#live-baseline [data-stat=costs] b").inner_text()  # "c 0.24 · v 1.35"
+    run_c, run_v = re.findall(r"[\d.]+", c_card)
+    sync_api.expect(page.locator("#th-c input[type=number]")).to_have_value(str(float(run_c)))
+    sync_api.expect(page.locator("#th-v1 input[type=number]")).to_have_value(str(float(run_v)))
+    sync_api.expect(page.locator("#th-summary [data-best]")).to_be_visible()
+    snap(page, "theory_from_run")
+    page.get_by_role("tab", name="Generate").click()
     # the replay finds the comparison in the database: shown at the last step, where whole outputs compare
     open_in_history(page, run_id)
     sync_api.expect(page.locator("#replay-baseline [data-verdict=identical]")).to_contain_text(f"run #{ar_id}")

@@ -69,7 +69,7 @@ def tree_step(index: int, parents: list[int], q: list[float], states: list[str])
     return Step(index=index, tokens=list(range(n)), sources=[ACCEPTED] * accepted + [REPLACEMENT], p=[0.9] * n,
                 q=[0.5] * accepted + [None], drafted=list(range(accepted + 1)), accepted=accepted,
                 tree_tokens=list(range(len(parents))), tree_parents=parents, tree_q=q, tree_state=states,
-                gamma=len(parents), draft_forwards=2)
+                gamma=len(parents), draft_forwards=2, draft_s=0.01, target_s=0.05)
 
 
 SHAPE = ([-1, -1, 0, 0, 2], [0.6, 0.3, 0.5, 0.2, 0.7])  # root: A (0), B (1); A: C (2), D (3); C: E (4)
@@ -228,3 +228,19 @@ def test_the_theory_tab_draws_sequoias_best_tree():
     assert f"{value:.2f}" in summary and "12 nodes in 4 levels" in summary
     speed = value / (4 * 0.24 + views_theory.verify_cost(12, 1.22, 0.03))
     assert f"{speed:.2f}×" in summary and f"{theory.expected_tokens(0.75, 4):.2f}" in summary
+
+
+def test_a_runs_settings_for_the_theory_tab():
+    steps = [chain_step(i, 4, 4 if i % 2 else 0, draft_s=0.004, target_s=0.012) for i in range(10)]
+    stats = Stats.from_steps(steps, wall_s=0.2)
+    baseline = Stats(new_tokens=30, target_forwards=30, verify_s=0.3, wall_s=0.32, tokens_per_s=30 / 0.32)
+    settings = theory.settings_of(steps, stats, baseline)
+    assert settings == {"alpha": pytest.approx(0.8), "c": pytest.approx(0.1), "v": pytest.approx(1.2), "p2": None,
+                        "p3": None}
+    trees = positional_run({1: 0.6, 2: 0.3}, 400)
+    tree_stats = Stats.from_steps(trees, wall_s=1.0)
+    tree_settings = theory.settings_of(trees, tree_stats, baseline)
+    ranks = {k: a / n for k, n, a in theory.by_rank(trees)}
+    assert tree_settings["alpha"] == ranks[1] and tree_settings["p2"] == ranks[2] and tree_settings["p3"] is None
+    assert theory.settings_of(steps, stats, Stats()) is None  # nothing to price the costs against
+    assert theory.speedup(steps, Stats(new_tokens=3, target_forwards=1), baseline) is None  # no time recorded
