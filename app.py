@@ -421,19 +421,20 @@ def theory_tab() -> tuple:
         depth = gr.Slider(1, 12, 4, step=1, label="depth", elem_id="th-depth")
     tree_summary = gr.HTML(elem_id="th-tree-summary")
     tree = gr.Plot(show_label=False, elem_id="th-tree")
-    inputs = [alpha, c, v1, dv, max_gamma, p2, p3, nodes, depth]
+    sliders = [alpha, c, v1, dv, max_gamma, p2, p3, nodes, depth]
     outputs = [summary, tokens, speed, tree_summary, tree]
+    explored = gr.State(None)  # a run explored here (app.explore): (mean draft length, measured speedup)
 
-    def drawn(a, cost, v, slope, largest, second, third, budget, levels):
+    def drawn(a, cost, v, slope, largest, second, third, budget, levels, run=None):
         a, cost, v, slope = float(a), float(cost), float(v), float(slope)
-        curves = views_theory.explorer(a, cost, v, slope, whole(largest, "largest γ"))
+        curves = views_theory.explorer(a, cost, v, slope, whole(largest, "largest γ"), run)
         best = views_theory.best_tree_view([a, float(second), float(third)], whole(budget, "node budget"),
                                            whole(levels, "depth"), cost, v, slope)
         return *curves, *best
 
-    for slider in inputs:  # .input, not .change: a run explored here sets several sliders at once (app.explore)
-        slider.input(drawn, inputs, outputs, queue=False, show_progress="hidden")
-    return drawn, inputs, outputs
+    for slider in sliders:  # .input, not .change: a run explored here sets several sliders at once (app.explore)
+        slider.input(drawn, [*sliders, explored], outputs, queue=False, show_progress="hidden")
+    return drawn, sliders, explored, outputs
 
 
 def dag_tab(recorder: Recorder) -> None:
@@ -696,7 +697,7 @@ def build_app(db: str) -> gr.Blocks:
             with gr.Tab("DAG", id="dag"):
                 dag_tab(recorder)
             with gr.Tab("Theory", id="theory"):
-                theory_drawn, theory_inputs, theory_outputs = theory_tab()
+                theory_drawn, theory_sliders, theory_run, theory_outputs = theory_tab()
         replay_state = gr.State(None)
         timer = gr.Timer(REPLAY_TICK_S, active=False)
 
@@ -720,18 +721,20 @@ def build_app(db: str) -> gr.Blocks:
             chosen.input(chooser_changed, [method, *choosers], [*sampling, *param_inputs], queue=False)
 
         demo.load(history, None, [runs_table, run_pick])
-        demo.load(theory_drawn, theory_inputs, theory_outputs, queue=False)
+        demo.load(theory_drawn, theory_sliders, theory_outputs, queue=False)
         def explore(settings, *values):
             """The Theory tab, drawn for the run's acceptance and costs (v held at the run's, dv 0), its sliders
-            set to them."""
+            set to them, the run's own draft length and speedup marked on the speedup curve (chains)."""
             values = dict(zip(("alpha", "c", "v", "dv", "largest", "p2", "p3", "nodes", "depth"), values))
-            for key, slider in zip(("alpha", "c", "v", "p2", "p3"), [theory_inputs[i] for i in (0, 1, 2, 5, 6)]):
+            for key, slider in zip(("alpha", "c", "v", "p2", "p3"), [theory_sliders[i] for i in (0, 1, 2, 5, 6)]):
                 if settings.get(key) is not None:
                     values[key] = round(min(max(settings[key], slider.minimum), slider.maximum), 2)
             values["dv"] = 0
-            return gr.Tabs(selected="theory"), *values.values(), *theory_drawn(*values.values())
+            run = None if settings.get("gamma") is None else (settings["gamma"], settings["measured"])
+            return gr.Tabs(selected="theory"), *values.values(), run, *theory_drawn(*values.values(), run)
 
-        explore_btn.click(explore, [explored, *theory_inputs], [tabs, *theory_inputs, *theory_outputs], queue=False)
+        explore_btn.click(explore, [explored, *theory_sliders], [tabs, *theory_sliders, theory_run, *theory_outputs],
+                          queue=False)
         refresh.click(history, None, [runs_table, run_pick])
         history_tab.select(history, None, [runs_table, run_pick])
         runs_table.select(pick_row, None, run_pick)

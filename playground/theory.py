@@ -183,12 +183,16 @@ def speedup(steps: list[Step], stats: Stats, baseline: Stats) -> Speedup | None:
 
 def settings_of(steps: list[Step], stats: Stats, baseline: Stats) -> dict | None:
     """A run's acceptance and costs as the Theory tab takes them: alpha, c, v (measured at the run's draft length)
-    and, for trees, p_2 and p_3; None where the run has no theory or no autoregressive run to price it against."""
+    and, for trees, p_2 and p_3; for chains the mean length drafted (gamma); the measured speedup. None where the
+    run has no theory or no autoregressive run to price it against."""
     prediction, costs = predict(steps), speedup(steps, stats, baseline)
     if prediction is None or costs is None:
         return None
-    p = {k: a / n for k, n, a in by_rank(steps)} if prediction.kind == "tree" else {}
-    return {"alpha": prediction.alpha, "c": costs.c, "v": costs.v, "p2": p.get(2), "p3": p.get(3)}
+    tree = prediction.kind == "tree"
+    p = {k: a / n for k, n, a in by_rank(steps)} if tree else {}
+    chain = chain_steps(steps)
+    return {"alpha": prediction.alpha, "c": costs.c, "v": costs.v, "p2": p.get(2), "p3": p.get(3),
+            "gamma": None if tree else sum(len(s.drafted) for s in chain) / len(chain), "measured": costs.measured}
 
 
 def best_tree(p: list[float], nodes: int, depth: int) -> tuple[float, list[int]]:

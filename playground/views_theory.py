@@ -72,10 +72,12 @@ def verify_cost(gamma: int, v1: float, dv: float) -> float:
     return 1.0 if gamma == 0 else v1 + dv * (gamma - 1)
 
 
-def explorer(alpha: float, c: float, v1: float, dv: float, max_gamma: int) -> tuple[str, go.Figure, go.Figure]:
+def explorer(alpha: float, c: float, v1: float, dv: float, max_gamma: int,
+             run: tuple[float, float] | None = None) -> tuple[str, go.Figure, go.Figure]:
     """The Theory tab: for acceptance alpha, draft cost c and verification cost v (verify_cost), in autoregressive
     forwards, what each draft length gamma gives: tokens per target forward, and the ideal speedup, its best
-    gamma marked. Returns (summary HTML, tokens figure, speedup figure)."""
+    gamma marked; `run`, a run explored here: (its mean draft length, its measured speedup), marked too.
+    Returns (summary HTML, tokens figure, speedup figure)."""
     gammas = list(range(0, max_gamma + 1))
     speedups = [theory.ideal_speedup(alpha, g, c, verify_cost(g, v1, dv)) for g in gammas]
     best = max(gammas, key=lambda g: speedups[g])
@@ -96,6 +98,11 @@ def explorer(alpha: float, c: float, v1: float, dv: float, max_gamma: int) -> tu
                       line=dict(color=THEORY, width=3))
     speed.add_scatter(x=[best], y=[speedups[best]], name=f"best: γ = {best}", mode="markers",
                       marker=dict(size=14, color=COLOURS[ACCEPTED][0], symbol="star"))
+    if run is not None:
+        speed.add_scatter(x=[run[0]], y=[run[1]], name=f"the run explored: {run[1]:.2f}× measured", mode="markers",
+                          marker=dict(size=13, color="#111827", symbol="diamond"),
+                          hovertemplate="the run explored: %{x:.1f} tokens drafted a step on average, "
+                                        "%{y:.2f}× autoregressive measured<extra></extra>")
     _layout(speed, "Ideal speedup: tokens per step / (γ·c + v)", "γ (tokens drafted a step)",
             "× autoregressive", False)
     for fig in (tokens, speed):

@@ -217,6 +217,7 @@ def test_a_greedy_run_is_checked_against_autoregressive_and_the_theory(page, app
     sync_api.expect(page.locator("#th-c input[type=number]")).to_have_value(str(float(run_c)))
     sync_api.expect(page.locator("#th-v1 input[type=number]")).to_have_value(str(float(run_v)))
     sync_api.expect(page.locator("#th-summary [data-best]")).to_be_visible()
+    sync_api.expect(page.locator("#th-speedup")).to_contain_text("the run explored")  # its measured speedup, marked
     snap(page, "theory_from_run")
     page.get_by_role("tab", name="Generate").click()
     # the replay finds the comparison in the database: shown at the last step, where whole outputs compare

@@ -236,11 +236,14 @@ def test_a_runs_settings_for_the_theory_tab():
     baseline = Stats(new_tokens=30, target_forwards=30, verify_s=0.3, wall_s=0.32, tokens_per_s=30 / 0.32)
     settings = theory.settings_of(steps, stats, baseline)
     assert settings == {"alpha": pytest.approx(0.8), "c": pytest.approx(0.1), "v": pytest.approx(1.2), "p2": None,
-                        "p3": None}
+                        "p3": None, "gamma": 4.0, "measured": pytest.approx(stats.tokens_per_s / baseline.tokens_per_s)}
+    _, _, speed = views_theory.explorer(0.8, 0.1, 1.2, 0.0, 8, run=(settings["gamma"], settings["measured"]))
+    assert speed.data[-1].x == (4.0,) and speed.data[-1].name.startswith("the run explored")
     trees = positional_run({1: 0.6, 2: 0.3}, 400)
     tree_stats = Stats.from_steps(trees, wall_s=1.0)
     tree_settings = theory.settings_of(trees, tree_stats, baseline)
     ranks = {k: a / n for k, n, a in theory.by_rank(trees)}
     assert tree_settings["alpha"] == ranks[1] and tree_settings["p2"] == ranks[2] and tree_settings["p3"] is None
+    assert tree_settings["gamma"] is None  # a tree has no one draft length to mark on the chain's curve
     assert theory.settings_of(steps, stats, Stats()) is None  # nothing to price the costs against
     assert theory.speedup(steps, Stats(new_tokens=3, target_forwards=1), baseline) is None  # no time recorded
