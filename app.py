@@ -213,7 +213,7 @@ def view_panel(prefix: str, empty: str | None = None, baseline: bool = False) ->
     with gr.Row(equal_height=True):
         drafts = chart(f"{prefix}-drafts")
         confidence = chart(f"{prefix}-confidence")
-        theory = chart(f"{prefix}-theory")  # chains: acceptance by draft position against the i.i.d. theory
+        theory = chart(f"{prefix}-theory")  # acceptance by draft position (chains) or sibling rank (trees)
     layers = gr.HTML(visible=False, js_on_load=None, elem_id=f"{prefix}-layers")
     copies = gr.HTML(visible=False, js_on_load=views_drafts.COPY_HOVER_JS, elem_id=f"{prefix}-copies")
     return [status, chips, step, stats, accepted, progress, drafts, confidence, layers, copies, tree, tree_size,
@@ -524,6 +524,7 @@ def build_app(db: str) -> gr.Blocks:
         cancel = cancels.setdefault(request.session_hash, threading.Event())
         started, steps, finished, shown_at, wait = None, [], None, 0.0, 0.0
         hidden = gr.update(visible=False)
+        no_comparison = [hidden, None, hidden]  # the comparison panel, the run's theory settings, Explore
         try:
             uses = method in METHODS and takes_draft(METHODS[method])
             req = Request(prompt=prompt or "", model=model or "", method=method or "",
@@ -531,12 +532,12 @@ def build_app(db: str) -> gr.Blocks:
                           max_new_tokens=whole(max_new, "max new tokens"), temperature=float(temperature or 0),
                           top_k=whole(top_k, "top-k"), top_p=float(top_p or 0), seed=whole(seed, "seed"),
                           params=chosen_params(method, dict(zip(params, param_values))))
-            yield [views.WARMING_UP, *[gr.update()] * (len(run_panel(None, [])) - 1), hidden, None, hidden]
+            yield [views.WARMING_UP, *[gr.update()] * (len(run_panel(None, [])) - 1), *no_comparison]
             warm_up(req)
             for started, steps, finished in views.run_so_far(recorder.record(generate(req, cancel))):
                 if finished or time.perf_counter() - shown_at >= wait:
                     drawn = time.perf_counter()
-                    yield [*run_panel(started, steps, finished), hidden, None, hidden]
+                    yield [*run_panel(started, steps, finished), *no_comparison]
                     shown_at = time.perf_counter()
                     wait = max(UPDATE_EVERY_S, 3 * (shown_at - drawn))  # drawing + sending: <= 1/4 of the time
             if finished and finished.error:
@@ -546,7 +547,7 @@ def build_app(db: str) -> gr.Blocks:
                 # then found the charts back at their empty first figure after a quick run
                 final = run_panel(started, steps, finished)
                 yield [*final, shown_if(views_theory.baseline_html(steps, finished, None, req.temperature <= 0,
-                                                                    running=True)), None, hidden]
+                                                                    running=True)), *no_comparison[1:]]
                 ar = dataclasses.replace(req, method="autoregressive", draft=None, params={})
                 warm_up(ar)
                 baseline = compare.collect(recorder.record(generate(ar, cancel)))[2]
@@ -557,7 +558,7 @@ def build_app(db: str) -> gr.Blocks:
         except Exception as exc:  # shown, never a traceback: PlaygroundError says what to fix, others what broke
             message = str(exc) if isinstance(exc, PlaygroundError) else f"{type(exc).__name__}: {exc}"
             warn(message)
-            yield [views.error_html(message), *run_panel(None, [])[1:], hidden, None, hidden]
+            yield [views.error_html(message), *run_panel(None, [])[1:], *no_comparison]
         finally:
             cancels.pop(request.session_hash, None)
 

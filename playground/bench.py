@@ -36,8 +36,6 @@ class Tally:
     tokens: int = 0
     seconds: float = 0.0
     target_forwards: int = 0
-    accepted: int = 0
-    drafted: int = 0
     outputs: list = field(default_factory=list)
     steps: list = field(default_factory=list)  # every run's steps (ours only): the theory columns read them
     perplexity: list = field(default_factory=list)
@@ -47,6 +45,7 @@ class Tally:
     runs: int = 0
 
     def row(self, baseline: "Tally | None") -> dict:
+        drafted = sum(s.proposed for s in self.steps)
         tps = self.tokens / self.seconds if self.seconds else 0.0
         base_tps = baseline.tokens / baseline.seconds if baseline and baseline.seconds else None
         latency = self.seconds / self.runs if self.runs else None
@@ -55,7 +54,7 @@ class Tally:
                 "latency_ms": 1000 * latency if latency else None,
                 "latency_speedup": base_latency / latency if latency and base_latency else None,
                 "mean_accepted": self.tokens / self.target_forwards if self.target_forwards else None,
-                "acceptance_rate": self.accepted / self.drafted if self.drafted else None,
+                "acceptance_rate": sum(s.accepted for s in self.steps) / drafted if drafted else None,
                 "identical_to_baseline": baseline.outputs == self.outputs if baseline else None,
                 "new_tokens": self.tokens, "seconds": self.seconds, "target_forwards": self.target_forwards,
                 **({"generative_perplexity": quality.pooled_perplexity(self.perplexity),
@@ -64,15 +63,17 @@ class Tally:
                 **self.translation, **self.theory(baseline)}
 
     def theory(self, baseline: "Tally | None") -> dict:
-        """The i.i.d. theory of chains (alpha, predicted tokens per forward and speedup) and the speedup the
-        forwards' costs alone explain; see playground.theory."""
+        """What theory predicts (chains: i.i.d. alpha; trees: positional acceptance, alpha = p_1): tokens per
+        forward and the ideal speedup, and the speedup the forwards' costs alone explain; see playground.theory."""
         if not (self.steps and baseline and baseline.steps and baseline is not self):
             return {}
         s = theory.speedup(self.steps, Stats.from_steps(self.steps, self.seconds),
                            Stats.from_steps(baseline.steps, baseline.seconds))
-        p = theory.predict(self.steps)
-        return {"cost_speedup": s.from_costs if s else None, **({"c": s.c, "v": s.v} if s else {}),
-                **({"alpha": p.alpha, "theory_tok_fwd": p.predicted, "ideal_speedup": s.ideal} if p and s else {})}
+        if s is None:
+            return {}
+        p = s.prediction
+        return {"cost_speedup": s.from_costs, "c": s.c, "v": s.v,
+                **({"alpha": p.alpha, "theory_tok_fwd": p.predicted, "ideal_speedup": s.ideal} if p else {})}
 
 
 def mean(values: list) -> float | None:
@@ -224,8 +225,6 @@ def benchmark(model: str, draft: str | None, methods: list[str], prompts: list[s
             ids, seconds, forwards, steps = once(method, prompts[i], max_new_tokens)
             t = tallies[method]
             t.tokens, t.seconds, t.target_forwards = t.tokens + len(ids), t.seconds + seconds, t.target_forwards + forwards
-            t.accepted += sum(s.accepted for s in steps)
-            t.drafted += sum(s.proposed for s in steps)
             t.runs += 1
             t.steps += steps
             if r == 0:

@@ -36,7 +36,8 @@ def cmd_generate(args) -> int:
     for ev in recorder.record(events):
         if isinstance(ev, Step):
             steps.append(ev)
-        if isinstance(ev, Step) and not args.json:
+            if args.json:
+                continue
             ids += ev.tokens
             text = tokenizer.decode(ids, skip_special_tokens=True)  # the whole output: BPE pieces may split a
             if not text.endswith("\ufffd"):  # character, which shows as U+FFFD until its last byte comes

@@ -128,6 +128,8 @@ class Prediction:
     measured: float      # tokens per target forward, measured
     predicted: float     # tokens per target forward the theory predicts for the drafts made
     per_step: list[float]  # the tokens it predicts for each step
+    forwards: list[int]  # the target forwards of each step
+    rows: list[tuple[int, int, int]]  # what the acceptance was estimated from: by_position (chains), by_rank (trees)
 
 
 def predict(steps: list[Step]) -> Prediction | None:
@@ -135,21 +137,22 @@ def predict(steps: list[Step]) -> Prediction | None:
     what it measured; None for runs without a theory or without a draft the target looked at."""
     chain, trees = chain_steps(steps), tree_steps(steps)
     if chain:
-        alpha = acceptance(chain)
+        alpha, rows = acceptance(chain), by_position(chain)
         expected = predicted_tokens(chain, alpha) if alpha is not None else []
     elif trees:
-        p = {k: a / n for k, n, a in by_rank(trees)}
+        rows = by_rank(trees)
+        p = {k: a / n for k, n, a in rows}
         alpha = p.get(1)
         expected = [tree_expected_tokens(s, p) for s in trees]
     else:
         return None
     runs = chain or trees
-    forwards = sum(s.target_forwards for s in runs)
-    if alpha is None or not forwards:
+    forwards = [s.target_forwards for s in runs]
+    if alpha is None or not sum(forwards):
         return None
     return Prediction(kind="chain" if chain else "tree", alpha=alpha,
-                      measured=sum(len(s.tokens) for s in runs) / forwards, predicted=sum(expected) / forwards,
-                      per_step=expected)
+                      measured=sum(len(s.tokens) for s in runs) / sum(forwards),
+                      predicted=sum(expected) / sum(forwards), per_step=expected, forwards=forwards, rows=rows)
 
 
 @dataclass
@@ -162,6 +165,7 @@ class Speedup:
     v: float                 # one verifying target forward / one autoregressive target forward
     draft_per_step: float    # draft forwards per step
     other_share: float       # share of the run's wall time outside draft and target forwards
+    prediction: Prediction | None  # what the ideal speedup rests on
 
 
 def speedup(steps: list[Step], stats: Stats, baseline: Stats) -> Speedup | None:
@@ -178,21 +182,22 @@ def speedup(steps: list[Step], stats: Stats, baseline: Stats) -> Speedup | None:
     return Speedup(measured=stats.tokens_per_s / baseline.tokens_per_s,
                    ideal=prediction.predicted / cost if prediction else None,
                    from_costs=stats.new_tokens / len(steps) / cost, c=c, v=v, draft_per_step=per_step,
-                   other_share=max(0.0, 1 - (stats.draft_s + stats.verify_s) / stats.wall_s) if stats.wall_s else 0.0)
+                   other_share=max(0.0, 1 - (stats.draft_s + stats.verify_s) / stats.wall_s) if stats.wall_s else 0.0,
+                   prediction=prediction)
 
 
 def settings_of(steps: list[Step], stats: Stats, baseline: Stats) -> dict | None:
     """A run's acceptance and costs as the Theory tab takes them: alpha, c, v (measured at the run's draft length)
     and, for trees, p_2 and p_3; for chains the mean length drafted (gamma); the measured speedup. None where the
     run has no theory or no autoregressive run to price it against."""
-    prediction, costs = predict(steps), speedup(steps, stats, baseline)
-    if prediction is None or costs is None:
+    costs = speedup(steps, stats, baseline)
+    prediction = costs.prediction if costs else None
+    if prediction is None:
         return None
     tree = prediction.kind == "tree"
-    p = {k: a / n for k, n, a in by_rank(steps)} if tree else {}
-    chain = chain_steps(steps)
+    p = {k: a / n for k, n, a in prediction.rows} if tree else {}
     return {"alpha": prediction.alpha, "c": costs.c, "v": costs.v, "p2": p.get(2), "p3": p.get(3),
-            "gamma": None if tree else sum(len(s.drafted) for s in chain) / len(chain), "measured": costs.measured}
+            "gamma": None if tree else sum(len(s.drafted) for s in steps) / len(steps), "measured": costs.measured}
 
 
 def best_tree(p: list[float], nodes: int, depth: int) -> tuple[float, list[int]]:

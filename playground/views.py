@@ -78,7 +78,7 @@ class RunView(NamedTuple):
     depth_acceptance: go.Figure | None = None
     # views_diffusion: the canvas of diffusion runs, animated
     canvas: str | None = None
-    # views_theory: chains' acceptance by draft position against the i.i.d. theory
+    # views_theory: acceptance by draft position (chains) or sibling rank (trees), what theory rests on
     theory: go.Figure | None = None
 
 
@@ -294,7 +294,7 @@ def run_view(started: RunStarted | None, steps: list[Step], finished: RunFinishe
     In a replay stopped before the last step the stats come from the steps shown, as they did live. A diffusion
     run shows its canvas, its text in position order and its own two charts instead of the drafting views.
     """
-    from playground import views_diffusion as dlm, views_drafts as drafts, views_theory as theory, \
+    from playground import theory, views_diffusion as dlm, views_drafts as drafts, views_theory, \
         views_tree as trees  # they use helpers here
     partial = total is not None and len(steps) < total
     position = f"step {len(steps)} of {total}" if total is not None else ""
@@ -306,9 +306,10 @@ def run_view(started: RunStarted | None, steps: list[Step], finished: RunFinishe
                        dlm.step_html(steps[-1] if steps else None), stats_html(stats_source),
                        dlm.commits_figure(steps), dlm.forwards_figure(steps),
                        canvas=dlm.canvas_html(started, steps, done))
+    prediction = theory.predict(steps)
     return RunView(status_html(started, finished, position), chips_html(steps, prompt),
                    step_html(steps[-1] if steps else None), stats_html(stats_source),
-                   accepted_figure(steps), theory.add_theory_line(progress_figure(steps), steps),
+                   accepted_figure(steps), views_theory.add_theory_line(progress_figure(steps), prediction),
                    drafts.draft_length_figure(steps), drafts.confidence_figure(steps), drafts.layer_stack_html(steps),
                    drafts.copy_html(started, steps), trees.tree_html(started, steps), trees.tree_size_figure(steps),
-                   trees.depth_acceptance_figure(steps), theory=theory.theory_figure(steps))
+                   trees.depth_acceptance_figure(steps), theory=views_theory.theory_figure(prediction))

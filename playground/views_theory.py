@@ -18,15 +18,13 @@ THEORY = "#7c3aed"
 CSS = ".pg-stats.pg-theory{margin-top:8px}\n.pg-theory-verdict{font:600 15px system-ui,sans-serif;margin:4px 0 10px}"
 
 
-def theory_figure(steps: list[Step]) -> go.Figure | None:
+def theory_figure(prediction: theory.Prediction | None) -> go.Figure | None:
     """Chains: per draft position, how often the target accepted it once it got there (the i.i.d. theory says
     alpha everywhere). Trees: per sibling rank, how often the k-th likeliest child of an accepted node was accepted
     when it was tried (the p_k of positional acceptance). The title compares tokens per forward with the theory's."""
-    prediction = theory.predict(steps)
     if prediction is None:
         return None
-    chain = prediction.kind == "chain"
-    rows = theory.by_position(theory.chain_steps(steps)) if chain else theory.by_rank(steps)
+    chain, rows = prediction.kind == "chain", prediction.rows
     fig = _figure()
     where = "draft position %{x}: accepted in %{customdata[1]} of the %{customdata[0]} steps that got this far" \
         if chain else "the child ranked %{x} by draft probability: accepted in %{customdata[1]} of the " \
@@ -50,15 +48,13 @@ def theory_figure(steps: list[Step]) -> go.Figure | None:
     return fig
 
 
-def add_theory_line(fig: go.Figure, steps: list[Step]) -> go.Figure:
+def add_theory_line(fig: go.Figure, prediction: theory.Prediction | None) -> go.Figure:
     """The progress chart's third line: cumulative tokens the theory expects for the drafts the run made."""
-    prediction = theory.predict(steps)
     if prediction is None:
         return fig
-    runs = theory.chain_steps(steps) or theory.tree_steps(steps)
-    forwards = [0, *accumulate(s.target_forwards for s in runs)]
     name = f"i.i.d. theory (α = {prediction.alpha:.2f})" if prediction.kind == "chain" else "positional theory"
-    fig.add_scatter(x=forwards, y=[0, *accumulate(prediction.per_step)], name=name, mode="lines",
+    fig.add_scatter(x=[0, *accumulate(prediction.forwards)], y=[0, *accumulate(prediction.per_step)], name=name,
+                    mode="lines",
                     line=dict(color=THEORY, dash="dot", width=2))
     return fig
 
@@ -184,7 +180,7 @@ def baseline_html(steps: list[Step], finished: RunFinished | None, baseline: Run
     s = theory.speedup(steps, finished.stats, baseline.stats)
     if s is None:
         return verdict
-    prediction = theory.predict(steps)
+    prediction = s.prediction
     tau = finished.stats.new_tokens / len(steps)
     cards = [("speedup", f"{s.measured:.2f}×", f"autoregressive's speed ({baseline.stats.tokens_per_s:.1f} "
                                                  f"tokens/s, measured right after)")]

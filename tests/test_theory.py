@@ -117,7 +117,7 @@ def test_on_positional_acceptance_the_tree_prediction_matches_the_run():
     prediction = theory.predict(steps)
     assert prediction.kind == "tree" and prediction.alpha == pytest.approx(0.6, abs=0.03)
     assert prediction.predicted == pytest.approx(prediction.measured, rel=0.03)
-    assert views_theory.theory_figure(steps).layout.xaxis.title.text.startswith("rank among siblings")
+    assert views_theory.theory_figure(prediction).layout.xaxis.title.text.startswith("rank among siblings")
 
 
 def test_autoregressive_diffusion_and_dag_runs_have_no_theory():
@@ -126,7 +126,7 @@ def test_autoregressive_diffusion_and_dag_runs_have_no_theory():
     graph = Step(index=0, tokens=[1], sources=[TARGET], p=[1.0], q=[None], dag_path=[0])
     for steps in (plain, [canvas], [graph], []):
         assert theory.chain_steps(steps) == [] and theory.tree_steps(steps) == []
-        assert theory.predict(steps) is None and views_theory.theory_figure(steps) is None
+        assert theory.predict(steps) is None and views.run_view(None, steps).theory is None
     assert theory.chain_steps([chain_step(0, 4, 0), *plain])  # a copying run's steps without a draft count too
 
 
