@@ -137,13 +137,19 @@ def check_tree_attention(model: torch.nn.Module) -> None:
     _mask_ok[model] = True
 
 
+@torch.inference_mode()  # the cache holds inference tensors, which only change in place inside it
 def keep_path(lm: CachedLM, committed: int, path: list[int]) -> None:
     """After forward_tree: keep the `committed` tokens and the nodes of `path` (node indices, root's child first),
-    in that order, in every layer's cache; drop the other branches."""
-    keep = torch.tensor(list(range(committed)) + [committed + i for i in path])
-    for layer in lm.cache.layers:
-        layer.keys = layer.keys.index_select(-2, keep)
-        layer.values = layer.values.index_select(-2, keep)
+    in that order, in every layer's cache; drop the other branches.
+
+    The path's entries are moved down in place to follow the committed tokens, then the rest is cropped: this
+    copies a few rows per layer, where gathering the kept rows into new tensors would copy the whole cache."""
+    if path != list(range(len(path))):  # a path through the first nodes is already where it belongs
+        src = torch.tensor([committed + i for i in path])
+        for layer in lm.cache.layers:
+            layer.keys[..., committed:committed + len(path), :] = layer.keys.index_select(-2, src)
+            layer.values[..., committed:committed + len(path), :] = layer.values.index_select(-2, src)
+    lm.crop(committed + len(path))
 
 
 def children_of(parents: list[int]) -> dict[int, list[int]]:
