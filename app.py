@@ -150,6 +150,14 @@ def suited_inputs(method: str, model: str, draft: str, prompt: str) -> list[dict
             gr.update(value=examples[1][0]) if prompt in examples[0] else gr.update()]
 
 
+def room_of(model: str, wanted) -> dict:
+    """The max-new-tokens slider, ending where the shipped model's context does (other models: the engine's limit)."""
+    room = models.shipped_room(model)
+    top = min(MAX_NEW_TOKENS, room) if room else MAX_NEW_TOKENS
+    return gr.update(maximum=top, value=min(int(wanted or 1), top),
+                     info=f"at most {top} with {model.strip()}" if room else None)
+
+
 def param_input(p: Param, method: str):
     """The input of parameter `p`, as `method` (the one chosen at start) sets it."""
     p = next((q for q in METHODS[method].params if q.name == p.name), p)
@@ -712,6 +720,10 @@ def build_app(db: str) -> gr.Blocks:
         sampling = [temperature, top_k, top_p, seed]
         method.change(method_changed, [method, model, draft, prompt],
                       [model, prompt, draft, method_info, against_ar, *sampling, *param_inputs], queue=False)
+        wanted = gr.State(128)  # the max new tokens a person asked for, restored once a model has room for it
+        max_new.input(lambda value: value, max_new, wanted, queue=False)
+        model.change(room_of, [model, wanted], max_new, queue=False)
+        demo.load(room_of, [model, wanted], max_new, queue=False)
         choosers = [param_inputs[list(params).index(name)] for name in CHOOSERS]
 
         def chooser_changed(name, *values):

@@ -69,9 +69,7 @@ class LoadedModel:
 
     @property
     def max_positions(self) -> int | None:
-        cfg = self.model.config
-        return (getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
-                or getattr(cfg, "max_source_positions", None))
+        return config_positions(self.model.config)
 
     @property
     def kind(self) -> str:
@@ -123,6 +121,29 @@ def shipped_kind(name: str) -> str | None:
     import playground.dat  # noqa: F401  (registers the DA-Transformer with the Auto classes)
     path = shipped_models().get((name or "").strip())
     return config_kind(AutoConfig.from_pretrained(path)) if path else None
+
+
+def config_positions(cfg) -> int | None:
+    """The positions a model reads: a causal or masked LM's context, an encoder-decoder's (each side has as many),
+    a DA-Transformer's source."""
+    return (getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
+            or getattr(cfg, "max_source_positions", None))
+
+
+@functools.lru_cache(maxsize=None)
+def shipped_room(name: str) -> int | None:
+    """The most new tokens the shipped model `name` can write: its context less one prompt token (an
+    encoder-decoder: its decoder's positions less the start token). None for other names, and for a
+    DA-Transformer, whose output length its graph decides."""
+    from transformers import AutoConfig
+
+    import playground.dat  # noqa: F401  (registers the DA-Transformer with the Auto classes)
+    path = shipped_models().get((name or "").strip())
+    if path is None:
+        return None
+    cfg = AutoConfig.from_pretrained(path)
+    positions = config_positions(cfg)
+    return positions - 1 if positions and config_kind(cfg) != "dag" else None
 
 
 def shipped_models() -> dict[str, Path]:

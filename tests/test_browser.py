@@ -332,6 +332,19 @@ def test_method_choice_resets_shared_inputs_and_shows_schedule_inputs(page):
     hidden(page, "#param-max_reject")
 
 
+def test_max_new_tokens_ends_where_the_model_context_does(page):
+    box = page.locator("#max-new input[type=number]")
+    sync_api.expect(box).to_have_attribute("max", "1023")  # tiny-code's 1,024 positions, the prompt's included
+    set_value(page, "#max-new input[type=number]", 200)
+    set_value(page, "#model input", "tiny-numbers-ar")  # 64 decoder positions, the start token first
+    sync_api.expect(box).to_have_value("63")
+    sync_api.expect(box).to_have_attribute("max", "63")
+    assert "at most 63 with tiny-numbers-ar" in page.locator("#max-new").inner_text()
+    set_value(page, "#model input", MODEL)  # room again: the 200 asked for comes back
+    sync_api.expect(box).to_have_value("200")
+    sync_api.expect(box).to_have_attribute("max", "1023")
+
+
 def test_greedy_only_methods_lock_the_sampling_inputs_and_others_unlock_them(page):
     temperature = page.locator("#temperature input[type=number]")
     set_value(page, "#temperature input[type=number]", 0.7)
