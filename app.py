@@ -18,15 +18,17 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no network: no tel
 import gradio as gr  # noqa: E402
 import plotly  # noqa: E402
 
-from playground import (compare, compare_dag, compare_diffusion, models, theory, views, views_dag,  # noqa: E402
-                        views_diffusion, views_drafts, views_theory, views_tree)
+from playground import (compare, compare_dag, compare_diffusion, models, playback, theory, views,  # noqa: E402
+                        views_dag, views_diffusion, views_drafts, views_theory, views_tree)
 from playground.engine import MAX_NEW_TOKENS, Request, generate, warm_up  # noqa: E402
 from playground.errors import PlaygroundError  # noqa: E402
 from playground.dag import STRATEGIES  # noqa: E402
 from playground.methods import METHODS, Param, dag, diffusion, schedules  # noqa: E402
 from playground.recorder import Recorder, db_path  # noqa: E402
 
-UPDATE_EVERY_S = 0.15   # at most this often a live view is re-drawn (plus the final one)
+UPDATE_EVERY_S = 0.15   # at most this often a run played back is re-drawn (plus the final one)
+PROGRESS_EVERY_S = 0.5  # how often the progress line of a run being timed is updated (a few bytes, no charts)
+SETTLE_S = 0.3          # before timing anything, time for the browser to finish drawing what it was last sent
 WARNING_S = 6           # how long a warning pop-up stays: the panel keeps the message, so they need not pile up
 REPLAY_TICK_S = 0.3
 PLOT_MIN_WIDTH = 300  # two charts side by side where they fit, else one under the other
@@ -54,6 +56,20 @@ PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 PLOTLY_HEAD = f'<script src="gradio_api/file={PLOTLY_JS}"></script>'
 THEME = gr.themes.Soft(primary_hue="indigo", font=["system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"],
                        font_mono=["ui-monospace", "Menlo", "Consolas", "monospace"])
+
+
+def warm_up_all(requests) -> None:
+    """Warm up each request's method and models (engine.warm_up), then give the browser time to draw what it was
+    sent, so that neither first calls nor drawing slow down the timed runs that follow."""
+    for request in requests:
+        warm_up(request)
+    time.sleep(SETTLE_S)
+
+
+def progress_only(line: str, outputs: list) -> list:
+    """While runs are timed only the line that says which one is running changes: drawing more, in a browser on
+    the same cores, would slow the runs down."""
+    return [line, *[gr.update()] * (len(outputs) - 1)]
 
 
 def warn(message: str) -> None:
@@ -248,10 +264,27 @@ def panel(view: views.RunView) -> list:
     return [shown_if(value) if name in views.OPTIONAL else value for name, value in zip(view._fields, view)]
 
 
-def run_panel(started, steps: list, finished=None, total: int | None = None) -> list:
+def run_panel(started, steps: list, finished=None, total: int | None = None, note: str = "") -> list:
     """The values of all of view_panel's components after `steps`: views.run_view's, then the DAG graph (shown for
-    runs whose steps carry one: dag, gad)."""
-    return [*panel(views.run_view(started, steps, finished, total)), shown_if(views_dag.dag_html(started, steps))]
+    runs whose steps carry one: dag, gad). `note`: said in the status line instead of the step count."""
+    view = views.run_view(started, steps, finished, total)
+    if note:
+        view = view._replace(status=views.status_html(started, finished, note))
+    return [*panel(view), shown_if(views_dag.dag_html(started, steps))]
+
+
+def play_back(started, steps: list, cancel: threading.Event, tail: list):
+    """A run's panel after more and more of its recorded steps, at the pace they were made (faster for a long run:
+    playback.pace), up to the last but one: the caller shows the last. `tail`: the outputs after the panel."""
+    ends = playback.step_ends(steps)
+    speed, begun, shown = playback.pace(ends), time.perf_counter(), 0
+    while not cancel.is_set():
+        shown = max(shown + 1, playback.steps_by(ends, (time.perf_counter() - begun) * speed))
+        if shown >= len(steps):
+            return
+        drawn = time.perf_counter()
+        yield [*run_panel(started, steps[:shown], note=playback.playing_note(shown, len(steps), speed)), *tail]
+        time.sleep(max(UPDATE_EVERY_S, 3 * (time.perf_counter() - drawn)))  # drawing: at most 1/4 of the time
 
 
 def compare_tab(recorder: Recorder, targets: list[str], drafts: list[str]) -> None:
@@ -301,10 +334,9 @@ def compare_tab(recorder: Recorder, targets: list[str], drafts: list[str]) -> No
         try:
             requests = compare.requests(prompt or "", model or "", draft or None, whole(max_new, "max new tokens"))
             yield shown(results, "a short warm-up of each method")
-            for request in requests:
-                warm_up(request)
+            warm_up_all(requests)
             for i, (c, request) in enumerate(zip(runs, requests)):
-                yield shown(results, c.title)
+                yield progress_only(compare.verdict_html([r[2] if r else None for r in results], c.title), outputs)
                 results[i] = compare.collect(recorder.record(generate(request)))
             yield shown(results)
         except Exception as exc:  # shown, never a traceback
@@ -366,18 +398,17 @@ def diffusion_tab(recorder: Recorder, targets: list[str]) -> None:
             wanted = cd.parse_thresholds(thresholds) if (thresholds or "").strip() else []
             requests = cd.requests(prompt or "", model or "", n, strategy, float(threshold), size)
             yield shown(runs, judged, points, "a short warm-up of each setting")
-            for request in requests:
-                warm_up(request)
+            warm_up_all(requests)
             for i, (name, request) in enumerate(zip(("the slow setting", f"the fast setting ({strategy})"),
                                                     requests)):
-                yield shown(runs, judged, points, name)
+                yield progress_only(cd.verdict_html(*judged, name), outputs)
                 runs[i] = compare.collect(recorder.record(generate(request)))
                 started, _, finished = runs[i]
                 if finished.status != "finished":
                     raise PlaygroundError(finished.error or f"the run was {finished.status}")
                 judged[i] = cd.judge(started, finished, runs[0][2].token_ids)
             for t in wanted:
-                yield shown(runs, judged, points, f"the curve: threshold {t:g}")
+                yield progress_only(cd.verdict_html(*judged, f"the curve: threshold {t:g}"), outputs)
                 if strategy == "threshold" and t == float(threshold):
                     points.append((t, judged[1]))  # already decoded
                     continue
@@ -492,10 +523,9 @@ def dag_tab(recorder: Recorder) -> None:
                 raise PlaygroundError("the phrase is empty: write a French number, such as 'trois cent douze'")
             requests = compare_dag.tab_requests(phrase.strip(), strategy, chosen)
             yield shown(runs, "a short warm-up of each side")
-            for request in requests:
-                warm_up(request)
+            warm_up_all(requests)
             for side, request in zip(compare_dag.SIDES, requests):
-                yield shown(runs, side.title)
+                yield progress_only(compare_dag.verdict_html(runs, side.title), outputs)
                 runs[side.key] = compare.collect(recorder.record(generate(request)))
                 if runs[side.key][2].status != "finished":
                     raise PlaygroundError(runs[side.key][2].error or f"the {side.title} run failed")
@@ -529,10 +559,23 @@ def build_app(db: str) -> gr.Blocks:
 
     def run(request: gr.Request, prompt, model, method, draft, max_new, temperature, top_k, top_p, seed,
             against_ar, *param_values):
+        """Decode quietly (a line of progress, nothing drawn while timed), then the autoregressive reference if
+        asked, then play the run back at its pace and show it with the comparison."""
         cancel = cancels.setdefault(request.session_hash, threading.Event())
-        started, steps, finished, shown_at, wait = None, [], None, 0.0, 0.0
         hidden = gr.update(visible=False)
         no_comparison = [hidden, None, hidden]  # the comparison panel, the run's theory settings, Explore
+        kept = [gr.update()] * len(views.RunView._fields)  # the panel but its status (and plus its DAG graph)
+
+        def quietly(events, what, shown_run=None):
+            result, shown = (None, [], None), time.perf_counter()
+            for result in views.run_so_far(events):
+                started, steps, finished = result
+                if finished is None and started and time.perf_counter() - shown >= PROGRESS_EVERY_S:
+                    note = playback.decoding_note(steps, what)
+                    yield [views.status_html(shown_run or started, None, note), *kept, *no_comparison]
+                    shown = time.perf_counter()
+            return result
+
         try:
             uses = method in METHODS and takes_draft(METHODS[method])
             req = Request(prompt=prompt or "", model=model or "", method=method or "",
@@ -540,25 +583,23 @@ def build_app(db: str) -> gr.Blocks:
                           max_new_tokens=whole(max_new, "max new tokens"), temperature=float(temperature or 0),
                           top_k=whole(top_k, "top-k"), top_p=float(top_p or 0), seed=whole(seed, "seed"),
                           params=chosen_params(method, dict(zip(params, param_values))))
-            yield [views.WARMING_UP, *[gr.update()] * (len(run_panel(None, [])) - 1), *no_comparison]
-            warm_up(req)
-            for started, steps, finished in views.run_so_far(recorder.record(generate(req, cancel))):
-                if finished or time.perf_counter() - shown_at >= wait:
-                    drawn = time.perf_counter()
-                    yield [*run_panel(started, steps, finished), *no_comparison]
-                    shown_at = time.perf_counter()
-                    wait = max(UPDATE_EVERY_S, 3 * (shown_at - drawn))  # drawing + sending: <= 1/4 of the time
+            ar = dataclasses.replace(req, method="autoregressive", draft=None, params={})
+            comparing = against_ar and compares_with_ar(req.method)
+            yield [views.WARMING_UP, *kept, *no_comparison]
+            warm_up_all((req, ar) if comparing else (req,))
+            started, steps, finished = yield from quietly(recorder.record(generate(req, cancel)), "decoding")
+            baseline = None
             if finished and finished.error:
                 warn(f"run {finished.run_id} failed: {finished.error}")
-            elif against_ar and finished and finished.status == "finished" and compares_with_ar(req.method):
-                # the run's panel goes again with each update: with gr.update() there, the browser tests now and
-                # then found the charts back at their empty first figure after a quick run
-                final = run_panel(started, steps, finished)
-                yield [*final, shown_if(views_theory.baseline_html(steps, finished, None, req.temperature <= 0,
-                                                                    running=True)), *no_comparison[1:]]
-                ar = dataclasses.replace(req, method="autoregressive", draft=None, params={})
-                warm_up(ar)
-                baseline = compare.collect(recorder.record(generate(ar, cancel)))[2]
+            elif comparing and finished and finished.status == "finished":
+                baseline = (yield from quietly(recorder.record(generate(ar, cancel)),
+                                               "done; now autoregressive decoding, to compare", started))[2]
+            if finished and finished.status == "finished":
+                yield from play_back(started, steps, cancel, no_comparison)
+            final = run_panel(started, steps, finished)
+            if baseline is None:
+                yield [*final, *no_comparison]
+            else:
                 settings = theory.settings_of(steps, finished.stats, baseline.stats) \
                     if baseline.status == "finished" else None
                 yield [*final, shown_if(views_theory.baseline_html(steps, finished, baseline, req.temperature <= 0)),

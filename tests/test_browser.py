@@ -238,6 +238,25 @@ def test_a_greedy_run_is_checked_against_autoregressive_and_the_theory(page, app
     assert max(r["id"] for r in Recorder(app[1]).runs()) == ar_id + 1
 
 
+def test_a_run_is_timed_undrawn_then_played_back_at_its_pace(page):
+    """Nothing but a line of progress is drawn while the run and its autoregressive reference are timed; then the
+    steps play back, and only then do all of them show."""
+    status = page.locator("#live-status")
+    start_run(page, "class Stack:\n    def __init__(self):\n", "speculative", max_new=300)
+    sync_api.expect(status).to_contain_text("decoding:", timeout=RUN_TIMEOUT_MS)
+    sync_api.expect(status).to_contain_text("Drawn once it is done")
+    assert chips(page).count() == 0  # a fresh page: the run is not drawn while it is timed
+    sync_api.expect(status).to_contain_text("now autoregressive decoding, to compare", timeout=RUN_TIMEOUT_MS)
+    assert chips(page).count() == 0
+    sync_api.expect(status).to_contain_text("playing back at the pace it ran: step", timeout=RUN_TIMEOUT_MS)
+    shown_then = chips(page).count()
+    status_now, _ = finish_run(page)
+    assert status_now == "finished"
+    total = int(page.locator("#live-stats [data-stat=new_tokens] b").inner_text())
+    assert 0 < shown_then < total == chips(page).count()
+    page.wait_for_selector("#live-baseline [data-verdict=identical]", timeout=RUN_TIMEOUT_MS)
+
+
 def test_stop_cancels_a_long_run(page, app):
     max_new = min(2000, context_length(MODEL) - 64)
     start_run(page, "def long_function():\n", "autoregressive", max_new=max_new)

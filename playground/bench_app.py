@@ -1,0 +1,99 @@
+"""How faithfully the app times a run: Generate in headless Chromium, on the same machine, against quiet decoding.
+
+    python -m playground.bench_app [--method speculative] [--runs 4] [--max-new 128] [--root CHECKOUT]
+
+Starts `app.py` (of this checkout, or of `--root`) with a fresh database, and presses Generate `--runs` times with
+the comparison against autoregressive decoding ticked. Prints, for each pair of runs the app recorded, the method's
+and the reference's tokens/s and their ratio (what the comparison panel reads), then the same two decoded in this
+process with no browser about. Needs Playwright and Debian's chromium (requirements-test.txt).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from playground.engine import Request, generate, warm_up
+from playground.events import RunFinished
+from playground.recorder import Recorder
+
+ROOT = Path(__file__).resolve().parent.parent
+PROMPT = "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n"
+
+
+def serve(root: Path, db: str) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--db", db], cwd=root, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    for _ in range(240):
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return proc, url
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise SystemExit("the app did not start within 2 minutes")
+
+
+def press_generate(url: str, method: str, max_new: int, runs: int) -> None:
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(180_000)
+        page.goto(url)
+        page.locator("#prompt textarea").fill(PROMPT)
+        page.locator("#method input").click()
+        page.get_by_role("option", name=method, exact=True).click()
+        page.locator("#max-new input[type=number]").fill(str(max_new))
+        page.locator("#max-new input[type=number]").press("Enter")
+        for k in range(runs):
+            page.click("#generate-btn")
+            page.wait_for_selector(f"#live-baseline [data-verdict] >> text=run #{2 * k + 2}")
+            page.wait_for_timeout(3000)  # the next run starts with the browser done drawing this one
+        browser.close()
+
+
+def quiet(method: str, max_new: int) -> float:
+    req = Request(prompt=PROMPT, method=method, max_new_tokens=max_new)
+    warm_up(req)
+    return next(e for e in generate(req) if isinstance(e, RunFinished)).stats.tokens_per_s
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--method", default="speculative")
+    parser.add_argument("--runs", type=int, default=4)
+    parser.add_argument("--max-new", type=int, default=128)
+    parser.add_argument("--root", type=Path, default=ROOT, help="the checkout whose app.py is timed")
+    args = parser.parse_args(argv)
+    db = tempfile.mktemp(suffix=".db")
+    proc, url = serve(args.root, db)
+    try:
+        press_generate(url, args.method, args.max_new, args.runs)
+    finally:
+        proc.terminate()
+    runs = sorted(Recorder(db).runs(), key=lambda r: r["id"])
+    for mine, ar in zip(runs[::2], runs[1::2]):
+        print(f"app:   {args.method} {mine['tokens_per_s']:6.1f} tok/s · autoregressive {ar['tokens_per_s']:6.1f} "
+              f"tok/s · {mine['tokens_per_s'] / ar['tokens_per_s']:.2f}x")
+    for _ in range(2):
+        fast, slow = quiet(args.method, args.max_new), quiet("autoregressive", args.max_new)
+        print(f"quiet: {args.method} {fast:6.1f} tok/s · autoregressive {slow:6.1f} tok/s · {fast / slow:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
