@@ -564,7 +564,7 @@ def build_app(db: str) -> gr.Blocks:
         cancel = cancels.setdefault(request.session_hash, threading.Event())
         hidden = gr.update(visible=False)
         no_comparison = [hidden, None, hidden]  # the comparison panel, the run's theory settings, Explore
-        kept = [gr.update()] * len(views.RunView._fields)  # the panel but its status (and plus its DAG graph)
+        kept = [gr.update()] * len(views.RunView._fields)  # the panel after its status: RunView's rest + DAG graph
 
         def quietly(events, what, shown_run=None):
             result, shown = (None, [], None), time.perf_counter()
@@ -588,13 +588,13 @@ def build_app(db: str) -> gr.Blocks:
             yield [views.WARMING_UP, *kept, *no_comparison]
             warm_up_all((req, ar) if comparing else (req,))
             started, steps, finished = yield from quietly(recorder.record(generate(req, cancel)), "decoding")
-            baseline = None
+            baseline, done = None, finished is not None and finished.status == "finished"
             if finished and finished.error:
                 warn(f"run {finished.run_id} failed: {finished.error}")
-            elif comparing and finished and finished.status == "finished":
+            if done and comparing:
                 baseline = (yield from quietly(recorder.record(generate(ar, cancel)),
                                                "done; now autoregressive decoding, to compare", started))[2]
-            if finished and finished.status == "finished":
+            if done:
                 yield from play_back(started, steps, cancel, no_comparison)
             final = run_panel(started, steps, finished)
             if baseline is None:

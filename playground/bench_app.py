@@ -26,32 +26,39 @@ from playground.events import RunFinished
 from playground.recorder import Recorder
 
 ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 PROMPT = "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n"
 
 
-def serve(root: Path, db: str) -> tuple[subprocess.Popen, str]:
+def serve(root: Path, db: str | Path, log=subprocess.DEVNULL, wait_s: float = 120) -> tuple[subprocess.Popen, str]:
+    """Start `root`'s app.py on a free port with database `db`; return the process and its URL once it serves.
+    Raises RuntimeError if it exits or does not serve within `wait_s` (the browser tests start it this way too)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--db", db], cwd=root, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/"
-    for _ in range(240):
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--db", str(db)], cwd=root, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    url, deadline = f"http://127.0.0.1:{port}/", time.monotonic() + wait_s
+    while proc.poll() is None and time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(url, timeout=2)
-            return proc, url
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return proc, url
         except OSError:
             time.sleep(0.5)
+    if proc.poll() is not None:
+        raise RuntimeError(f"the app exited with {proc.returncode}")
     proc.kill()
-    raise SystemExit("the app did not start within 2 minutes")
+    raise RuntimeError(f"the app did not start serving within {wait_s:.0f} s")
 
 
 def press_generate(url: str, method: str, max_new: int, runs: int) -> None:
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(180_000)
         page.goto(url)
@@ -81,7 +88,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--root", type=Path, default=ROOT, help="the checkout whose app.py is timed")
     args = parser.parse_args(argv)
     db = tempfile.mktemp(suffix=".db")
-    proc, url = serve(args.root, db)
+    try:
+        proc, url = serve(args.root, db)
+    except RuntimeError as exc:
+        raise SystemExit(f"error: {exc}")
     try:
         press_generate(url, args.method, args.max_new, args.runs)
     finally:

@@ -114,13 +114,19 @@ def config_kind(config) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def shipped_kind(name: str) -> str | None:
-    """The kind of the shipped model `name` (read from its config), or None for any other name."""
+def shipped_config(name: str):
+    """The config of the shipped model `name` (read once), or None for any other name."""
     from transformers import AutoConfig
 
     import playground.dat  # noqa: F401  (registers the DA-Transformer with the Auto classes)
     path = shipped_models().get((name or "").strip())
-    return config_kind(AutoConfig.from_pretrained(path)) if path else None
+    return AutoConfig.from_pretrained(path) if path else None
+
+
+def shipped_kind(name: str) -> str | None:
+    """The kind of the shipped model `name`, or None for any other name."""
+    cfg = shipped_config(name)
+    return config_kind(cfg) if cfg is not None else None
 
 
 def config_positions(cfg) -> int | None:
@@ -130,19 +136,12 @@ def config_positions(cfg) -> int | None:
             or getattr(cfg, "max_source_positions", None))
 
 
-@functools.lru_cache(maxsize=None)
 def shipped_room(name: str) -> int | None:
     """The most new tokens the shipped model `name` can write: its context less one prompt token (an
     encoder-decoder: its decoder's positions less the start token). None for other names, and for a
     DA-Transformer, whose output length its graph decides."""
-    from transformers import AutoConfig
-
-    import playground.dat  # noqa: F401  (registers the DA-Transformer with the Auto classes)
-    path = shipped_models().get((name or "").strip())
-    if path is None:
-        return None
-    cfg = AutoConfig.from_pretrained(path)
-    positions = config_positions(cfg)
+    cfg = shipped_config(name)
+    positions = config_positions(cfg) if cfg is not None else None
     return positions - 1 if positions and config_kind(cfg) != "dag" else None
 
 

@@ -1,9 +1,10 @@
 """Watching a run without slowing it down: decode quietly first, then play the recorded steps back at their pace.
 
 A browser drawing charts on the same cores as the model takes the time the run is measured by. On the 2-core dev
-machine, a 128-token `speculative` run fell from about 110 to 13 tokens/s while its live view was drawn, and read
-0.14x autoregressive decoding (docs/BENCHMARKS.md, "Timing a run the app shows"). So while a run is timed the app
-shows only a line of progress; then it replays the steps at the pace they were made, from their own timings.
+machine, a 128-token `speculative` run drawn while it decoded read 0.33-0.52x autoregressive decoding, where the
+same pair decoded with no browser about read 1.8x (docs/BENCHMARKS.md, "Timing a run the app shows"). So while a
+run is timed the app shows only a line of progress; then it replays the steps at the pace they were made, from
+their own timings.
 """
 
 from __future__ import annotations

@@ -9,35 +9,23 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
+from playground.bench_app import CHROMIUM, CHROMIUM_ARGS, serve  # noqa: E402
+
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 MODEL = os.environ.get("PLAYGROUND_TEST_MODEL", "tiny-code")
 DRAFT = os.environ.get("PLAYGROUND_TEST_DRAFT", "tiny-code-draft")
 RUN_TIMEOUT_MS = 90_000
 STATUS = "#live-status [data-status]"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def context_length(name: str) -> int:
@@ -51,33 +39,19 @@ def context_length(name: str) -> int:
 def app(tmp_path_factory):
     """(url, db path) of the app, started on a free port with a fresh database."""
     db = tmp_path_factory.mktemp("app") / "runs.db"
-    port = free_port()
-    log = open(db.with_suffix(".log"), "w")
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--db", str(db)], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"app exited with {proc.returncode}: {db.with_suffix('.log').read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("app did not start serving within 90 s")
-                time.sleep(0.5)
-        yield url, db
-    finally:
-        proc.terminate()
+    with open(db.with_suffix(".log"), "w") as log:
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+            proc, url = serve(ROOT, db, log, wait_s=90)
+        except RuntimeError as exc:
+            pytest.fail(f"{exc}: {db.with_suffix('.log').read_text()[-2000:]}")
+        try:
+            yield url, db
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 @pytest.fixture(scope="module")
