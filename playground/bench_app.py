@@ -4,8 +4,9 @@
 
 Starts `app.py` (of this checkout, or of `--root`) with a fresh database, and presses Generate `--runs` times with
 the comparison against autoregressive decoding ticked. Prints, for each pair of runs the app recorded, the method's
-and the reference's tokens/s and their ratio (what the comparison panel reads), then the same two decoded in this
-process with no browser about. Needs Playwright and Debian's chromium (requirements-test.txt).
+and the reference's tokens/s and their ratio (what the comparison panel reads), and beside it the same two decoded
+in this process right after that run, with the browser and the app idle: this machine's speed drifts within
+minutes, so only pairs taken side by side compare. Needs Playwright and Debian's chromium (requirements-test.txt).
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def serve(root: Path, db: str | Path, log=subprocess.DEVNULL, wait_s: float = 12
     raise RuntimeError(f"the app did not start serving within {wait_s:.0f} s")
 
 
-def press_generate(url: str, method: str, max_new: int, runs: int) -> None:
+def press_generate(url: str, method: str, max_new: int, runs: int, between=lambda: None) -> None:
+    """Press Generate `runs` times; call `between()` after each run, once the browser is done drawing it."""
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -71,6 +73,7 @@ def press_generate(url: str, method: str, max_new: int, runs: int) -> None:
             page.click("#generate-btn")
             page.wait_for_selector(f"#live-baseline [data-verdict] >> text=run #{2 * k + 2}")
             page.wait_for_timeout(3000)  # the next run starts with the browser done drawing this one
+            between()
         browser.close()
 
 
@@ -92,16 +95,16 @@ def main(argv: list[str] | None = None) -> None:
         proc, url = serve(args.root, db)
     except RuntimeError as exc:
         raise SystemExit(f"error: {exc}")
+    quiet_pairs = []  # decoded here right after each app run, so that the machine's drift hits both alike
     try:
-        press_generate(url, args.method, args.max_new, args.runs)
+        press_generate(url, args.method, args.max_new, args.runs,
+                       lambda: quiet_pairs.append((quiet(args.method, args.max_new), quiet("autoregressive", args.max_new))))
     finally:
         proc.terminate()
     runs = sorted(Recorder(db).runs(), key=lambda r: r["id"])
-    for mine, ar in zip(runs[::2], runs[1::2]):
+    for mine, ar, (fast, slow) in zip(runs[::2], runs[1::2], quiet_pairs):
         print(f"app:   {args.method} {mine['tokens_per_s']:6.1f} tok/s · autoregressive {ar['tokens_per_s']:6.1f} "
               f"tok/s · {mine['tokens_per_s'] / ar['tokens_per_s']:.2f}x")
-    for _ in range(2):
-        fast, slow = quiet(args.method, args.max_new), quiet("autoregressive", args.max_new)
         print(f"quiet: {args.method} {fast:6.1f} tok/s · autoregressive {slow:6.1f} tok/s · {fast / slow:.2f}x")
 
 
