@@ -32,6 +32,7 @@ SETTLE_S = 0.3          # before timing anything, time for the browser to finish
 WARNING_S = 6           # how long a warning pop-up stays: the panel keeps the message, so they need not pile up
 REPLAY_TICK_S = 0.3
 PLOT_MIN_WIDTH = 300  # two charts side by side where they fit, else one under the other
+CPU_VERIFY = (1.22, 0.03)  # Theory tab: v₁ and dv as tiny-code measures them on a 2-core CPU (docs/BENCHMARKS.md)
 DIFFUSION_MODEL = "tiny-code-diffusion"  # the Diffusion tab's default
 EXAMPLES = [
     "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",
@@ -438,11 +439,15 @@ def theory_tab() -> tuple:
         alpha = gr.Slider(0.01, 0.99, 0.71, step=0.01, label="α: acceptance of a drafted token", elem_id="th-alpha")
         c = gr.Slider(0, 1, 0.24, step=0.01, label="c: one draft forward, in target forwards", elem_id="th-c")
     with gr.Row():
-        v1 = gr.Slider(0.5, 3, 1.22, step=0.01, label="v₁: verifying γ = 1 (two tokens), in target forwards",
+        v1 = gr.Slider(0.5, 3, CPU_VERIFY[0], step=0.01, label="v₁: verifying γ = 1 (two tokens), in target forwards",
                        elem_id="th-v1")
-        dv = gr.Slider(0, 0.3, 0.03, step=0.005, label="dv: added per further drafted token (v = v₁ + dv·(γ − 1))",
-                       elem_id="th-dv")
+        dv = gr.Slider(0, 0.3, CPU_VERIFY[1], step=0.005,
+                       label="dv: added per further drafted token (v = v₁ + dv·(γ − 1))", elem_id="th-dv")
         max_gamma = gr.Slider(1, 32, 12, step=1, label="largest γ drawn", elem_id="th-max-gamma")
+    with gr.Row():
+        cpu_btn = gr.Button(f"Verification as on this CPU (v₁ {CPU_VERIFY[0]}, dv {CPU_VERIFY[1]})", size="sm",
+                             elem_id="th-cpu")
+        gpu_btn = gr.Button("Verification flat, as on a GPU at batch size 1 (v = 1)", size="sm", elem_id="th-gpu")
     summary = gr.HTML(elem_id="th-summary")
     with gr.Row(equal_height=True):
         tokens = gr.Plot(show_label=False, min_width=PLOT_MIN_WIDTH, elem_id="th-tokens")
@@ -473,6 +478,15 @@ def theory_tab() -> tuple:
 
     for slider in sliders:  # .input, not .change: a run explored here sets several sliders at once (app.explore)
         slider.input(drawn, [*sliders, explored], outputs, queue=False, show_progress="hidden")
+
+    def verifying(v_one, slope, *values):
+        """v₁ and dv set, every other slider kept; the curves and the best tree drawn for them."""
+        values = [*values[:2], v_one, slope, *values[4:]]
+        return *values[:len(sliders)], *drawn(*values)
+
+    for btn, (v_one, slope) in ((cpu_btn, CPU_VERIFY), (gpu_btn, (1.0, 0.0))):
+        btn.click(lambda *values, v=v_one, d=slope: verifying(v, d, *values), [*sliders, explored],
+                  [*sliders, *outputs], queue=False, show_progress="hidden")
     return drawn, sliders, explored, outputs
 
 
