@@ -73,6 +73,29 @@ def progress_only(line: str, outputs: list) -> list:
     return [line, *[gr.update()] * (len(outputs) - 1)]
 
 
+def in_range(block: gr.Slider | gr.Number, payload):
+    """`payload`, if it is within the input's range; else an error that names the input and its range (Gradio's own
+    says only 'Value 5 is greater than maximum value 1')."""
+    low, high = block.minimum, block.maximum
+    if payload is not None and (low is not None and payload < low or high is not None and payload > high):
+        span = f"from {low:g} to {high:g}" if low is not None and high is not None else \
+            f"at least {low:g}" if low is not None else f"at most {high:g}"
+        raise gr.Error(f"{block.label}: {payload:g} is out of range; it takes values {span}", duration=WARNING_S)
+    return payload
+
+
+def name_range_errors() -> None:
+    """Make Gradio's Slider and Number refuse a number typed out of range with in_range's message. Their own check
+    runs before any handler, so no handler can word it; a subclass instead would make Gradio write a .pyi stub
+    beside this file at every start."""
+    for cls in (gr.Slider, gr.Number):
+        if not getattr(cls.preprocess, "names_ranges", False):
+            def preprocess(self, payload, checked=cls.preprocess):
+                return checked(self, in_range(self, payload))
+            preprocess.names_ranges = True
+            cls.preprocess = preprocess
+
+
 def warn(message: str) -> None:
     gr.Warning(message, duration=WARNING_S)
 
@@ -563,6 +586,7 @@ def pick_row(evt: gr.SelectData):
 
 def build_app(db: str) -> gr.Blocks:
     gr.set_static_paths([str(PLOTLY_JS)])
+    name_range_errors()
     recorder = Recorder(db)
     cancels: dict[str, threading.Event] = {}  # session -> the Stop signal of its running generation
     params = method_params()
@@ -768,9 +792,10 @@ def build_app(db: str) -> gr.Blocks:
         controls = [prompt, model, method, draft, max_new, temperature, top_k, top_p, seed, against_ar, *param_inputs]
         buttons = [generate_btn, stop_btn]
         idle = (gr.update(interactive=True), gr.update(interactive=False))
-        generate_btn.click(arm, None, buttons, queue=False).then(
-            run, controls, [*live, explored, explore_btn], show_progress="hidden").then(
-            lambda: idle, None, buttons, queue=False)
+        running = generate_btn.click(arm, None, buttons, queue=False).then(
+            run, controls, [*live, explored, explore_btn], show_progress="hidden")
+        running.then(lambda: idle, None, buttons, queue=False)
+        running.failure(lambda: idle, None, buttons, queue=False)  # an input refused before the run started
         stop_btn.click(stop, None, None, queue=False)
         sampling = [temperature, top_k, top_p, seed]
         method.change(method_changed, [method, model, draft, prompt],

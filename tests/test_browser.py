@@ -276,6 +276,16 @@ def test_bad_input_shows_an_error_and_the_app_keeps_working(page):
     set_value(page, "#model input", "/no/such/model")
     page.click("#generate-btn")
     page.wait_for_function("document.querySelector('#live-status').innerText.includes('cannot load model')")
+    # a number typed out of its range is refused by name, and Generate comes back for the corrected one
+    set_value(page, "#model input", "tiny-code")
+    set_value(page, "#top-p input[type=number]", 5)
+    page.click("#generate-btn")
+    toast = page.locator(".toast-body").filter(has_text="top-p: 5 is out of range")
+    sync_api.expect(toast).to_contain_text("from 0 to 1")
+    snap(page, "error_top_p_out_of_range")
+    sync_api.expect(page.locator("#generate-btn")).to_be_enabled()
+    sync_api.expect(page.locator("#stop-btn")).to_be_disabled()
+    set_value(page, "#top-p input[type=number]", 1)
     start_run(page, "x = 1\n", "autoregressive", max_new=8)
     status, _ = finish_run(page)
     assert status == "finished"
