@@ -80,6 +80,11 @@ class Step:
     dag_path: list[int] = field(default_factory=list)          # the decoded path's vertices, 0 first
 
     @property
+    def number(self) -> int:
+        """The step as people count, from 1 (index counts from 0): what every view shows."""
+        return self.index + 1
+
+    @property
     def proposed(self) -> int:
         """Drafted tokens the target verified: a tree's verified nodes, else the drafted chain."""
         if self.tree_tokens:

@@ -119,7 +119,7 @@ def chips_html(steps: list[Step], prompt: str | None = None) -> str:
         newest = " pg-new" if step is steps[-1] else ""
         for i, source in enumerate(step.sources):
             text = step.texts[i] if i < len(step.texts) else f"<id {step.tokens[i]}>"
-            title = f"step {step.index} · {LABELS.get(source, source)}\np (target) = {_prob(step.p[i])}" \
+            title = f"step {step.number} · {LABELS.get(source, source)}\np (target) = {_prob(step.p[i])}" \
                     f"\nq (draft) = {_prob(step.q[i])}"
             chips.append(_chip(text, f"pg-{source}{newest}", title, step.index))
     shown = ""
@@ -135,7 +135,7 @@ def step_html(step: Step | None) -> str:
     if step is None:
         return '<div class="pg-step pg-empty">No step yet.</div>'
     timing = f"draft {step.draft_s * 1e3:.1f} ms · verify {step.target_s * 1e3:.1f} ms"
-    head = f"<b>Step {step.index}</b> · "
+    head = f"<b>Step {step.number}</b> · "
     if not step.drafted:
         return f'<div class="pg-step">{head}one target forward → {_committed(step)} · {timing}</div>'
     drafted = []
@@ -243,7 +243,7 @@ def _layout(fig: go.Figure, title: str, x_title: str, y_title: str, empty: bool)
 def accepted_figure(steps: list[Step]) -> go.Figure:
     """Tokens committed per step, stacked by source, with the draft length gamma asked for."""
     fig = _figure()
-    x = [s.index for s in steps]
+    x = [s.number for s in steps]
     for source in SOURCES:
         counts = [s.sources.count(source) for s in steps]
         if any(counts):

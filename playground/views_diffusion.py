@@ -44,7 +44,7 @@ def diffusion_steps(started: RunStarted | None, steps: list[Step]) -> bool:
 
 
 def committed(steps: list[Step]) -> dict[int, tuple[int, str, float, int]]:
-    """Position -> (token, text, confidence, step index) of every token committed by `steps`."""
+    """Position -> (token, text, confidence, index of the step) of every token committed by `steps`."""
     return {pos: (tok, step.texts[i] if i < len(step.texts) else str(tok), step.p[i], step.index)
             for step in steps for i, (pos, tok) in enumerate(zip(step.positions, step.tokens))}
 
@@ -75,7 +75,7 @@ def _frame(steps: list[Step], upto: int, since: int, length: int, cols: int, pad
         if pos in done:
             tok, text, p, index = done[pos]
             cell = (round(p, 4), label(text), f"position {pos}<br><b>{shown(text)}</b> (id {tok})<br>confidence "
-                                              f"{_prob(p)}<br>committed at step {index}")
+                                              f"{_prob(p)}<br>committed at step {index + 1}")
             if pos in new:
                 outline["x"] += [c - 0.5, c + 0.5, c + 0.5, c - 0.5, c - 0.5, None]
                 outline["y"] += [r - 0.5, r - 0.5, r + 0.5, r + 0.5, r - 0.5, None]
@@ -94,8 +94,8 @@ def _title(steps: list[Step], upto: int, since: int, length: int) -> str:
     shown_steps = steps[since:upto]
     made = sum(len(s.tokens) for s in shown_steps)
     forwards = sum(s.target_forwards for s in steps[:upto])
-    which = f"Step {shown_steps[0].index}" if len(shown_steps) == 1 else \
-        f"Steps {shown_steps[0].index}–{shown_steps[-1].index}"
+    which = f"Step {shown_steps[0].number}" if len(shown_steps) == 1 else \
+        f"Steps {shown_steps[0].number}–{shown_steps[-1].number}"
     total = sum(len(s.tokens) for s in steps[:upto])
     return f"<b>{which}</b> · committed {made} · {total} of {length} positions done · {forwards} forwards"
 
@@ -123,7 +123,7 @@ def canvas_figure(started: RunStarted | None, steps: list[Step], done: bool = Fa
     frames, labels = [], []
     for since in range(0, len(steps), per):
         upto = min(since + per, len(steps))
-        first, last = steps[since].index, steps[upto - 1].index
+        first, last = steps[since].number, steps[upto - 1].number
         name = f"{last}" if per == 1 else f"{first}-{last}"
         frames.append(dict(name=name, data=_frame(steps, upto, since, length, cols, done and upto == len(steps)),
                            layout=dict(title=dict(text=_title(steps, upto, since, length)))))
@@ -176,7 +176,7 @@ def early_exit(step: Step) -> bool:
 def commits_figure(steps: list[Step]) -> go.Figure:
     """Tokens committed per step: one bar per step; SchED's early exits and FreeDave's kept drafts stand out."""
     fig = _figure()
-    x = [s.index for s in steps]
+    x = [s.number for s in steps]
     kinds = (("committed", lambda s: 0 if early_exit(s) else len(s.tokens) - s.accepted, "#4f6d8f"),
              ("kept FreeDave drafts", lambda s: s.accepted, DRAFTS),
              ("SchED early exit (rest of the block)", lambda s: len(s.tokens) if early_exit(s) else 0, EARLY))
@@ -208,7 +208,7 @@ def text_html(started: RunStarted | None, steps: list[Step], done: bool = False)
         if pos in at:
             tok, text, p, index = at[pos]
             chips.append(_chip(text, "pg-committed" + (" pg-new" if pos in newest else ""),
-                               f"position {pos} · step {index}\nconfidence = {_prob(p)}", index))
+                               f"position {pos} · step {index + 1}\nconfidence = {_prob(p)}", index))
         else:
             chips.append('<span class="pg-chip pg-masked" title="masked">░</span>')
     prompt = f'<span class="pg-prompt">{html.escape(started.prompt[-600:])}</span>' if started else ""
@@ -230,6 +230,6 @@ def step_html(step: Step | None) -> str:
     if step.drafted:
         why.append(f"FreeDave kept {step.accepted} of {len(step.drafted)} drafted extra tokens")
     forwards = f"{step.target_forwards} forward{'s' if step.target_forwards != 1 else ''}"
-    return (f'<div class="pg-step"><b>Step {step.index}</b> · {forwards} → committed {len(step.tokens)} at '
+    return (f'<div class="pg-step"><b>Step {step.number}</b> · {forwards} → committed {len(step.tokens)} at '
             f'positions {", ".join(map(str, step.positions))} {chips}{" · " + " · ".join(why) if why else ""} · '
             f'{step.target_s * 1e3:.1f} ms</div>')

@@ -96,7 +96,7 @@ def draft_length_figure(steps: list[Step]) -> go.Figure | None:
     tree runs: their tree size chart (views_tree) says this of trees."""
     if not drafts(steps) or any(s.tree_tokens for s in steps):
         return None
-    x = [s.index for s in steps]
+    x = [s.number for s in steps]
     reasons = [html.escape(s.gamma_reason) or "schedule unchanged" for s in steps]
     fig = _figure()
     fig.add_bar(x=x, y=[len(s.drafted) for s in steps], name="drafted", marker_color=DRAFTED,
@@ -109,7 +109,7 @@ def draft_length_figure(steps: list[Step]) -> go.Figure | None:
                     hovertemplate="gamma asked %{y}<br>after this step: %{customdata}<extra></extra>")
     changed = [s for s in steps if s.gamma_reason]
     if changed:
-        fig.add_scatter(x=[s.index for s in changed], y=[s.gamma for s in changed], mode="markers",
+        fig.add_scatter(x=[s.number for s in changed], y=[s.gamma for s in changed], mode="markers",
                         name="schedule changed gamma / threshold after this step", hoverinfo="skip",
                         marker=dict(symbol="diamond", size=9, color=CHANGED, line=dict(color="white", width=1)))
     fig.update_layout(barmode="overlay", bargap=0.2)
@@ -124,7 +124,7 @@ def confidence_figure(steps: list[Step]) -> go.Figure | None:
     if not held:
         return None
     fig = _figure()
-    edges = [s.index - 0.5 for s in held] + [held[-1].index + 0.5]
+    edges = [s.number - 0.5 for s in held] + [held[-1].number + 0.5]
     fig.add_scatter(x=edges, y=[s.threshold for s in held] + [held[-1].threshold], name="threshold",
                     mode="lines", line=dict(color=CHANGED, shape="hv", width=2),
                     hovertemplate="threshold %{y:.3f}<extra></extra>")
@@ -139,9 +139,9 @@ def confidence_figure(steps: list[Step]) -> go.Figure | None:
             xs, ys, texts, _, _ = groups[state]
             text = s.drafted_texts[i] if i < len(s.drafted_texts) else str(s.drafted[i])
             p = s.draft_p[i] if i < len(s.draft_p) else None
-            xs.append(s.index - 0.5 + (i + 1) / (n + 1))
+            xs.append(s.number - 0.5 + (i + 1) / (n + 1))
             ys.append(q)
-            texts.append(f"step {s.index} · drafted #{i + 1} '{_esc(text)}'<br>q (draft) = {_prob(q)} · "
+            texts.append(f"step {s.number} · drafted #{i + 1} '{_esc(text)}'<br>q (draft) = {_prob(q)} · "
                          f"p (target) = {_prob(p)}")
     for name, (xs, ys, texts, colour, symbol) in groups.items():
         if xs:
@@ -173,10 +173,10 @@ def layer_stack_html(steps: list[Step]) -> str | None:
                         f'data-skipped="{int(off)}" title="{title}">{kind}</span>')
         layers.append(f'<div class="pg-layer" data-layer="{i}"><small>{i}</small>{"".join(subs)}</div>')
     skipping = [s for s in steps if s.layers > 0]  # a step that drafted nothing (token budget) has no skip set
-    changes = [s.index for prev, s in zip(skipping, skipping[1:]) if prev.skipped != s.skipped]
+    changes = [s.number for prev, s in zip(skipping, skipping[1:]) if prev.skipped != s.skipped]
     changed = f" · skip set last changed at step {changes[-1]}" if changes else ""
     return (f'<div class="pg-layers" data-skipped="{count}" data-total="{total}"><div class="pg-cap">'
-            f'<b>{count} of {total} sub-layers skipped while drafting</b> · step {step.index}{changed}</div>'
+            f'<b>{count} of {total} sub-layers skipped while drafting</b> · step {step.number}{changed}</div>'
             f'<div class="pg-stack"><span class="pg-io">embed →</span>{"".join(layers)}'
             f'<span class="pg-io">→ head</span></div><div class="pg-note">The draft runs the coloured '
             f'sub-layers only; the target verifies its tokens with all {total}.</div></div>')
@@ -255,7 +255,7 @@ def copy_html(started: RunStarted | None, steps: list[Step]) -> str | None:
             text = s.texts[i] if i < len(s.texts) else f"<id {token}>"
             newest = " pg-new" if s is steps[-1] else ""
             pieces.append((pos, pos + 1, text, f"pg-{s.sources[i]}{newest}",
-                           f"output token {pos} (step {s.index}, {LABELS.get(s.sources[i], s.sources[i])})"))
+                           f"output token {pos} (step {s.number}, {LABELS.get(s.sources[i], s.sources[i])})"))
             pos += 1
     rows = copies[::-1][:COPY_ROWS]
     first = max(0, min([s.draft_source for s in rows] + [pos - CONTEXT_TOKENS]) - SPAN_LEAD)
@@ -294,4 +294,4 @@ def _copy_row(s: Step) -> str:
         chips.append(f'<span class="pg-chip pg-{state}" data-src="{start + i}" data-span="{start} {start + n}" '
                      f'title="{title}">{body}</span>')
     return (f'<div class="pg-row" data-step="{s.index}"><b>{n}</b> copied from position {start} at step '
-            f'{s.index}: {"".join(chips)} · {s.accepted} accepted</div>')
+            f'{s.number}: {"".join(chips)} · {s.accepted} accepted</div>')

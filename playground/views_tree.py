@@ -197,7 +197,7 @@ def _frame(step: Step, pos: dict, root: str, upto: int | None) -> list[dict]:
 
 def _title(step: Step, upto: int | None, rounds: int, short: bool) -> str:
     """What a frame shows: in full, or `short` for a narrow column."""
-    head = f"<b>Step {step.index}</b> · "
+    head = f"<b>Step {step.number}</b> · "
     if upto is not None:
         made = sum(r <= upto for r in step.tree_round)
         return head + (f"round {upto + 1}/{rounds} · {made} drafted" if short else
@@ -263,7 +263,7 @@ def tree_figure(started: RunStarted | None, steps: list[Step], overview: bool = 
                 frames.append(dict(name=f"{step.index}:{'verified' if upto is None else upto}",
                                    data=_frame(step, pos, root, upto), layout=dict(title=dict(
                                        text=_title(step, upto, len(rounds), overview)))))
-                labels.append(f"step {step.index} · " + ("verified" if upto is None else f"round {upto + 1}"))
+                labels.append(f"step {step.number} · " + ("verified" if upto is None else f"round {upto + 1}"))
         root = step.texts[-1] if step.texts else root
     at = next(i for i, f in enumerate(frames) if f["name"] == f"{opened.index}:verified")
     data = _traces("q (draft)" if shown_steps[-1].draft_forwards else "q (recycled)", overview)
@@ -358,7 +358,7 @@ def tree_size_figure(steps: list[Step]) -> go.Figure | None:
     if not trees:
         return None
     fig = _figure()
-    x = [s.index for s in trees]
+    x = [s.number for s in trees]
     for name, counts, colour in (("drafted (pruned included)", [len(s.tree_tokens) for s in trees], "#e2e8f0"),
                                  ("verified by the target", [s.proposed for s in trees], "#93c5fd"),
                                  ("accepted path", [s.accepted for s in trees], GREEN)):

@@ -513,13 +513,13 @@ def test_history_animates_the_draft_tree(page, app):
     # Plotly labels only some ticks when they are crowded, but draws a tick for every frame: click that frame's
     labels = page.evaluate("document.querySelector('#replay-tree .pg-tree-plot').layout.sliders[0].steps"
                            ".map((s) => s.label)")
-    tick = tree.locator(".slider-tick-rect").nth(labels.index(f"step {best.index} · verified")).bounding_box()
+    tick = tree.locator(".slider-tick-rect").nth(labels.index(f"step {best.number} · verified")).bounding_box()
     rail = tree.locator(".slider-rail-rect").bounding_box()
     page.mouse.click(tick["x"] + tick["width"] / 2, rail["y"] + rail["height"] / 2)
     page.wait_for_function(f"document.querySelector('#replay-tree .gtitle').textContent.startsWith("
-                           f"'Step {best.index} · verified')")  # the frame is drawn (the slider label moves first)
+                           f"'Step {best.number} · verified')")  # the frame is drawn (the slider label moves first)
     drawn = tree_drawn(page, "#replay-tree")
-    assert drawn["label"] == f"step {best.index} · verified"
+    assert drawn["label"] == f"step {best.number} · verified"
     assert drawn["accepted"] == best.accepted
     node = tree_trace(page, "#replay-tree", "accepted").locator("path.point").first
     assert "21, 128, 61" in node.evaluate("e => getComputedStyle(e).stroke")  # the accepted path: green outline

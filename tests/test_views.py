@@ -104,7 +104,7 @@ def test_draft_length_figure_shows_gamma_drafted_accepted_and_why_the_schedule_m
     assert "gamma 4 -&gt; 3 &lt;script&gt;" in reasons[0] and reasons[1] == "schedule unchanged"
     assert not any("<script" in r for r in reasons)
     changed = traces["schedule changed gamma / threshold after this step"]
-    assert list(changed.x) == [0, 2]
+    assert list(changed.x) == [1, 3]  # steps as people count them, from 1
     assert fig.layout.title.text == "Draft length per step" and fig.layout.xaxis.title.text
     assert views_drafts.draft_length_figure(AUTOREGRESSIVE) is None
     assert views_drafts.draft_length_figure([]) is None
@@ -117,10 +117,10 @@ def test_confidence_figure_plots_each_draft_probability_against_the_threshold():
     fig = views_drafts.confidence_figure(steps)
     traces = {t.name: t for t in fig.data}
     assert list(traces["threshold"].y) == [0.4, 0.41, 0.41] and traces["threshold"].line.shape == "hv"
-    assert list(traces["threshold"].x) == [-0.5, 0.5, 1.5]
+    assert list(traces["threshold"].x) == [0.5, 1.5, 2.5]  # steps 1-3, each from its left edge
     assert list(traces["accepted"].y) == [0.9, 0.8, 0.2]
     assert list(traces["rejected"].y) == [0.6] and list(traces["not verified (after a rejection)"].y) == [0.35]
-    assert all(0 <= x - 0 < 0.5 for x in traces["rejected"].x)  # drawn inside its step's slot
+    assert all(0 <= x - 1 < 0.5 for x in traces["rejected"].x)  # drawn inside its step's slot (step 1)
     hover = " ".join(t for tr in fig.data if tr.text for t in tr.text)
     assert "&lt;script&gt;" in hover and "<script" not in hover
     assert views_drafts.confidence_figure([drafting_step(0, [0.9], 1, gamma=4)]) is None  # no threshold
@@ -135,7 +135,7 @@ def test_layer_stack_greys_the_skipped_sub_layers_of_the_current_step():
     assert re.findall(r'data-sublayer="(\d\.\w+)"', out) == [f"{i}.{k}" for i in range(4) for k in ("attn", "mlp")]
     skipped = re.findall(r'class="pg-sub pg-\w+ pg-skipped" data-sublayer="([\w.]+)"', out)
     assert skipped == ["1.attn", "2.attn", "2.mlp"]  # the current step's set; unknown names are not drawn
-    assert "3 of 8 sub-layers skipped while drafting" in out and "changed at step 1" in out
+    assert "3 of 8 sub-layers skipped while drafting" in out and "changed at step 2" in out  # steps counted from 1
     assert "<script" not in out and "script" not in out
     only_first = views_drafts.layer_stack_html([first])
     assert "2 of 8 sub-layers skipped" in only_first and "changed" not in only_first

@@ -47,7 +47,7 @@ def test_one_frame_per_step_and_the_masks_give_way(runs):
         fig = views_diffusion.canvas_figure(started, steps)
         frames = fig["frames"]
         assert len(frames) == len(steps)
-        assert [f["name"] for f in frames] == [str(s.index) for s in steps]
+        assert [f["name"] for f in frames] == [str(s.number) for s in steps]
         done = 0
         for frame, step in zip(frames, steps):
             done += len(step.positions)
@@ -73,7 +73,7 @@ def test_hover_tells_position_token_confidence_and_step(runs):
     first = steps[0]
     r, c = divmod(first.positions[0], 8)
     assert f"position {first.positions[0]}" in committed["hovertext"][r][c]
-    assert f"committed at step {first.index}" in committed["hovertext"][r][c] and "confidence" in \
+    assert f"committed at step {first.number}" in committed["hovertext"][r][c] and "confidence" in \
         committed["hovertext"][r][c]
     assert all("masked" in h and "guess" in h for row in masked["hovertext"] for h in row if h)
 

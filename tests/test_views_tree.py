@@ -61,7 +61,7 @@ def test_each_step_grows_round_by_round_then_shows_the_target_s_verdict(runs):
             assert own == ([step.accepted + 1] if step.sources[-1] in (REPLACEMENT, BONUS) and
                            len(step.tokens) == step.accepted + 1 else [])
         assert fig["layout"]["sliders"][0]["active"] == len(names) - 1  # opens at the newest step, verified
-        assert [s["label"] for s in fig["layout"]["sliders"][0]["steps"]][-1] == f"step {trees[-1].index} · verified"
+        assert [s["label"] for s in fig["layout"]["sliders"][0]["steps"]][-1] == f"step {trees[-1].number} · verified"
         assert fig["data"][at[ACCEPTED]]["x"] == frames[names[-1]][at[ACCEPTED]]["x"]
 
 
