@@ -576,8 +576,14 @@ def dag_tab(recorder: Recorder) -> None:
     phrase.submit(run, [phrase, strategy, *picks], outputs, show_progress="hidden")
 
 
+def one_line(text: str, limit: int) -> str:
+    """`text` on one line (its runs of white space as single spaces), cut to `limit` characters with an ellipsis."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[:limit - 1] + "…"
+
+
 def run_choices(rows: list[dict]) -> list[tuple[str, int]]:
-    return [(f"#{r['id']} · {r['status']} · {r['method']} · {r['prompt'][:40]!r}", r["id"]) for r in rows]
+    return [(f"#{r['id']} · {r['status']} · {r['method']} · {one_line(r['prompt'], 40)}", r["id"]) for r in rows]
 
 
 def pick_row(evt: gr.SelectData):
@@ -668,7 +674,7 @@ def build_app(db: str) -> gr.Blocks:
     def history():
         rows = recorder.runs()
         table = [[r["id"], r["created_at"].replace("T", " ")[:19], r["status"], r["method"], r["model"],
-                  r["draft"] or "", r["new_tokens"], round(r["tokens_per_s"] or 0, 1), r["prompt"][:60]]
+                  r["draft"] or "", r["new_tokens"], round(r["tokens_per_s"] or 0, 1), one_line(r["prompt"], 60)]
                  for r in rows]
         return table, gr.update(choices=run_choices(rows))
 
