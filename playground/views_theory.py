@@ -35,7 +35,7 @@ def theory_figure(prediction: theory.Prediction | None) -> go.Figure | None:
                 customdata=[[n, a] for _, n, a in rows], hovertemplate=where + " (%{y:.0%})<extra></extra>")
     if chain:
         fig.add_scatter(x=[rows[0][0] - 0.5, rows[-1][0] + 0.5], y=[prediction.alpha] * 2, mode="lines",
-                        name=f"i.i.d. theory: α = {prediction.alpha:.2f} at every position",
+                        name=f"i.i.d. theory: α = {prediction.alpha:.2f} (accepted / verified) at every position",
                         line=dict(color=THEORY, dash="dash", width=2), hoverinfo="skip")
     name = "i.i.d. theory" if chain else "positional theory"
     title = (f"Acceptance by {'draft position' if chain else 'sibling rank'}<br><sup>tokens per target forward: "
