@@ -462,7 +462,8 @@ def theory_tab() -> tuple:
         alpha = gr.Slider(0.01, 0.99, 0.71, step=0.01, label="α: acceptance of a drafted token", elem_id="th-alpha")
         c = gr.Slider(0, 1, 0.24, step=0.01, label="c: one draft forward, in target forwards", elem_id="th-c")
     with gr.Row():
-        v1 = gr.Slider(0.5, 3, CPU_VERIFY[0], step=0.01, label="v₁: verifying γ = 1 (two tokens), in target forwards",
+        v1 = gr.Slider(0.5, 3, CPU_VERIFY[0], step=0.01,
+                       label="v₁: verifying γ = 1 (two tokens), in target forwards",
                        elem_id="th-v1")
         dv = gr.Slider(0, 0.3, CPU_VERIFY[1], step=0.005,
                        label="dv: added per further drafted token (v = v₁ + dv·(γ − 1))", elem_id="th-dv")

@@ -96,9 +96,12 @@ def main(argv: list[str] | None = None) -> None:
     except RuntimeError as exc:
         raise SystemExit(f"error: {exc}")
     quiet_pairs = []  # decoded here right after each app run, so that the machine's drift hits both alike
+
+    def quiet_pair():
+        quiet_pairs.append((quiet(args.method, args.max_new), quiet("autoregressive", args.max_new)))
+
     try:
-        press_generate(url, args.method, args.max_new, args.runs,
-                       lambda: quiet_pairs.append((quiet(args.method, args.max_new), quiet("autoregressive", args.max_new))))
+        press_generate(url, args.method, args.max_new, args.runs, quiet_pair)
     finally:
         proc.terminate()
     runs = sorted(Recorder(db).runs(), key=lambda r: r["id"])
