@@ -30,6 +30,7 @@ class Judged(NamedTuple):
     tokens: int
     agreement: float
     perplexity: float | None
+    cache: str = "none"  # the KV cache the run decoded with: none, prefix or dual
 
 
 def requests(prompt: str, model: str, max_new_tokens: int, strategy: str, threshold: float,
@@ -49,10 +50,12 @@ def curve_request(prompt: str, model: str, max_new_tokens: int, threshold: float
 
 def judge(started: RunStarted, finished: RunFinished, reference: list[int]) -> Judged:
     """A finished run's forwards and time, and the quality of its output against the slow `reference`."""
-    s = finished.stats
+    s, settings = finished.stats, started.settings
+    cache = settings.get("cache", "auto")
     return Judged(s.target_forwards, s.wall_s, len(finished.token_ids),
                   quality.agreement(finished.token_ids, reference),
-                  quality.generative_perplexity(started.prompt_ids, finished.token_ids))
+                  quality.generative_perplexity(started.prompt_ids, finished.token_ids),
+                  AUTO_CACHE[settings["strategy"]] if cache == "auto" else cache)
 
 
 def parse_thresholds(text: str) -> list[float]:
@@ -82,7 +85,9 @@ def stats_html(judged: Judged | None, slow: Judged | None = None) -> str:
     return cards_html([("target_forwards", f"{judged.forwards}", f"forward passes{ratio}"),
                        ("wall_s", f"{judged.wall_s:.2f} s", f"wall time{speed}"),
                        ("agreement", f"{judged.agreement:.0%}", "agreement with the slow output"),
-                       ("perplexity", ppl, f"generative perplexity (tiny-code) · {judged.tokens} tokens")], "pg-cmp")
+                       ("perplexity", ppl, f"generative perplexity (tiny-code) · {judged.tokens} tokens"),
+                       ("cache", judged.cache, "KV cache (a cache changes the output a little; against "
+                                               "freedave the slow side takes its cache)")], "pg-cmp")
 
 
 def verdict_html(slow: Judged | None, fast: Judged | None, running: str = "") -> str:

@@ -630,6 +630,8 @@ def test_diffusion_tab_shows_slow_and_fast_side_by_side(page):
                            "#dlm-verdict [data-verdict=differ]')", timeout=RUN_TIMEOUT_MS)
     for key in ("slow", "fast"):
         assert int(page.locator(f"#dlm-{key}-stats [data-stat=target_forwards] b").inner_text()) > 0
+    for key, cache in (("slow", "none"), ("fast", "prefix")):  # threshold's own cache; the slow side has none
+        assert page.locator(f"#dlm-{key}-stats [data-stat=cache] b").inner_text() == cache
         assert page.locator(f"#dlm-{key}-stats [data-stat=agreement] b").inner_text().endswith("%")
         assert page.locator(f"#dlm-{key}-text .pg-chip.pg-committed").count() > 0
         shown(page, f"#dlm-{key}-canvas .pg-canvas-plot .main-svg")

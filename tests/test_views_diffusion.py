@@ -142,6 +142,8 @@ def test_the_diffusion_tab_judges_both_outputs(runs):
     slow = compare_diffusion.judge(started, finished, finished.token_ids)
     assert slow.agreement == 1.0 and slow.forwards == finished.stats.target_forwards
     assert slow.perplexity is None or slow.perplexity > 1
+    assert slow.cache == "dual"  # the cache 'auto' picks for freedave
+    assert 'data-stat="cache"><b>' + slow.cache in compare_diffusion.stats_html(slow)
     fast = slow._replace(forwards=max(1, slow.forwards // 2), agreement=0.5)
     assert "2.00× fewer" in compare_diffusion.stats_html(fast, slow) or slow.forwards < 2
     fig = compare_diffusion.curve_figure([(0.9, fast), (0.5, slow)], slow)
