@@ -94,10 +94,16 @@ def tree_steps(steps: list[Step]) -> list[Step]:
     return [s for s in steps if s.tree_tokens]
 
 
-def shown(text: str) -> str:
+def shown(text: str, cut: int | None = None) -> str:
     """A token as a Plotly label: its whitespace made visible (↵ newline, · space, ⇥ tab, ∅ nothing) and <, >, &
-    escaped, so Plotly shows tags as text; quotes stay, as Plotly would show &quot; as it is."""
-    return html.escape("".join(WHITESPACE.get(c, c) for c in text), quote=False) if text else "∅"
+    escaped, so Plotly shows tags as text; quotes stay, as Plotly would show &quot; as it is. With `cut`, at most
+    that many characters, the last an ellipsis (the hover shows the whole token)."""
+    if not text:
+        return "∅"
+    visible = "".join(WHITESPACE.get(c, c) for c in text)
+    if cut is not None and len(visible) > cut:
+        visible = visible[:cut - 1] + "…"
+    return html.escape(visible, quote=False)
 
 
 def target_parent(step: Step) -> int | None:
@@ -168,11 +174,11 @@ def _edge(edge: dict, a: tuple[int, float], b: tuple[int, float]) -> None:
     edge["y"].extend([y0, y0, round(y0 + 0.26 * (y1 - y0), 3), round(y0 + 0.74 * (y1 - y0), 3), y1, None])
 
 
-def _frame(step: Step, pos: dict, root: str, upto: int | None) -> list[dict]:
+def _frame(step: Step, pos: dict, root: str, upto: int | None, cut: int | None = None) -> list[dict]:
     """What every trace shows in one frame: the nodes drafted by round `upto` (no verdict yet), or, with None,
-    the tree as the target verified it, with the target's own token."""
+    the tree as the target verified it, with the target's own token. Node labels are `cut` to fit their column."""
     edges = {look: dict(x=[], y=[]) for look in (*EDGES, "target")}
-    nodes = {look: dict(x=[], y=[], text=[], customdata=[], marker=dict(color=[])) for look in LOOKS}
+    nodes = {look: dict(x=[], y=[], text=[], hovertext=[], customdata=[], marker=dict(color=[])) for look in LOOKS}
     for i, parent in enumerate(step.tree_parents):
         if upto is not None and step.tree_round[i] > upto:
             continue
@@ -181,16 +187,19 @@ def _frame(step: Step, pos: dict, root: str, upto: int | None) -> list[dict]:
         node = nodes[look]
         node["x"].append(pos[i][0])
         node["y"].append(pos[i][1])
-        node["text"].append(shown(step.tree_texts[i] if i < len(step.tree_texts) else str(step.tree_tokens[i])))
+        token = step.tree_texts[i] if i < len(step.tree_texts) else str(step.tree_tokens[i])
+        node["text"].append(shown(token, cut))
+        node["hovertext"].append(shown(token))
         node["marker"]["color"].append(round(step.tree_q[i], 4))
         p = step.tree_p[i] if i < len(step.tree_p) else None
         node["customdata"].append(step.tree_round[i] + 1 if upto is not None else None if p is None else round(p, 4))
     extra = target_parent(step) if upto is None else None
-    own = dict(x=[], y=[], text=[], customdata=[])
+    own = dict(x=[], y=[], text=[], hovertext=[], customdata=[])
     if extra is not None:
         _edge(edges["target"], pos[extra], pos[TARGET_NODE])
-        text = shown(step.texts[-1] if step.texts else str(step.tokens[-1]))
-        own = dict(x=[pos[TARGET_NODE][0]], y=[pos[TARGET_NODE][1]], text=[text], marker=dict(
+        token = step.texts[-1] if step.texts else str(step.tokens[-1])
+        own = dict(x=[pos[TARGET_NODE][0]], y=[pos[TARGET_NODE][1]], text=[shown(token, cut)],
+                   hovertext=[shown(token)], marker=dict(
             color=COLOURS[step.sources[-1]][0]), customdata=[[LABELS[step.sources[-1]], _prob(step.p[-1])]])
     return [*edges.values(), *nodes.values(), dict(text=[shown(root)]), own]
 
@@ -225,7 +234,7 @@ def _traces(q_name: str, overview: bool) -> list[dict]:
                   textposition="middle right", textfont=dict(font, color=ink),
                   marker=dict(size=15, colorscale=SCALE, cmin=0, cmax=1, opacity=alpha,
                               line=dict(color=outline, width=width)),
-                  hovertemplate=f"<b>%{{text}}</b> · %{{x}}<br>{q_name} = %{{marker.color:.3g}}<br>"
+                  hovertemplate=f"<b>%{{hovertext}}</b> · %{{x}}<br>{q_name} = %{{marker.color:.3g}}<br>"
                                 f"{HOVER[look]}<extra></extra>")
              for look, (_, (outline, width), alpha, ink) in LOOKS.items()]
     root = dict(scatter, uid="root", x=[0], y=[0], mode="markers+text", textposition="middle left",
@@ -235,7 +244,7 @@ def _traces(q_name: str, overview: bool) -> list[dict]:
     own = dict(scatter, uid="target", mode="markers+text", textposition="middle right",
                textfont=dict(font, color="#374151"),
                marker=dict(symbol="diamond", size=17, line=dict(color="white", width=1)),
-               hovertemplate="<b>%{text}</b><br>the target's own token: %{customdata[0]}<br>"
+               hovertemplate="<b>%{hovertext}</b><br>the target's own token: %{customdata[0]}<br>"
                              "p (target) = %{customdata[1]}<extra></extra>")
     scale = dict(scatter, uid="scale", x=[0], y=[0], mode="markers", hoverinfo="skip", marker=dict(
         size=1, opacity=0, color=[0], colorscale=SCALE, cmin=0, cmax=1, showscale=not overview, colorbar=dict(
@@ -251,6 +260,8 @@ def tree_figure(started: RunStarted | None, steps: list[Step], overview: bool = 
     if not shown_steps:
         return None
     frames, labels, xs, ys, drawn = [], [], [1], [0.0], {id(s) for s in shown_steps}
+    deepest = max(max(depths(s.tree_parents), default=0) for s in shown_steps) + 1  # the target's own token too
+    cut = max(4, SIZES[overview]["width"] // ((deepest + 1) * SIZES[overview]["char"]))  # a label fits its column
     opened = max(shown_steps, key=lambda s: s.accepted) if overview else shown_steps[-1]
     root = started.prompt_texts[-1] if started and started.prompt_texts else "root"
     for step in steps:  # a step's root is the newest token committed before it
@@ -261,7 +272,7 @@ def tree_figure(started: RunStarted | None, steps: list[Step], overview: bool = 
             rounds = sorted(set(step.tree_round))
             for upto in [*rounds, None]:
                 frames.append(dict(name=f"{step.index}:{'verified' if upto is None else upto}",
-                                   data=_frame(step, pos, root, upto), layout=dict(title=dict(
+                                   data=_frame(step, pos, root, upto, cut), layout=dict(title=dict(
                                        text=_title(step, upto, len(rounds), overview)))))
                 labels.append(f"step {step.number} · " + ("verified" if upto is None else f"round {upto + 1}"))
         root = step.texts[-1] if step.texts else root
@@ -274,8 +285,8 @@ def tree_figure(started: RunStarted | None, steps: list[Step], overview: bool = 
 
 
 # the figure's sizes: in a wide panel, and as an overview in a narrow column
-SIZES = {False: dict(row=30, least=380, bottom=130, title=15, ticks=12),
-         True: dict(row=24, least=320, bottom=130, title=13, ticks=9)}
+SIZES = {False: dict(row=30, least=380, bottom=130, title=15, ticks=12, width=900, char=8),
+         True: dict(row=24, least=320, bottom=130, title=13, ticks=9, width=420, char=7)}  # width, char: about, px
 
 
 def _plot_layout(frames: list[dict], labels: list[str], at: int, extent: tuple, overview: bool) -> dict:
@@ -290,7 +301,7 @@ def _plot_layout(frames: list[dict], labels: list[str], at: int, extent: tuple, 
         title=dict(text=frames[at]["layout"]["title"]["text"], x=0.01, y=0.98, yanchor="top",
                    font=dict(size=size["title"])),
         xaxis=dict(range=[-0.9, deepest + 1], tickvals=list(range(deepest + 1)), showgrid=False, zeroline=False,
-                   ticktext=["root", *(f"depth {d}" for d in range(1, deepest + 1))], side="top",
+                   ticktext=["root", "depth 1", *(str(d) for d in range(2, deepest + 1))], side="top",
                    tickfont=dict(color="#9ca3af", size=size["ticks"]), tickangle=0),
         yaxis=dict(range=[low - 0.8, high + 0.8], visible=False),
         **player(frames, labels, at))

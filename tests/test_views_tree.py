@@ -114,11 +114,14 @@ def test_model_text_is_escaped_and_whitespace_shown(runs):
     assert "<script" not in out
     data = re.search(r'<div class="pg-anim-data" hidden>(.*?)</div>', out, re.S).group(1)
     fig = json.loads(html.unescape(data))
-    labels = [t for f in fig["frames"] if f["name"].startswith(f"{step.index}:")
-              for trace in f["data"] for t in trace.get("text", [])]
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in labels  # Plotly shows it as text, runs nothing
-    assert 'a·"b"↵⇥' in labels  # quotes stay: Plotly would show &quot; as it is
-    assert views_tree.shown("") == "∅"
+    def of(key):
+        return [t for f in fig["frames"] if f["name"].startswith(f"{step.index}:")
+                for trace in f["data"] for t in trace.get(key, [])]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in of("hovertext")  # Plotly shows it as text, runs nothing
+    assert 'a·"b"↵⇥' in of("hovertext") and 'a·"b"↵⇥' in of("text")  # quotes stay: Plotly would show &quot;
+    cut = [t for t in of("text") if t.startswith("&lt;script&gt;")]  # too long for its column: cut, then escaped
+    assert cut and all(t.endswith("…") and len(html.unescape(t)) < len("<script>alert(1)</script>") for t in cut)
+    assert views_tree.shown("") == "∅" and views_tree.shown("abcdef", 4) == "abc…"
 
 
 def test_depth_acceptance_counts_steps_by_hand():
