@@ -23,7 +23,7 @@ from playground import (compare, compare_dag, compare_diffusion, models, playbac
 from playground.engine import MAX_NEW_TOKENS, Request, generate, warm_up  # noqa: E402
 from playground.errors import PlaygroundError  # noqa: E402
 from playground.dag import STRATEGIES  # noqa: E402
-from playground.methods import METHODS, Param, dag, diffusion, schedules  # noqa: E402
+from playground.methods import METHODS, Param, dag, used  # noqa: E402
 from playground.recorder import Recorder, db_path  # noqa: E402
 
 UPDATE_EVERY_S = 0.15   # at most this often a run played back is re-drawn (plus the final one)
@@ -121,17 +121,6 @@ SHARED = {name for name, n in Counter(p.name for m in METHODS.values() for p in 
 CHOOSERS = ("schedule", "strategy")  # parameters whose value decides which other inputs show
 
 
-def chooser(method: str, name: str) -> tuple[str, tuple[str, ...]] | None:
-    """The parameter that decides whether `name` shows for `method`, and the values that show it (None: always)."""
-    if method == diffusion.METHOD.name:
-        used_by = diffusion.PARAM_STRATEGIES.get(name)  # a strategy's own input shows only with that strategy
-        return ("strategy", used_by) if used_by else None
-    if method == dag.METHOD.name:  # beam search's width and LM weight show only with it
-        return ("strategy", ("beam",)) if name in ("beam", "lm_weight") else None
-    used_by = schedules.PARAM_SCHEDULES.get(name)  # a schedule's own input shows only with that schedule
-    return ("schedule", used_by) if used_by else None
-
-
 def defaults(method: str) -> dict:
     return {p.name: p.default for p in METHODS[method].params}
 
@@ -141,8 +130,7 @@ def param_visible(name: str, method: str, values: dict) -> bool:
     chosen = METHODS.get(method)
     if chosen is None or all(p.name != name for p in chosen.params):
         return False
-    rule = chooser(method, name)
-    return rule is None or values.get(rule[0]) in rule[1]
+    return used(method, name, values)
 
 
 def param_updates(method: str, values: dict | None = None) -> list[dict]:

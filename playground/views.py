@@ -16,6 +16,7 @@ from typing import Iterable, Iterator, NamedTuple
 import plotly.graph_objects as go
 
 from playground.events import ACCEPTED, BONUS, REPLACEMENT, SOURCES, TARGET, RunFinished, RunStarted, Stats, Step
+from playground.methods import used
 
 # (strong, light) colour per token source: chips, legend and charts all use these.
 COLOURS = {TARGET: ("#4f6d8f", "#e3eaf3"), ACCEPTED: ("#15803d", "#d9f7e3"),
@@ -143,9 +144,11 @@ def step_html(step: Step | None) -> str:
         state = "pg-accepted" if i < step.accepted else "pg-rejected" if i == step.accepted else "pg-unverified"
         title = f"drafted #{i + 1}\nq (draft) = {_prob(step.draft_q[i])}\np (target) = {_prob(step.draft_p[i])}"
         drafted.append(_chip(text, state, title, breaks=False))
-    asked = f"a tree of {step.gamma} nodes" if step.tree_tokens else f"gamma {step.gamma}"
-    verdict = f"accepted {step.accepted} of {len(step.drafted)} ({asked})"
-    return (f'<div class="pg-step">{head}draft proposed {"".join(drafted)} · {verdict} → committed '
+    if step.tree_tokens:  # `drafted` holds the path the target walked down the tree, then the node it turned down
+        lead, verdict = "the target walked the tree", f"accepted {step.accepted} of its {step.proposed} verified nodes"
+    else:
+        lead, verdict = "draft proposed", f"accepted {step.accepted} of {len(step.drafted)} (gamma {step.gamma})"
+    return (f'<div class="pg-step">{head}{lead} {"".join(drafted)} · {verdict} → committed '
             f'{_committed(step)} · {timing}</div>')
 
 
@@ -203,7 +206,8 @@ def status_html(started: RunStarted | None, finished: RunFinished | None = None,
         return f'<div class="pg-status pg-empty">{empty}</div>'
     state = finished.status if finished else "running"
     models = html.escape(started.model + (f" + draft {started.draft}" if started.draft else ""))
-    settings = " · ".join(f"{k}={v}" for k, v in started.settings.items() if k != "stop_at_eos")
+    settings = " · ".join(f"{k}={v}" for k, v in started.settings.items()
+                          if k != "stop_at_eos" and used(started.method, k, started.settings))
     parts = [f'<span class="pg-badge {html.escape(state)}" data-status="{html.escape(state)}">{html.escape(state)}'
              f'</span>', f"<b>run #{started.run_id}</b>", html.escape(started.method), models,
              f"<small>{html.escape(settings)}</small>"]

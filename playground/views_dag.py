@@ -322,4 +322,4 @@ def drafts_html(steps: list[Step]) -> str | None:
     more = f'<div class="pg-note">… and {len(drafted) - DRAFT_ROWS} more</div>' if len(drafted) > DRAFT_ROWS else ""
     return (f'<div class="pg-dag-drafts" data-accepted="{accepted}"><div class="pg-cap"><b>Drafts verified</b> · '
             f'{accepted} of {sum(len(s.drafted) for s in drafted)} drafted tokens accepted over {len(drafted)} '
-            f'verifications</div>{"".join(step_html(s) for s in drafted[:DRAFT_ROWS])}{more}</div>')
+            f'verification{"s" if len(drafted) != 1 else ""}</div>{"".join(step_html(s) for s in drafted[:DRAFT_ROWS])}{more}</div>')

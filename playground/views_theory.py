@@ -190,7 +190,8 @@ def baseline_html(steps: list[Step], finished: RunFinished | None, baseline: Run
         cards.append(("ideal", f"{s.ideal:.2f}×", f"theory: τ / (draft forwards × c + v), with τ = "
                                                    f"{prediction.predicted:.2f} from {source}"))
     cards += [("from_costs", f"{s.from_costs:.2f}×", f"the same with the measured τ = {tau:.2f}; the other "
-                                                      f"{s.other_share:.0%} of the time went to bookkeeping"),
+                                                      f"{s.other_share:.0%} of the run's time was neither drafting "
+                                                      f"nor verifying (bookkeeping: sampling, trees, caches)"),
               ("costs", f"c {s.c:.2f} · v {s.v:.2f}",
                f"one draft forward (c) and one verification (v) in autoregressive forwards; "
                f"{s.draft_per_step:.1f} draft forwards a step")]

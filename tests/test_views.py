@@ -233,3 +233,18 @@ def test_a_replayed_run_finds_the_autoregressive_run_made_to_compare_with_it():
     assert not compare.is_reference_of(run, replace(ar, method="speculative"))
     assert not compare.is_reference_of(run, replace(ar, settings={**settings, "max_new_tokens": 16}))
     assert not compare.is_reference_of(run, replace(ar, settings={**settings, "seed": 1}))
+
+
+def test_the_settings_line_lists_only_the_parameters_the_run_used():
+    settings = {"max_new_tokens": 8, "gamma": 4, "schedule": "constant", "min_confidence": 0.4, "max_reject": 0.7,
+                "target_acceptance": 0.8}
+    line = views.status_html(RunStarted(method="speculative", model="m", draft="d", prompt="p", prompt_ids=[1],
+                                        settings=settings))
+    assert "gamma=4" in line and "schedule=constant" in line
+    assert not any(name in line for name in ("min_confidence", "max_reject", "target_acceptance"))
+    adaptive = views.status_html(RunStarted(method="speculative", model="m", draft="d", prompt="p", prompt_ids=[1],
+                                            settings={**settings, "schedule": "adaptive"}))
+    assert "min_confidence=0.4" in adaptive and "target_acceptance=0.8" in adaptive and "max_reject" not in adaptive
+    fixed = views.status_html(RunStarted(method="diffusion", model="m", draft=None, prompt="p", prompt_ids=[1],
+                                         settings={"strategy": "fixed_steps", "steps": 0, "threshold": 0.9}))
+    assert "steps=0" in fixed and "threshold" not in fixed

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from playground.errors import PlaygroundError
-from playground.methods import (autoregressive, copyspec, dag, diffusion, prompt_lookup, self_speculative,
-                                speculative, token_recycling, tree_speculative)
+from playground.methods import (autoregressive, copyspec, dag, diffusion, prompt_lookup, schedules,
+                                self_speculative, speculative, token_recycling, tree_speculative)
 from playground.methods.base import DecodeConfig, Method, Param
 
 METHODS: dict[str, Method] = {m.name: m for m in (
@@ -20,4 +20,22 @@ def get_method(name: str) -> Method:
         raise PlaygroundError(f"unknown method {name!r} (available: {', '.join(METHODS)})") from None
 
 
-__all__ = ["METHODS", "DecodeConfig", "Method", "Param", "get_method"]
+def chooser(method: str, name: str) -> tuple[str, tuple[str, ...]] | None:
+    """The parameter that decides whether parameter `name` of `method` is used, and the values that use it (None:
+    always used): the app shows an input only then, and a run's settings line lists it only then."""
+    if method == diffusion.METHOD.name:
+        used_by = diffusion.PARAM_STRATEGIES.get(name)  # a strategy's own parameter
+        return ("strategy", used_by) if used_by else None
+    if method == dag.METHOD.name:  # beam search's width and LM weight
+        return ("strategy", ("beam",)) if name in ("beam", "lm_weight") else None
+    used_by = schedules.PARAM_SCHEDULES.get(name)  # a schedule's own parameter
+    return ("schedule", used_by) if used_by else None
+
+
+def used(method: str, name: str, settings: dict) -> bool:
+    """Whether parameter `name` is used by a run of `method` with these `settings`."""
+    rule = chooser(method, name)
+    return rule is None or settings.get(rule[0]) in rule[1]
+
+
+__all__ = ["METHODS", "DecodeConfig", "Method", "Param", "chooser", "get_method", "used"]
