@@ -25,7 +25,7 @@ from playground.views_tree import animated_html, player, shown
 COLUMNS = 16          # cells per row (fewer when a block is shorter: then each block is a row)
 FRAME_CELLS = 8192    # frames x cells the figure carries at most (each frame holds the whole canvas)
 MAX_FRAMES = 64
-LABEL_CHARS = 6       # a cell shows this much of its token (the hover shows all of it)
+LABEL_CHARS = 5       # a cell shows this much of its token, whitespace drawn (the hover shows all of it)
 MASK, INK, FAINT, OUTLINE = "#e5e7eb", "#111827", "#6b7280", "#111827"
 SCALE = [[0, "#fecaca"], [0.5, "#fde68a"], [1, "#86efac"]]  # confidence, 0..1: unsure red, sure green
 EARLY, DRAFTS = "#c2410c", "#7e22ce"
@@ -50,7 +50,7 @@ def committed(steps: list[Step]) -> dict[int, tuple[int, str, float, int]]:
 
 
 def label(text: str) -> str:
-    return shown(text if len(text) <= LABEL_CHARS else text[:LABEL_CHARS - 1] + "…")
+    return shown(text, LABEL_CHARS)
 
 
 def _cells(started: RunStarted | None, steps: list[Step]) -> tuple[int, int, int]:
