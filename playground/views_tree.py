@@ -199,8 +199,8 @@ def _frame(step: Step, pos: dict, root: str, upto: int | None, cut: int | None =
         _edge(edges["target"], pos[extra], pos[TARGET_NODE])
         token = step.texts[-1] if step.texts else str(step.tokens[-1])
         own = dict(x=[pos[TARGET_NODE][0]], y=[pos[TARGET_NODE][1]], text=[shown(token, cut)],
-                   hovertext=[shown(token)], marker=dict(
-            color=COLOURS[step.sources[-1]][0]), customdata=[[LABELS[step.sources[-1]], _prob(step.p[-1])]])
+                   hovertext=[shown(token)], marker=dict(color=COLOURS[step.sources[-1]][0]),
+                   customdata=[[LABELS[step.sources[-1]], _prob(step.p[-1])]])
     return [*edges.values(), *nodes.values(), dict(text=[shown(root)]), own]
 
 
