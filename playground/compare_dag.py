@@ -63,9 +63,10 @@ def side_html(key: str, run: Run | None, baseline: RunFinished | None = None) ->
     s = finished.stats
     faster = f" · {baseline.stats.wall_s / s.wall_s:.1f}× the baseline's speed" \
         if baseline is not None and baseline is not finished and s.wall_s else ""
-    forwards = f"{s.target_forwards}" + (f" + {s.draft_forwards} draft" if s.draft_forwards else "")
-    cards = [("wall_s", f"{s.wall_s * 1e3:.1f} ms", f"decoding time{faster}"),
-             ("forwards", forwards, "forward passes"), ("new_tokens", f"{s.new_tokens}", "tokens")]
+    forwards = (f"{s.target_forwards} + {s.draft_forwards}", "forward passes: the verifier's + the drafter's") \
+        if s.draft_forwards else (f"{s.target_forwards}", "forward passes")
+    cards = [("wall_s", f"{s.wall_s * 1e3:.1f} ms", f"decoding time{faster}"), ("forwards", *forwards),
+             ("new_tokens", f"{s.new_tokens}", "tokens")]
     if s.acceptance_rate is not None:
         accepted = sum(x.accepted for x in steps)
         cards.append(("accepted", f"{accepted} of {sum(x.proposed for x in steps)}", "drafted tokens accepted"))

@@ -181,6 +181,9 @@ def test_the_tab_verdict_compares_with_the_baseline(runs):
         assert re.search(rf"{key} [\d.]+×", verdict)
     side = compare_dag.side_html("gad", runs["gad"], runs["ar"][2])
     assert "drafted tokens accepted" in side and "the baseline's speed" in side
+    s = runs["gad"][2].stats
+    assert f"<b>{s.target_forwards} + {s.draft_forwards}</b><small>forward passes: the verifier's + the drafter's" \
+        in side
     assert html.escape(runs["gad"][2].text) in side
     assert "Running" in compare_dag.verdict_html({"dag": runs["dag"], "ar": None}, "the baseline")
 
