@@ -31,11 +31,11 @@ def theory_figure(prediction: theory.Prediction | None) -> go.Figure | None:
                       "%{customdata[0]} times it was tried (its likelier siblings turned down)"
     fig.add_bar(x=[i for i, _, _ in rows], y=[a / n for _, n, a in rows],
                 name="measured: accepted / reached it" if chain else "measured: accepted / tried",
-                marker_color=COLOURS[ACCEPTED][0], text=[f"{a}/{n}" for _, n, a in rows], textposition="outside",
-                customdata=[[n, a] for _, n, a in rows], hovertemplate=where + " (%{y:.0%})<extra></extra>")
+                marker_color=COLOURS[ACCEPTED][0], customdata=[[n, a] for _, n, a in rows],
+                hovertemplate=where + " (%{y:.0%})<extra></extra>")
     if chain:
         fig.add_scatter(x=[rows[0][0] - 0.5, rows[-1][0] + 0.5], y=[prediction.alpha] * 2, mode="lines",
-                        name=f"i.i.d. theory: α = {prediction.alpha:.2f} (accepted / verified) at every position",
+                        name=f"i.i.d. theory: α = {prediction.alpha:.2f} = accepted / verified",
                         line=dict(color=THEORY, dash="dash", width=2), hoverinfo="skip")
     name = "i.i.d. theory" if chain else "positional theory"
     title = (f"Acceptance by {'draft position' if chain else 'sibling rank'}<br><sup>tokens per target forward: "
@@ -44,7 +44,8 @@ def theory_figure(prediction: theory.Prediction | None) -> go.Figure | None:
             "accepted", False)
     fig.update_layout(hovermode="closest")
     fig.update_yaxes(range=[0, 1.12], tickformat=".0%")
-    fig.update_xaxes(dtick=1)
+    # the counts go under the axis, where the theory's line cannot cross them
+    fig.update_xaxes(tickvals=[i for i, _, _ in rows], ticktext=[f"{i}<br><sub>{a}/{n}</sub>" for i, n, a in rows])
     return fig
 
 

@@ -117,7 +117,9 @@ def test_on_positional_acceptance_the_tree_prediction_matches_the_run():
     prediction = theory.predict(steps)
     assert prediction.kind == "tree" and prediction.alpha == pytest.approx(0.6, abs=0.03)
     assert prediction.predicted == pytest.approx(prediction.measured, rel=0.03)
-    assert views_theory.theory_figure(prediction).layout.xaxis.title.text.startswith("rank among siblings")
+    fig = views_theory.theory_figure(prediction)
+    assert fig.layout.xaxis.title.text.startswith("rank among siblings")
+    assert list(fig.layout.xaxis.ticktext) == [f"{k}<br><sub>{a}/{n}</sub>" for k, n, a in prediction.rows]
 
 
 def test_autoregressive_diffusion_and_dag_runs_have_no_theory():
