@@ -566,9 +566,8 @@ def dag_tab(recorder: Recorder) -> None:
 
 
 def one_line(text: str, limit: int) -> str:
-    """`text` on one line (its runs of white space as single spaces), cut to `limit` characters with an ellipsis."""
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[:limit - 1] + "…"
+    """`text` on one line (its runs of white space as single spaces), clipped to `limit` characters."""
+    return views.clip(" ".join(text.split()), limit)
 
 
 def run_choices(rows: list[dict]) -> list[tuple[str, int]]:

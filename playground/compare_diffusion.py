@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from playground import quality
 from playground.engine import Request
 from playground.events import RunFinished, RunStarted
-from playground.methods.diffusion import AUTO_CACHE
+from playground.methods.diffusion import AUTO_CACHE, cache_of
 from playground.views import _figure, _layout, cards_html
 
 FAST_STRATEGIES = ("threshold", "sched", "freedave", "fixed_steps")
@@ -51,11 +51,10 @@ def curve_request(prompt: str, model: str, max_new_tokens: int, threshold: float
 def judge(started: RunStarted, finished: RunFinished, reference: list[int]) -> Judged:
     """A finished run's forwards and time, and the quality of its output against the slow `reference`."""
     s, settings = finished.stats, started.settings
-    cache = settings.get("cache", "auto")
     return Judged(s.target_forwards, s.wall_s, len(finished.token_ids),
                   quality.agreement(finished.token_ids, reference),
                   quality.generative_perplexity(started.prompt_ids, finished.token_ids),
-                  AUTO_CACHE[settings["strategy"]] if cache == "auto" else cache)
+                  cache_of(settings["strategy"], settings.get("cache", "auto")))
 
 
 def parse_thresholds(text: str) -> list[float]:

@@ -86,6 +86,11 @@ class RunView(NamedTuple):
 OPTIONAL = ("drafts", "confidence", "layers", "copies", "tree", "tree_size", "depth_acceptance", "canvas", "theory")
 
 
+def clip(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, the last an ellipsis when anything was cut."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def _prob(x: float | None) -> str:
     if x is None:
         return "—"
@@ -182,7 +187,8 @@ def stats_html(source: RunFinished | Stats | list[Step]) -> str:
              ("new_tokens", f"{s.new_tokens}", "new tokens"),
              ("target_forwards", f"{s.target_forwards}", "target forwards"),
              ("mean_accepted", f"{s.mean_accepted:.2f}", "mean accepted (tokens per target forward)"),
-             ("acceptance_rate", rate, "acceptance rate (accepted / drafted, tokens drafted past a rejection included)"),
+             ("acceptance_rate", rate,
+              "acceptance rate (accepted / drafted, tokens drafted past a rejection included)"),
              ("saved", f"{s.new_tokens - s.target_forwards}", "target forwards saved vs autoregressive"),
              ("draft_s", f"{s.draft_s:.2f} s", f"draft time ({s.draft_forwards} forwards)"),
              ("verify_s", f"{s.verify_s:.2f} s", "verify time (target forwards)")]

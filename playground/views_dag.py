@@ -19,7 +19,7 @@ from __future__ import annotations
 import html
 
 from playground.events import ACCEPTED, RunStarted, Step
-from playground.views import COLOURS, _prob, step_html
+from playground.views import COLOURS, _prob, clip, step_html
 from playground.views_tree import animated_html, shown
 
 START, PATH, REJECTED, UNVERIFIED, OFF = "start", "path", "rejected", "unverified", "off"
@@ -219,7 +219,7 @@ def _vertex_trace(step: Step, row: list[int], label: list[str], state: list[str]
 
 
 def short(text: str) -> str:
-    return text if len(text) <= LABEL_CHARS else text[:LABEL_CHARS - 1] + "…"
+    return clip(text, LABEL_CHARS)
 
 
 def dag_figure(started: RunStarted | None, steps: list[Step]) -> dict | None:
@@ -322,4 +322,5 @@ def drafts_html(steps: list[Step]) -> str | None:
     more = f'<div class="pg-note">… and {len(drafted) - DRAFT_ROWS} more</div>' if len(drafted) > DRAFT_ROWS else ""
     return (f'<div class="pg-dag-drafts" data-accepted="{accepted}"><div class="pg-cap"><b>Drafts verified</b> · '
             f'{accepted} of {sum(len(s.drafted) for s in drafted)} drafted tokens accepted over {len(drafted)} '
-            f'verification{"s" if len(drafted) != 1 else ""}</div>{"".join(step_html(s) for s in drafted[:DRAFT_ROWS])}{more}</div>')
+            f'verification{"s" if len(drafted) != 1 else ""}</div>'
+            f'{"".join(step_html(s) for s in drafted[:DRAFT_ROWS])}{more}</div>')

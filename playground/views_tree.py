@@ -24,7 +24,7 @@ import plotly.graph_objects as go
 from playground.events import ACCEPTED as COMMITTED_ACCEPTED
 from playground.events import BONUS, REPLACEMENT, RunStarted, Step
 from playground.tree import ACCEPTED, PRUNED, REJECTED, UNREACHED, depths
-from playground.views import COLOURS, LABELS, _figure, _layout, _prob
+from playground.views import COLOURS, LABELS, _figure, _layout, _prob, clip
 
 MAX_STEPS = 60       # the figure animates the last steps only: frames of a long run would weigh megabytes
 FRAME_MS = 600       # Play: time per frame
@@ -101,9 +101,7 @@ def shown(text: str, cut: int | None = None) -> str:
     if not text:
         return "∅"
     visible = "".join(WHITESPACE.get(c, c) for c in text)
-    if cut is not None and len(visible) > cut:
-        visible = visible[:cut - 1] + "…"
-    return html.escape(visible, quote=False)
+    return html.escape(visible if cut is None else clip(visible, cut), quote=False)
 
 
 def target_parent(step: Step) -> int | None:

@@ -253,7 +253,8 @@ def test_history_replays_a_run_step_by_step(page):
     page.wait_for_function(f"document.querySelector('#replay-status').innerText.includes('run #{run_id}')")
     assert chips(page, "replay").count() == total  # a picked run opens at its last step
     assert page.locator("#runs-table").get_by_text("def greet(name):", exact=True).count() >= 1  # one line, no \n
-    sync_api.expect(page.locator("#run-pick input")).to_have_value(f"#{run_id} · finished · speculative · def greet(name):")
+    sync_api.expect(page.locator("#run-pick input")).to_have_value(
+        f"#{run_id} · finished · speculative · def greet(name):")
     page.click("#first-btn")
     page.wait_for_function("document.querySelector('#replay-status').innerText.includes('step 0 of')")
     assert chips(page, "replay").count() == 0

@@ -28,6 +28,11 @@ from playground.methods.base import DecodeConfig, Method, Param
 STRATEGIES = ("fixed_steps", "threshold", "sched", "freedave")
 SCHEDULES = ("linear", "cosine", "exponential")
 AUTO_CACHE = {"fixed_steps": "none", "threshold": "prefix", "sched": "none", "freedave": "dual"}
+
+
+def cache_of(strategy: str, cache: str) -> str:
+    """The KV cache a run decodes with: `cache`, or for 'auto' the strategy's usual one."""
+    return AUTO_CACHE[strategy] if cache == "auto" else cache
 # the parameters only some strategies read (the app shows their inputs with those strategies only)
 PARAM_STRATEGIES = {"steps": ("fixed_steps", "sched"), "threshold": ("threshold",), "factor": ("threshold",),
                     "schedule": ("sched",), "tau_high": ("sched",), "tau_low": ("sched",), "candidates": ("freedave",)}
@@ -146,8 +151,7 @@ def diffusion_decode(target, draft, prompt_ids: list[int], cfg: DecodeConfig, st
     (the strategy's usual one)."""
     if cfg.mask_id is None:
         raise PlaygroundError("the model's tokenizer has no mask token: diffusion decoding needs one")
-    cache = AUTO_CACHE[strategy] if cache == "auto" else cache
-    den = Denoiser(target.model, cache, cfg.sampling)
+    den = Denoiser(target.model, cache_of(strategy, cache), cfg.sampling)
     canvas = Canvas.new(prompt_ids, cfg.max_new_tokens, cfg.mask_id, block)
     if strategy == "freedave":
         yield from freedave_decode(den, canvas, cfg, candidates)
