@@ -60,14 +60,15 @@ def cache_key(tokenizer, *more) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
-def _cache_file(tokenizer, split: str) -> Path:
+def cache_file(tokenizer, split: str) -> Path:
     return CACHE_DIR / f"tokens-{split}-{cache_key(tokenizer)}.npy"
+
 
 
 def token_array(tokenizer, split: str) -> np.ndarray:
     """All files of `split` tokenized and joined with the end-of-text token, cached as uint16 on disk, with a note
     of which interpreter's standard library it came from."""
-    cache = _cache_file(tokenizer, split)
+    cache = cache_file(tokenizer, split)
     if cache.exists():
         return np.load(cache)
     eos = tokenizer.convert_tokens_to_ids("<|endoftext|>")
@@ -88,7 +89,7 @@ def token_array(tokenizer, split: str) -> np.ndarray:
 
 def token_source(tokenizer, split: str) -> dict:
     """Where the cached tokens of `split` came from (the interpreter that made the cache, maybe on another machine)."""
-    note = _cache_file(tokenizer, split).with_suffix(".json")
+    note = cache_file(tokenizer, split).with_suffix(".json")
     if note.exists():
         return json.loads(note.read_text())
     return {"stdlib": str(stdlib_root()), "python": platform.python_version()}

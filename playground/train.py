@@ -4,6 +4,8 @@
     python -m playground.train target [--steps N]   # Llama-style causal LM -> assets/models/tiny-code
     python -m playground.train draft  [--steps N]   # 2-layer draft distilled from the target -> tiny-code-draft
     python -m playground.train diffusion            # masked-diffusion EuroBERT for completion -> tiny-code-diffusion
+    python -m playground.train corpus [--pack F]    # stdlib + pinned PyPI packages, tokenized (playground.corpus)
+    python -m playground.train diffusion-corpus     # the diffusion model on that corpus, sized for a GPU
     python -m playground.train distill              # tiny-code's greedy continuations of training prompts (.cache/)
     python -m playground.train diffusion-distilled  # second stage: the diffusion model, trained on them
     python -m playground.train draft-distilled      # second stage: the draft, distilled on them
@@ -33,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from playground import data, distill
+from playground import corpus, data, distill
 from playground.models import ASSETS, MODELS_DIR
 from playground.sublayers import Gates, decoder_layers, layer_dropout_mask
 
@@ -97,6 +99,7 @@ class TrainConfig:
     # continuations.
     distilled: bool = False
     natural_fraction: float = 0.25
+    corpus: str = "stdlib"  # or "corpus": the standard library plus the packages of playground.corpus
 
 
 TARGET = TrainConfig(batch_size=48, steps=3600, warmup=100, layer_dropout=0.2, early_exit_weight=0.3,
@@ -113,6 +116,12 @@ DIFFUSION = TrainConfig(
     model=ModelConfig(hidden_size=256, num_hidden_layers=6, num_attention_heads=4, intermediate_size=704,
                       max_position_embeddings=1024),
     seq_len=256, batch_size=32, steps=2400, lr=5e-4, warmup=50, eval_every=100, init="tiny-code", end_fraction=0.05,
+)
+# The same model trained with a GPU's compute on the larger corpus: 8x the batch, the schedule cut by --minutes.
+DIFFUSION_CORPUS = TrainConfig(
+    name="tiny-code-diffusion", objective="diffusion", model=DIFFUSION.model, corpus="corpus",
+    seq_len=256, batch_size=256, steps=40000, lr=1e-3, warmup=200, eval_every=500, init="tiny-code",
+    end_fraction=0.05, ckpt_every_s=60.0,
 )
 
 DIFFUSION_DISTILLED = TrainConfig(
@@ -468,7 +477,7 @@ def train_lm(cfg: TrainConfig, device: str = "cpu") -> None:
     dev = torch.device(device)
     gen = torch.Generator().manual_seed(cfg.seed)
     tokenizer = load_tokenizer()
-    train_tokens = data.token_array(tokenizer, "train")
+    train_tokens = (corpus.token_array if cfg.corpus == "corpus" else data.token_array)(tokenizer, "train")
     windows = eval_windows(data.token_array(tokenizer, "heldout"), cfg)
     print(f"{cfg.name}: {len(train_tokens):,} train tokens, {windows.numel():,} held-out eval tokens on {dev}")
     diffusion = cfg.objective == "diffusion"
@@ -574,20 +583,42 @@ def save_model(model, tokenizer, cfg: TrainConfig, state: dict) -> None:
              "train_seconds": round(state["elapsed_s"]), "log": state["log"],
              "heldout_loss": best.get("heldout_loss", state["log"][-1]["heldout_loss"] if state["log"] else None),
              "parameters": sum(p.numel() for p in model.parameters()), "torch": torch.__version__,
-             "data": data.token_source(tokenizer, "train"), "train_tokens": state.get("train_tokens"),
+             "train_tokens": state.get("train_tokens"), **data_facts(tokenizer, cfg),
              "distilled": asdict(distill.DistillConfig()) if cfg.distilled else None, "earlier_stage": earlier}
     (out / "training.json").write_text(json.dumps(facts, indent=2))
     print(f"saved {cfg.name} to {out}")
+
+
+def data_facts(tokenizer, cfg: TrainConfig) -> dict:
+    """Where the training tokens came from: the standard library's cache note (of the machine that tokenized it,
+    which for a packed corpus is not the machine that trained), and the corpus manifest when there is one."""
+    note = corpus.manifest(tokenizer) if cfg.corpus == "corpus" else None
+    return {"data": note["stdlib"]["train"] if note else data.token_source(tokenizer, "train"), "corpus": note}
 
 
 def device_name() -> str:
     return torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
 
 
+def build_corpus(pack: Path | None, unpack: Path | None) -> None:
+    tokenizer = load_tokenizer()
+    if unpack:
+        corpus.unpack(tokenizer, unpack)
+    note = corpus.manifest(tokenizer) or corpus.build(tokenizer)
+    for row in note["packages"]:
+        print(f"{row['name']:>16} {row['version']:<10} {row['licence']:<28} {row['train_files']:>5} + "
+              f"{row['heldout_files']:>4} files  {row['train_tokens']:>10,} + {row['heldout_tokens']:>9,} tokens")
+    print(f"train {note['train_tokens']:,} tokens, held-out {note.get('heldout_tokens', 0):,} (standard library "
+          f"and packages together)")
+    if pack:
+        print(f"packed to {corpus.pack(tokenizer, pack)} ({pack.stat().st_size / 2**20:.1f} MiB)")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m playground.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["tokenizer", "target", "draft", "diffusion", "distill",
+    parser.add_argument("what", choices=["tokenizer", "target", "draft", "diffusion", "diffusion-corpus", "corpus",
+                                           "distill",
                                            "draft-distilled", "diffusion-distilled", "deep", "deep-draft", "prompts",
                                            "card"])
     parser.add_argument("--steps", type=int, help="total optimiser steps (default: the config's)")
@@ -595,12 +626,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, help="sequences per step (default: the config's)")
     parser.add_argument("--minutes", type=float, help="wall-clock budget; steps are cut to what fits")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--pack", type=Path, help="corpus: also write what training elsewhere needs to this file")
+    parser.add_argument("--unpack", type=Path, help="corpus: restore a packed corpus under .cache/ instead")
     parser.add_argument("--only", choices=["causal", "diffusion"],
                         help="card: only the causal models' cards (tiny-code, tiny-code-draft) or the diffusion one's")
     args = parser.parse_args(argv)
     torch.set_num_threads(os.cpu_count() or 1)
     if args.what == "tokenizer":
         train_tokenizer(TokenizerConfig())
+        return
+    if args.what == "corpus":
+        build_corpus(args.pack, args.unpack)
         return
     if args.what == "distill":
         distill.teacher_continuations(distill.DistillConfig(), load_tokenizer(), torch.device(args.device))
@@ -614,7 +650,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.what == "card" and args.only != "causal":
             cards.write_diffusion_card()
         return
-    cfg = {"target": TARGET, "draft": DRAFT, "diffusion": DIFFUSION, "draft-distilled": DRAFT_DISTILLED,
+    cfg = {"target": TARGET, "draft": DRAFT, "diffusion": DIFFUSION, "diffusion-corpus": DIFFUSION_CORPUS,
+           "draft-distilled": DRAFT_DISTILLED,
            "diffusion-distilled": DIFFUSION_DISTILLED, "deep": DEEP, "deep-draft": DEEP_DRAFT}[args.what]
     cfg.steps = args.steps or cfg.steps
     cfg.batch_size = args.batch_size or cfg.batch_size
