@@ -115,11 +115,13 @@ def read_records(suite_or_path: str) -> list[dict]:
 def run_ours(req: engine.Request) -> tuple[list[int], float, int, list[Step]]:
     """Engine run timed end to end; returns new ids, seconds, target forwards and the steps."""
     steps = []
+    models.synchronize()
     start = time.perf_counter()
     for ev in engine.generate(req):
         if isinstance(ev, Step):
             steps.append(ev)
         finished = ev
+    models.synchronize()
     seconds = time.perf_counter() - start
     if finished.status != "finished":
         raise PlaygroundError(f"{req.method} failed: {finished.error}")
@@ -132,6 +134,7 @@ def run_peer(name: str, target: models.LoadedModel, draft: models.LoadedModel | 
     calls = [0]
     hook = target.model.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
     try:
+        models.synchronize()
         start = time.perf_counter()
         ids = target.tokenizer(prompt, return_tensors="pt")["input_ids"].to(target.device)
         kwargs = {"hf_assisted": {"assistant_model": draft.model if draft else None},
@@ -140,6 +143,7 @@ def run_peer(name: str, target: models.LoadedModel, draft: models.LoadedModel | 
             out = target.model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
                                         max_new_tokens=max_new_tokens, pad_token_id=target.tokenizer.pad_token_id,
                                         eos_token_id=target.tokenizer.eos_token_id, **kwargs)
+        models.synchronize()
         seconds = time.perf_counter() - start
     finally:
         hook.remove()
@@ -288,8 +292,10 @@ def forward_costs(model: str, draft: str | None, prompt: str, sizes: list[int], 
             nodes = [ids[i % len(ids)] for i in range(n)]
             times = []
             for _ in range(repeats + 1):  # the first is a warm-up
+                models.synchronize()
                 start = time.perf_counter()
                 forward_tree(lm, ids[-1:], nodes, list(range(-1, n - 1)))
+                models.synchronize()
                 times.append(time.perf_counter() - start)
                 lm.crop(cached)
             row[n] = 1000 * sorted(times[1:])[len(times[1:]) // 2]

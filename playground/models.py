@@ -46,6 +46,13 @@ def device() -> torch.device:
     return check_device(os.environ.get(DEVICE_ENV, "cpu"))
 
 
+def synchronize() -> None:
+    """Wait for the device's queued work: a timer read on a GPU must not run ahead of the kernels it times."""
+    dev = device()
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
 def use_device(name: str) -> None:
     """Run models on `name` from now on (models already loaded elsewhere are loaded again when next asked for)."""
     check_device(name)

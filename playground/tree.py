@@ -145,7 +145,7 @@ def keep_path(lm: CachedLM, committed: int, path: list[int]) -> None:
     The path's entries are moved down in place to follow the committed tokens, then the rest is cropped: this
     copies a few rows per layer, where gathering the kept rows into new tensors would copy the whole cache."""
     if path != list(range(len(path))):  # a path through the first nodes is already where it belongs
-        src = torch.tensor([committed + i for i in path])
+        src = torch.tensor([committed + i for i in path], device=lm.device)  # index_select wants its device
         for layer in lm.cache.layers:
             layer.keys[..., committed:committed + len(path), :] = layer.keys.index_select(-2, src)
             layer.values[..., committed:committed + len(path), :] = layer.values.index_select(-2, src)
