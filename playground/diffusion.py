@@ -131,7 +131,7 @@ class Denoiser:
         first = a - self.shift  # the first position read afresh: with shifted logits, the one before the block
         if self.cache == "none" or refresh:
             cache = DynamicCache() if self.cache != "none" else None
-            logits = self.model(input_ids=canvases, past_key_values=cache).logits[:, first:n - self.shift]
+            logits = self.model(input_ids=canvases, cache=cache).logits[:, first:n - self.shift]
             if cache is not None:
                 kv = [(layer.keys, layer.values) for layer in cache.layers]
                 self.kv = [(k[:, :, :first], v[:, :, :first]) if self.cache == "prefix" else
@@ -144,7 +144,7 @@ class Denoiser:
                 cache.update(k.expand(len(canvases), -1, -1, -1), v.expand(len(canvases), -1, -1, -1), i)
             positions = torch.arange(first, end, device=canvases.device).expand(len(canvases), -1)
             logits = self.model(input_ids=canvases[:, first:end], position_ids=positions,
-                                past_key_values=cache).logits[:, :end - first - self.shift]
+                                cache=cache).logits[:, :end - first - self.shift]
         logits = logits.float().cpu()  # on a GPU: waits for the forward, so `seconds` counts it
         self.forwards += 1
         self.seconds += time.perf_counter() - start

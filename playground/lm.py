@@ -46,7 +46,8 @@ class CachedLM:
         start = time.perf_counter()
         x = torch.tensor([ids], dtype=torch.long, device=self.device)
         kwargs = {"logits_to_keep": keep} if self._keep_arg else {}
-        out = self.model(input_ids=x, past_key_values=self.cache, use_cache=True, **kwargs, **model_kwargs)
+        # `cache=`: transformers 5.24 renamed `past_key_values` (requirements.txt's lower bound); the old name warns
+        out = self.model(input_ids=x, cache=self.cache, use_cache=True, **kwargs, **model_kwargs)
         logits = out.logits[0, -keep:].float().cpu()  # methods work on the CPU; on a GPU this waits for the forward
         self.forwards += 1
         self.seconds += time.perf_counter() - start
@@ -100,7 +101,7 @@ class CachedSeq2Seq(CachedLM):
         start = time.perf_counter()
         out = self.model(encoder_outputs=self.encoded, attention_mask=self.source_mask,
                          decoder_input_ids=torch.tensor([ids], dtype=torch.long, device=self.device),
-                         past_key_values=self.cache, use_cache=True, **model_kwargs)
+                         cache=self.cache, use_cache=True, **model_kwargs)
         logits = out.logits[0, -keep:].float().cpu()
         self.forwards += 1
         self.seconds += time.perf_counter() - start
