@@ -33,13 +33,16 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
 PROMPT = "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n"
 
 
-def serve(root: Path, db: str | Path, log=subprocess.DEVNULL, wait_s: float = 120) -> tuple[subprocess.Popen, str]:
-    """Start `root`'s app.py on a free port with database `db`; return the process and its URL once it serves.
-    Raises RuntimeError if it exits or does not serve within `wait_s` (the browser tests start it this way too)."""
+def serve(root: Path, db: str | Path, log=subprocess.DEVNULL, wait_s: float = 120,
+          env: dict | None = None) -> tuple[subprocess.Popen, str]:
+    """Start `root`'s app.py on a free port with database `db` (and `env` added to its environment); return the
+    process and its URL once it serves. Raises RuntimeError if it exits or does not serve within `wait_s` (the browser
+    tests start it this way too)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1",
+           **(env or {})}
     proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--db", str(db)], cwd=root, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
     url, deadline = f"http://127.0.0.1:{port}/", time.monotonic() + wait_s
