@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The README's test command: install the test needs (Chromium, Python packages in .venv), run the whole suite.
+# The README's test command: install the test needs (Chromium, the locked Python packages in .venv), run the whole
+# suite. With PLAYGROUND_NEWEST=1 (scripts/test-newest.sh) the packages are instead the newest releases that
+# requirements-test.txt's ranges allow, in .venv-newest, so tomorrow's releases can be tried before the lock moves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +12,19 @@ if ! command -v chromium >/dev/null 2>&1; then
   $sudo apt-get install -y -qq chromium >/dev/null
 fi
 
-[ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q -r requirements-test.txt
-exec .venv/bin/python -m pytest -p no:cacheprovider --durations=15 "$@"
+if [ "${PLAYGROUND_NEWEST:-0}" = 1 ]; then
+  venv=.venv-newest
+  install=(--upgrade --upgrade-strategy eager -r requirements-test.txt)
+else
+  venv=.venv
+  # Exact versions with hashes (scripts/lock.sh): what CI tested is what every machine gets.
+  install=(-r requirements-test.lock)
+fi
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -m pip install -q "${install[@]}"
+"$venv/bin/python" - <<'PY'
+from importlib.metadata import version
+print("testing with", ", ".join(f"{name} {version(name)}" for name in
+      ("torch", "transformers", "tokenizers", "gradio", "plotly", "networkx", "sqlalchemy", "numpy", "optuna")))
+PY
+exec "$venv/bin/python" -m pytest -p no:cacheprovider --durations=15 "$@"
