@@ -590,9 +590,12 @@ def test_diffusion_run_draws_the_canvas_and_replays_it(page):
     page.click("#generate-btn")  # a causal model picked after all: the engine's clear error, no crash
     error = page.wait_for_selector("#live-status .pg-error")
     assert "needs a masked-diffusion model" in error.inner_text() and "methods that run it" in error.inner_text()
+    # max new tokens first: a model change resets it to the last value typed, and a late reset (a busy machine)
+    # typed over 16 with 128 when it came second
+    set_value(page, "#max-new input[type=number]", 16)
     set_value(page, "#model input", DIFFUSION)
     sync_api.expect(page.locator("#model input")).to_have_value(DIFFUSION)
-    set_value(page, "#max-new input[type=number]", 16)
+    sync_api.expect(page.locator("#max-new input[type=number]")).to_have_value("16")
     page.click("#generate-btn")
     status, run_id = finish_run(page)
     assert status == "finished"
