@@ -33,6 +33,9 @@ WARNING_S = 6           # how long a warning pop-up stays: the panel keeps the m
 REPLAY_TICK_S = 0.3
 PLOT_MIN_WIDTH = 300  # two charts side by side where they fit, else one under the other
 CPU_VERIFY = (1.22, 0.03)  # Theory tab: v₁ and dv as tiny-code measures them on a 2-core CPU (docs/BENCHMARKS.md)
+# ... and on a GPU (an H200, batch size 1; BENCHMARKS "On a GPU"): verifying 4 to 33 tokens cost 1.06-1.25
+# autoregressive forwards with no trend in the number of tokens, and the forward itself 6.6 ms for 2 tokens, 7.6 for 65
+GPU_VERIFY = (1.15, 0.0)
 DIFFUSION_MODEL = "tiny-code-diffusion"  # the Diffusion tab's default
 EXAMPLES = [
     "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",
@@ -444,8 +447,9 @@ def theory_tab() -> tuple:
                 "forward, and costs γ draft forwards (each c of an autoregressive forward) plus one verification "
                 "(v; γ = 0 is autoregressive decoding, v = 1). Their ratio is the ideal speedup (Leviathan et al. "
                 "2023). The sliders start at what `tiny-code-draft` and `tiny-code` measure on a 2-core CPU "
-                "(docs/BENCHMARKS.md): verifying γ + 1 tokens costs more than one token there; on a GPU v stays near "
-                "1. The Generate tab shows α, c and v of each run next to this.")
+                "(docs/BENCHMARKS.md): verifying γ + 1 tokens costs more than one token there, and more with every "
+                "token; on a GPU (measured on an H200) it costs about 1.15 forwards however many tokens are verified. "
+                "The Generate tab shows α, c and v of each run next to this.")
     with gr.Row():
         alpha = gr.Slider(0.01, 0.99, 0.71, step=0.01, label="α: acceptance of a drafted token", elem_id="th-alpha")
         c = gr.Slider(0, 1, 0.24, step=0.01, label="c: one draft forward, in target forwards", elem_id="th-c")
@@ -459,7 +463,8 @@ def theory_tab() -> tuple:
     with gr.Row():
         cpu_btn = gr.Button(f"Verification as on this CPU (v₁ {CPU_VERIFY[0]}, dv {CPU_VERIFY[1]})", size="sm",
                              elem_id="th-cpu")
-        gpu_btn = gr.Button("Verification flat, as on a GPU at batch size 1 (v = 1)", size="sm", elem_id="th-gpu")
+        gpu_btn = gr.Button(f"Verification as measured on a GPU (H200, batch size 1: v₁ {GPU_VERIFY[0]}, "
+                            f"dv {GPU_VERIFY[1]:g})", size="sm", elem_id="th-gpu")
     summary = gr.HTML(elem_id="th-summary")
     with gr.Row(equal_height=True):
         tokens = gr.Plot(show_label=False, min_width=PLOT_MIN_WIDTH, elem_id="th-tokens")
@@ -496,7 +501,7 @@ def theory_tab() -> tuple:
         values = [*values[:2], v_one, slope, *values[4:]]
         return *values[:len(sliders)], *drawn(*values)
 
-    for btn, (v_one, slope) in ((cpu_btn, CPU_VERIFY), (gpu_btn, (1.0, 0.0))):
+    for btn, (v_one, slope) in ((cpu_btn, CPU_VERIFY), (gpu_btn, GPU_VERIFY)):
         btn.click(lambda *values, v=v_one, d=slope: verifying(v, d, *values), [*sliders, explored],
                   [*sliders, *outputs], queue=False, show_progress="hidden")
     return drawn, sliders, explored, outputs

@@ -796,11 +796,11 @@ def test_theory_tab_redraws_the_best_draft_length_as_the_sliders_move(page):
     shown(page, "#th-tree svg.main-svg")
     assert page.locator("#th-tree .scatterlayer .point").count() == 12 + 1  # the nodes and the newest token
     assert "Sequoia's best tree" in page.locator("#th-tree").inner_text()
-    # verification as flat as a GPU's: the same tree and draft, a higher ideal speedup; then this CPU's again
+    # verification as a GPU measured it (flatter): the same tree and draft, a higher ideal speedup; then the CPU's
     speedup = page.locator("#th-tree-summary [data-stat=tree_speedup] b")
     on_cpu = float(speedup.inner_text().rstrip("×"))
     page.click("#th-gpu")
-    sync_api.expect(page.locator("#th-v1 input[type=number]")).to_have_value("1")
+    sync_api.expect(page.locator("#th-v1 input[type=number]")).to_have_value("1.15")
     sync_api.expect(page.locator("#th-dv input[type=number]")).to_have_value("0")
     page.wait_for_function(f"parseFloat(document.querySelector('#th-tree-summary [data-stat=tree_speedup] b')"
                            f".innerText) > {on_cpu}")
