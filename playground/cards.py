@@ -284,14 +284,13 @@ def diffusion_card_text(name: str, f: dict) -> str:
         f"never masked; the continuation stops at the first end-of-text, or in {cfg['end_fraction']:.0%} of windows "
         "at a random line break, followed by padding, so the model learns where to end"
         + "".join(f"; {note}" for note in first.get("notes", [])) + " |",
-        "| data | the Python standard library source (`.py` files, `encodings/` and `site-packages/` left out) of "
-        f"Python {first.get('data', {}).get('python', '?')}, split by a hash of each file's path: 90% train "
-        f"({first.get('train_tokens') or 0:,} tokens), 10% held out; the same split as `tiny-code` |",
+        data_row(first),
         f"| training | {first['steps']} steps x {cfg['batch_size']} x {cfg['seq_len']} tokens = "
-        f"{first['tokens_seen']:,} tokens, {first['train_seconds'] / 60:.0f} min on "
-        f"{first.get('device', '2 CPU cores')}, fp32, AdamW lr {cfg['lr']}, cosine, seed {cfg['seed']}; trained from "
-        "scratch instead, BERT and pre-LN BERT stayed at the unigram loss for their first 200-400 steps on this "
-        "budget"
+        f"{first['tokens_seen']:,} tokens, {first['train_seconds'] / 60:.1f} min on "
+        f"{first.get('device', '2 CPU cores')}, {'fp32' if 'CPU' in first.get('device', 'CPU') else 'bf16 autocast'}"
+        f", AdamW lr {cfg['lr']}, cosine, seed {cfg['seed']}"
+        + ("; trained from scratch instead, BERT and pre-LN BERT stayed at the unigram loss for their first 200-400 "
+           "steps on this budget" if "CPU" in first.get("device", "CPU") else "")
         + (f"; weights of step {first['kept_step']}, the lowest held-out loss of the evaluations every "
            f"{cfg['eval_every']} steps" if first.get("kept_step", first["steps"]) != first["steps"] else "") + " |",
         *([distillation_row(f)] if f.get("distilled") else []),
@@ -306,8 +305,9 @@ def diffusion_card_text(name: str, f: dict) -> str:
         f"{ppl['tiny-code']:.1f} |",
         f"| cost per forward | {f['ms_per_forward']:.1f} ms for one forward over 224 positions (96-token prompt + "
         "128 to fill) on this CPU |",
-        "", "**Limits.** About an hour of CPU training, on top of half of `tiny-code`. Its outputs look like code, "
-        "locally; they are not correct programs"
+        *replaced_row(f),
+        "", f"**Limits.** {first['train_seconds'] / 60:.0f} minutes of training on {first.get('device', 'a CPU')}, "
+        "on top of half of `tiny-code`. Its outputs look like code, locally; they are not correct programs"
         + (", and after distillation they imitate `tiny-code`'s greedy output, repetitions included"
            if f.get("distilled") else "")
         + ". It is here to show how diffusion decoding works and what the fast strategies cost.",
@@ -315,9 +315,42 @@ def diffusion_card_text(name: str, f: dict) -> str:
     lines += loss_table("Held-out loss during training:", first["log"])
     if f.get("distilled"):
         lines += loss_table("Loss on `tiny-code`'s continuations of the held-out prompts during distillation:", f["log"])
-    lines += ["", "Reproduce: `python -m playground.train diffusion --minutes 45"
+    train = (f"python -m playground.train corpus && python -m playground.train diffusion-corpus --device cuda "
+             f"--minutes {cfg.get('minutes') or 5.5}" if cfg.get("corpus") == "corpus" else
+             "python -m playground.train diffusion --minutes 45")
+    lines += ["", f"Reproduce: `{train}"
               + (" && python -m playground.train distill && python -m playground.train diffusion-distilled"
                  if f.get("distilled") else "")
               + " && python -m playground.train card --only diffusion` (`--minutes` cuts the step count to what "
-              "fits, measured over the first steps; the steps run are recorded above).", ""]
+              "fits, measured over the first steps; the steps run are recorded above"
+              + ("; `scripts/device_run.sh train` is how it ran on a lent GPU, with the corpus packed here"
+                 if cfg.get("corpus") == "corpus" else "") + ").", ""]
     return "\n".join(lines)
+
+
+def data_row(f: dict) -> str:
+    """The card's data line: the standard library alone, or the corpus of playground/corpus.py with it."""
+    stdlib = (f"the Python standard library source (`.py` files, `encodings/` and `site-packages/` left out) of "
+              f"Python {f.get('data', {}).get('python', '?')}")
+    corpus = f.get("corpus")
+    if not corpus:
+        return (f"| data | {stdlib}, split by a hash of each file's path: 90% train "
+                f"({f.get('train_tokens') or 0:,} tokens), 10% held out; the same split as `tiny-code` |")
+    packages = corpus["packages"]
+    licences = sorted({p["licence"] for p in packages})
+    return (f"| data | `python -m playground.train corpus`: {stdlib} ({corpus['stdlib']['train']['tokens']:,} train "
+            f"tokens, the same split as `tiny-code`) and the `.py` files of {len(packages)} pinned PyPI packages "
+            f"({', '.join(p['name'] for p in packages[:6])}, ...; licences {', '.join(licences)}, each checked "
+            f"against the wheel's metadata and listed in training.json), split by a hash of each file's path: "
+            f"{corpus['train_tokens']:,} train tokens in all, held-out files never trained on; evaluated on the "
+            "standard library's held-out files, as every shipped model |")
+
+
+def replaced_row(f: dict) -> list[str]:
+    """What this model replaced, figure for figure (training.json's `replaces`)."""
+    old = f.get("replaces")
+    if not old:
+        return []
+    return ["", f"**Replaces** the model shipped before ({old['what']}): held-out loss {old['heldout_loss']:.3f} "
+            f"nats/token, generative perplexity {old['generative_perplexity']:.1f} on the same prompts. "
+            f"{old['figures']}"]
