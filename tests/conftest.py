@@ -241,13 +241,37 @@ def _cli_env(extra: dict | None = None) -> dict:
 
 @pytest.fixture(scope="session")
 def run_cli():
-    """run_cli(*args, cwd=ROOT, env={extra vars}) -> CompletedProcess of `python -m playground ARGS` (text)."""
+    """run_cli(*args, cwd=ROOT, env={extra vars}) -> CompletedProcess of `python -m playground ARGS` (text);
+    an argument given as bytes is passed as those bytes."""
 
     def run(*args, cwd=None, env=None, timeout=240):
-        return subprocess.run([sys.executable, "-m", "playground", *map(str, args)], cwd=cwd or ROOT,
+        argv = [a if isinstance(a, bytes) else str(a) for a in args]  # bytes: an argument that is not UTF-8
+        return subprocess.run([sys.executable, "-m", "playground", *argv], cwd=cwd or ROOT,
                               env=_cli_env(env), capture_output=True, text=True, timeout=timeout)
 
     return run
+
+
+@pytest.fixture
+def main(capfd):
+    """main(*args) -> (exit status, stdout, stderr) of the CLI in this process, file descriptors captured."""
+    from playground import cli
+
+    def run(*args):
+        capfd.readouterr()
+        status = cli.main([str(a) for a in args])
+        out, err = capfd.readouterr()
+        return status, out, err
+
+    return run
+
+
+def one_error_line(stderr: str) -> str:
+    """The one line a refused command prints: 'error: ...', and no traceback."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{stderr}"
+    assert lines[0].startswith("error: ") and "Traceback" not in stderr
+    return lines[0]
 
 
 def _stored_runs(db: Path) -> list[tuple]:

@@ -11,9 +11,9 @@ import json
 import shutil
 
 import pytest
-from conftest import PROMPTS, shipped_available
+from conftest import PROMPTS, one_error_line, shipped_available
 
-from playground import cli, models
+from playground import models
 from playground.events import RunFinished, RunStarted, Stats, Step
 from playground.methods import METHODS
 
@@ -38,13 +38,6 @@ def check_contract(result: dict, *, method: str, model: str, draft: str | None, 
         assert stats["draft_forwards"] == 0 and stats["acceptance_rate"] is None and stats["draft_s"] == 0
     else:
         assert stats["draft_forwards"] > 0 and 0.0 <= stats["acceptance_rate"] <= 1.0 and stats["draft_s"] > 0
-
-
-def one_error_line(stderr: str) -> str:
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, f"expected one line on stderr, got:\n{stderr}"
-    assert lines[0].startswith("error: ") and "Traceback" not in stderr
-    return lines[0]
 
 
 # ------------------------------------------------------------ subprocesses: the real contract
@@ -187,19 +180,6 @@ def test_plain_generate_on_the_defaults(shipped_pair, db, main, stored_runs):
 
 
 # ------------------------------------------------------------ in-process: every way to get a request wrong
-
-
-@pytest.fixture
-def main(capfd):
-    """main(*args) -> (exit status, stdout, stderr) of the CLI in this process, file descriptors captured."""
-
-    def run(*args):
-        capfd.readouterr()
-        status = cli.main([str(a) for a in args])
-        out, err = capfd.readouterr()
-        return status, out, err
-
-    return run
 
 
 def long_prompt(tokens_at_least: int, tokenizer) -> str:
