@@ -94,9 +94,11 @@ def read_records(suite_or_path: str) -> list[dict]:
     per line (and maybe an 'answer' the continuation must start with)."""
     path = suites.resolve(suite_or_path)
     try:
-        lines = path.read_text().splitlines()
+        lines = path.read_bytes().decode("utf-8").splitlines()
     except OSError as exc:
         raise PlaygroundError(f"cannot read prompts file {str(path)!r}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:  # a binary file: say so instead of a traceback
+        raise PlaygroundError(f"{path} is not a JSONL text file: invalid UTF-8 at byte {exc.start}") from None
     prompts = []
     for n, line in enumerate(lines, 1):
         if not line.strip():

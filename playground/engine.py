@@ -55,6 +55,10 @@ def prepare(req: Request) -> Prepared:
     params = method.parse_params(req.params or {})
     if not isinstance(req.prompt, str) or not req.prompt.strip():
         raise PlaygroundError("the prompt is empty")
+    try:
+        req.prompt.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: what Python makes of invalid UTF-8 in argv, or JSON's "\ud800"
+        raise PlaygroundError("the prompt is not valid text: it holds invalid UTF-8 (a lone surrogate)") from None
     if len(req.prompt) > MAX_PROMPT_CHARS:
         raise PlaygroundError(f"the prompt has {len(req.prompt):,} characters; the limit is {MAX_PROMPT_CHARS:,}")
     _check_range("max_new_tokens", req.max_new_tokens, 1, MAX_NEW_TOKENS)
