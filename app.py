@@ -200,7 +200,7 @@ def param_input(p: Param, method: str):
         return gr.Textbox(**common)
     if p.min is not None and p.max is not None:
         return gr.Slider(p.min, p.max, step=1 if isinstance(p.default, int) else None, **common)
-    return gr.Number(precision=0 if isinstance(p.default, int) else None, **common)
+    return gr.Number(precision=None, **common)  # not 0: Gradio would round 1.5 to 2; Param.parse refuses it
 
 
 def chosen_params(method: str, values: dict) -> dict:
@@ -750,9 +750,10 @@ def build_app(db: str) -> gr.Blocks:
                             temperature = gr.Slider(0, 2, 0, step=0.05, label="temperature",
                                                     info="0 = greedy", elem_id="temperature")
                             with gr.Row():
-                                top_k = gr.Number(0, precision=0, label="top-k (0 = off)", elem_id="top-k")
+                                # precision None, not 0: Gradio would round a typed 1.5 to 2; whole() refuses it
+                                top_k = gr.Number(0, label="top-k (0 = off)", elem_id="top-k")
                                 top_p = gr.Number(1.0, label="top-p", minimum=0, maximum=1, elem_id="top-p")
-                                seed = gr.Number(0, precision=0, label="seed", elem_id="seed")
+                                seed = gr.Number(0, label="seed", elem_id="seed")
                     with gr.Column(scale=2):
                         live = view_panel("live", baseline=True)
                         explore_btn = gr.Button("Explore this run in the Theory tab", visible=False, size="sm",

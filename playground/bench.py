@@ -105,13 +105,32 @@ def read_records(suite_or_path: str) -> list[dict]:
             continue
         try:
             record = json.loads(line)
-            prompts.append({"prompt": str(record["prompt"]), "answer": record.get("answer"),
+            prompts.append({"prompt": record["prompt"], "answer": record.get("answer"),
                             "references": record.get("references"), "number": record.get("number")})
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
             raise PlaygroundError(f"{path}:{n}: each line must be a JSON object with a 'prompt' field") from None
+        wrong = record_error(prompts[-1])
+        if wrong:
+            raise PlaygroundError(f"{path}:{n}: {wrong}")
     if not prompts:
         raise PlaygroundError(f"{path} holds no prompts")
     return prompts
+
+
+def record_error(record: dict) -> str | None:
+    """What is wrong with the types of a prompt record's fields, or None. A prompt of 5 would otherwise run as
+    the text '5', and a wrong 'answer', 'references' or 'number' fail with a traceback after the whole run."""
+    if not isinstance(record["prompt"], str):
+        return f"'prompt' must be a string, got {json.dumps(record['prompt'])}"
+    if record["answer"] is not None and not isinstance(record["answer"], str):
+        return "'answer' must be a string"
+    refs = record["references"]
+    if refs is not None and not (isinstance(refs, list) and refs and all(isinstance(r, str) for r in refs)):
+        return "'references' must be a non-empty list of strings"
+    number = record["number"]
+    if number is not None and (isinstance(number, bool) or not isinstance(number, int)):
+        return "'number' must be a whole number"
+    return None
 
 
 def run_ours(req: engine.Request) -> tuple[list[int], float, int, list[Step]]:
@@ -336,10 +355,14 @@ def main(args) -> int:
 
     from playground.cli import _params
     hf_logging.set_verbosity_error()  # generate() warns about config merging on every call
+    for option in ("limit", "repeats", "threads"):  # 0 would mean all prompts, no rounds, or a torch error
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            raise PlaygroundError(f"--{option} must be at least 1, got {value}")
     if args.threads:
         torch.set_num_threads(args.threads)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    records = read_records(args.prompts)[: args.limit or None]
+    records = read_records(args.prompts)[: args.limit]
     prompts = [r["prompt"] for r in records]
     if args.forward_costs:
         sizes = [0, 1, 2, 4, 8, 12, 16, 24, 32, 48, 64]

@@ -169,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what speedups and identity are measured against (default: autoregressive; on a diffusion "
                         "model diffusion:strategy=fixed_steps, one token per forward)")
     b.add_argument("--max-new-tokens", type=int, default=128)
-    b.add_argument("--limit", type=int, help="use only the first N prompts")
+    b.add_argument("--limit", type=int, help="use only the first N prompts (N >= 1)")
     b.add_argument("--repeats", type=int, default=1, help="rounds over all prompts (more = steadier timings)")
     b.add_argument("--param", action="append", metavar="KEY=VALUE", help="method parameter (repeatable)")
     b.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")

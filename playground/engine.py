@@ -49,6 +49,12 @@ def _check_range(name: str, value, low, high) -> None:
         raise PlaygroundError(f"{name} must be between {low} and {high}, got {value}")
 
 
+def _check_whole(name: str, value) -> None:
+    """An integer setting must be given as one: int(1.5) would quietly run top_k 1 instead of refusing."""
+    if isinstance(value, bool) or not (isinstance(value, int) or isinstance(value, float) and value.is_integer()):
+        raise PlaygroundError(f"{name} must be a whole number, got {value!r}")
+
+
 def prepare(req: Request) -> Prepared:
     """Check everything a user can get wrong, before any work starts; raise PlaygroundError with one clear line."""
     method = get_method(req.method)
@@ -61,6 +67,8 @@ def prepare(req: Request) -> Prepared:
         raise PlaygroundError("the prompt is not valid text: it holds invalid UTF-8 (a lone surrogate)") from None
     if len(req.prompt) > MAX_PROMPT_CHARS:
         raise PlaygroundError(f"the prompt has {len(req.prompt):,} characters; the limit is {MAX_PROMPT_CHARS:,}")
+    for name in ("max_new_tokens", "top_k", "seed"):
+        _check_whole(name, getattr(req, name))
     _check_range("max_new_tokens", req.max_new_tokens, 1, MAX_NEW_TOKENS)
     _check_range("temperature", req.temperature, 0.0, 10.0)
     if 0 < req.temperature < 1e-3:  # logits / a tiny temperature overflow to inf: the sampler fails mid-run

@@ -7,10 +7,14 @@ or a multi-line message would show); arguments that are not UTF-8 need a real pr
 
 from __future__ import annotations
 
+import json
+import math
+
 import pytest
-from conftest import one_error_line
+from conftest import PROMPTS, one_error_line
 
 from playground.errors import PlaygroundError
+from playground.methods import METHODS
 
 PNG_HEADER = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
 
@@ -43,3 +47,73 @@ def test_a_binary_prompts_file(llama_pair, tmp_path, main, content):
     assert status == 2 and out == ""
     line = one_error_line(err)
     assert str(path) in line and "not a JSONL text file" in line
+
+
+# ------------------------------------------------------------ 2. values accepted silently
+
+
+FLOAT_PARAMS = sorted({(m.name, p.name) for m in METHODS.values() for p in m.params if isinstance(p.default, float)})
+
+
+def test_nan_min_path_is_refused_by_generate(llama_pair, db, main, stored_runs):
+    status, out, err = main(*generate_args(llama_pair, db, "--method", "tree_speculative", "--draft",
+                                           llama_pair.draft, "--param", "min_path=NaN"))
+    assert status == 2 and out == ""
+    assert "parameter min_path must be a finite number" in one_error_line(err)
+    assert stored_runs(db) == []
+
+
+@pytest.mark.parametrize("raw", ["nan", "NaN", "inf", "-inf", "1e999", math.nan, math.inf])
+@pytest.mark.parametrize("method, name", FLOAT_PARAMS)
+def test_every_float_parameter_refuses_what_is_not_finite(method, name, raw):
+    with pytest.raises(PlaygroundError, match=f"^parameter {name} must be a finite number"):
+        METHODS[method].parse_params({name: raw})
+
+
+def test_integer_parameters_refuse_fractions_and_take_whole_floats():
+    tree = METHODS["tree_speculative"]
+    with pytest.raises(PlaygroundError, match="parameter topk must be int, got 1.5"):
+        tree.parse_params({"topk": 1.5})  # was silently taken as 2 by the app's number input (Gradio rounds)
+    assert tree.parse_params({"topk": 2.0})["topk"] == 2  # what a number input sends for 2
+
+
+def test_the_apps_whole_number_inputs_pass_fractions_on_to_be_refused(tmp_path):
+    """Gradio's Number with precision 0 rounds a typed 1.5 to 2 before any handler sees it."""
+    import app
+    demo = app.build_app(str(tmp_path / "runs.db"))
+    inputs = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) in ("top-k", "seed")]
+    assert len(inputs) == 2
+    for block in inputs:
+        assert block.preprocess(1.5) == 1.5, block.elem_id
+    with pytest.raises(PlaygroundError, match="top-k must be a whole number"):
+        app.whole(1.5, "top-k")
+
+
+@pytest.mark.parametrize("field", ["top_k", "seed", "max_new_tokens"])
+def test_integer_sampling_options_refuse_fractions(llama_pair, run_engine, field):
+    with pytest.raises(PlaygroundError, match=f"^{field} must be a whole number, got 1.5"):
+        run_engine(prompt=PROMPTS[0], model=llama_pair.target, temperature=1.0, **{field: 1.5})
+
+
+@pytest.mark.parametrize("option", ["--limit", "--repeats", "--threads"])
+def test_bench_counts_must_be_at_least_one(llama_pair, tmp_path, main, option):
+    path = tmp_path / "prompts.jsonl"
+    path.write_text(json.dumps({"prompt": PROMPTS[0]}) + "\n")
+    status, out, err = main("bench", "--model", llama_pair.target, "--prompts", path, option, 0)
+    assert status == 2 and out == ""
+    assert f"{option} must be at least 1, got 0" in one_error_line(err)
+
+
+@pytest.mark.parametrize("record, words", [
+    ({"prompt": 5}, "'prompt' must be a string, got 5"),
+    ({"prompt": ["x"]}, "'prompt' must be a string"),
+    ({"prompt": "x", "answer": 3}, "'answer' must be a string"),
+    ({"prompt": "x", "references": "one"}, "'references' must be a non-empty list of strings"),
+    ({"prompt": "x", "number": "12"}, "'number' must be a whole number"),
+], ids=["prompt-number", "prompt-list", "answer", "references", "number"])
+def test_prompt_records_of_the_wrong_type_name_file_and_line(llama_pair, tmp_path, main, record, words):
+    path = tmp_path / "prompts.jsonl"
+    path.write_text(json.dumps({"prompt": PROMPTS[0]}) + "\n" + json.dumps(record) + "\n")
+    status, out, err = main("bench", "--model", llama_pair.target, "--prompts", path)
+    assert status == 2 and out == ""
+    assert f"{path}:2: {words}" in one_error_line(err)

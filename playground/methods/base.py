@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
@@ -21,10 +22,14 @@ class Param:
 
     def parse(self, raw) -> int | float | str:
         kind = type(self.default)
+        if kind is int and isinstance(raw, float) and raw.is_integer():  # a number input's 4.0; 1.5 stays refused
+            raw = int(raw)
         try:
             value = kind(raw) if kind is not int else int(str(raw), 10)
         except (TypeError, ValueError):
             raise PlaygroundError(f"parameter {self.name} must be {kind.__name__}, got {raw!r}") from None
+        if kind is float and not math.isfinite(value):  # NaN passes every bound check below, and inf one of them
+            raise PlaygroundError(f"parameter {self.name} must be a finite number, got {raw!r}")
         if self.choices is not None and value not in self.choices:
             raise PlaygroundError(f"parameter {self.name} must be one of {', '.join(self.choices)}, got {value!r}")
         if self.min is not None and value < self.min or self.max is not None and value > self.max:
