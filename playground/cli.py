@@ -74,7 +74,7 @@ def _theory(steps: list) -> dict | None:
 
 def cmd_export(args) -> int:
     from playground.recorder import Recorder, db_path
-    print(json.dumps(Recorder(db_path(args.db)).export(args.run_id), indent=2))
+    print(json.dumps(Recorder(db_path(args.db), create=False).export(args.run_id), indent=2))
     return 0
 
 
@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("export", help="print a stored run with all its steps as JSON")
     e.add_argument("run_id", type=int)
-    e.add_argument("--db")
+    e.add_argument("--db", help="the run database to read; it must exist (else $PLAYGROUND_DB, else playground.db)")
     e.set_defaults(func=cmd_export)
 
     m = sub.add_parser("methods", help="list decoding methods with their parameters")

@@ -8,7 +8,9 @@ RunFinished from the database alone, so a replay draws exactly what the live vie
 
 from __future__ import annotations
 
+import functools
 import os
+import sqlite3
 import time
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint, create_engine, event, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 from playground.errors import PlaygroundError
@@ -73,17 +76,40 @@ def _step_row(run_id: int, step: Step) -> dict:
             "committed": len(step.tokens), "payload": asdict(step)}
 
 
-class Recorder:
-    def __init__(self, path: str | Path):
-        self.path = str(path)
+def _reason(exc: BaseException) -> str:
+    """The first line of what went wrong: SQLAlchemy's own message adds the SQL it ran and a link on more lines."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _clear_errors(method):
+    """A locked or damaged database file as one PlaygroundError line, not a traceback with SQL in it."""
+    @functools.wraps(method)
+    def wrapped(self, *args, **kwargs):
         try:
-            Path(self.path).resolve().parent.mkdir(parents=True, exist_ok=True)
+            return method(self, *args, **kwargs)
+        except (SQLAlchemyError, sqlite3.Error) as exc:
+            raise PlaygroundError(f"cannot use the run database {self.path!r}: {_reason(exc)}") from None
+    return wrapped
+
+
+class Recorder:
+    def __init__(self, path: str | Path, create: bool = True):
+        """Open the run database at `path`; create=False (reading commands) only opens one that exists, and
+        never makes a file or a folder."""
+        self.path = str(path)
+        if not create and not Path(self.path).is_file():
+            raise PlaygroundError(f"no run database at {self.path!r}")
+        try:
+            if create:
+                Path(self.path).resolve().parent.mkdir(parents=True, exist_ok=True)
             self.engine = create_engine(f"sqlite:///{self.path}", connect_args={"check_same_thread": False})
             event.listen(self.engine, "connect", _sqlite_pragmas)
-            Base.metadata.create_all(self.engine)
+            if create:
+                Base.metadata.create_all(self.engine)
             _migrate(self.engine)
         except Exception as exc:
-            raise PlaygroundError(f"cannot open the run database {self.path!r}: {exc}") from None
+            raise PlaygroundError(f"cannot open the run database {self.path!r}: {_reason(exc)}") from None
 
     # ------------------------------------------------------------ writing
 
@@ -111,6 +137,7 @@ class Recorder:
                 self._flush(pending)
                 self._mark(run_id, "cancelled")
 
+    @_clear_errors
     def _start(self, ev: RunStarted) -> int:
         with Session(self.engine) as s:
             row = RunRow(created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), method=ev.method,
@@ -120,11 +147,13 @@ class Recorder:
             s.commit()
             return row.id
 
+    @_clear_errors
     def _flush(self, rows: list[dict]) -> None:
         if rows:
             with self.engine.begin() as conn:
                 conn.execute(StepRow.__table__.insert(), rows)
 
+    @_clear_errors
     def _finish(self, run_id: int, ev: RunFinished) -> None:
         with Session(self.engine) as s:
             row = s.get(RunRow, run_id)
@@ -132,6 +161,7 @@ class Recorder:
             row.stats, row.error = asdict(ev.stats), ev.error
             s.commit()
 
+    @_clear_errors
     def _mark(self, run_id: int, status: str) -> None:
         with Session(self.engine) as s:
             row = s.get(RunRow, run_id)
@@ -146,6 +176,7 @@ class Recorder:
 
     # ------------------------------------------------------------ reading
 
+    @_clear_errors
     def runs(self, limit: int = 100) -> list[dict]:
         """Newest first: id, time, method, models, status, prompt start, tokens and tokens/s."""
         with Session(self.engine) as s:
@@ -155,6 +186,7 @@ class Recorder:
                      "new_tokens": (r.stats or {}).get("new_tokens"),
                      "tokens_per_s": (r.stats or {}).get("tokens_per_s")} for r in rows]
 
+    @_clear_errors
     def replay(self, run_id: int) -> tuple[RunStarted, list[Step], RunFinished]:
         """The run's events, rebuilt from the database alone."""
         with Session(self.engine) as s:
@@ -179,6 +211,8 @@ def _migrate(engine) -> None:
     """Columns added since a database was made: added in place, empty for old runs (their views degrade)."""
     with engine.begin() as conn:
         have = {r[1] for r in conn.exec_driver_sql("PRAGMA table_info(runs)")}
+        if not have:  # only when opened for reading: create_all made the table otherwise
+            raise PlaygroundError("it holds no runs: not a run database")
         if "prompt_texts" not in have:
             conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN prompt_texts JSON")
 

@@ -292,6 +292,8 @@ def test_draft_with_a_shorter_context_is_rejected_up_front(gpt2_pair, short_cont
 
 
 def test_export_of_an_unknown_run(db, main):
+    from playground.recorder import Recorder
+    Recorder(db)  # a database without that run (a missing database: tests/test_hostile_input.py)
     status, out, err = main("export", 999, "--db", db)
     assert status == 2 and out == ""
     assert "no run 999" in one_error_line(err)

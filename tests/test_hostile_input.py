@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
+from contextlib import closing
 
 import pytest
 from conftest import PROMPTS, one_error_line
 
 from playground.errors import PlaygroundError
 from playground.methods import METHODS
+from playground.recorder import Recorder
 
 PNG_HEADER = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
 
@@ -117,3 +120,55 @@ def test_prompt_records_of_the_wrong_type_name_file_and_line(llama_pair, tmp_pat
     status, out, err = main("bench", "--model", llama_pair.target, "--prompts", path)
     assert status == 2 and out == ""
     assert f"{path}:2: {words}" in one_error_line(err)
+
+
+# ------------------------------------------------------------ 3. reading commands create nothing
+
+
+def test_export_from_a_missing_database_creates_nothing(tmp_path, main):
+    missing = tmp_path / "missing" / "dir" / "x.db"
+    status, out, err = main("export", 1, "--db", missing)
+    assert status == 2 and out == ""
+    assert f"no run database at {str(missing)!r}" in one_error_line(err)
+    assert list(tmp_path.iterdir()) == [], "export made a folder or a database"
+
+
+def test_export_without_db_creates_no_default_database(tmp_path, main, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PLAYGROUND_DB", raising=False)
+    status, _, err = main("export", 1)
+    assert status == 2 and "no run database at 'playground.db'" in one_error_line(err)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_of_a_file_that_is_no_run_database(tmp_path, main):
+    other = tmp_path / "other.db"
+    with closing(sqlite3.connect(other)) as conn:
+        conn.execute("CREATE TABLE notes (text TEXT)")
+    status, _, err = main("export", 1, "--db", other)
+    assert status == 2 and "not a run database" in one_error_line(err)
+
+
+# ------------------------------------------------------------ locked or damaged databases
+
+
+@pytest.mark.parametrize("command", ["export", "generate"])
+def test_a_damaged_database_is_one_line(llama_pair, db, main, command):
+    db.write_bytes(b"this is not a database; " * 200)
+    args = ("export", 1, "--db", db) if command == "export" else generate_args(llama_pair, db)
+    status, out, err = main(*args)
+    assert status == 2 and out == ""
+    line = one_error_line(err)
+    assert "file is not a database" in line and "SQL" not in line and "sqlalche.me" not in line
+
+
+def test_a_locked_database_is_one_line(llama_pair, db, main, stored_runs):
+    Recorder(db)
+    with closing(sqlite3.connect(db, isolation_level=None)) as holder:
+        holder.execute("BEGIN IMMEDIATE")  # another writer holds the database (SQLite waits 5 s, then gives up)
+        status, out, err = main(*generate_args(llama_pair, db))
+        holder.execute("ROLLBACK")
+    assert status == 2 and out == ""
+    line = one_error_line(err)
+    assert "database is locked" in line and "INSERT" not in line
+    assert stored_runs(db) == []
