@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import socket
 import threading
 from dataclasses import dataclass
@@ -181,6 +182,47 @@ def resolve(name: str) -> str:
     return str(shipped_models().get(name, name))
 
 
+# What a Hugging Face Hub repo id looks like: NAME or OWNER/NAME, no '..', no leading '/', '.' or '~'
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?", re.ASCII)
+
+
+def canonical(name: str) -> str:
+    """One name per model however it is spelled, so that every spelling shares one loaded copy: a shipped model's
+    name (also when given as a path to its folder), a local model folder's absolute path with links, '.' and '..'
+    resolved, anything else (a Hub id) as given."""
+    name = (name or "").strip()
+    if not name:
+        raise PlaygroundError("no model given")
+    shipped = shipped_models()
+    if name in shipped or not (Path(name) / "config.json").is_file():
+        return name
+    folder = Path(name).resolve()
+    return next((n for n, path in shipped.items() if path.resolve() == folder), str(folder))
+
+
+def no_such_model(name: str) -> PlaygroundError:
+    """The one error for a name that is not a model here: a file, a missing path and a folder without a model all
+    get the same words, so the message cannot be used to find out which paths exist on this machine."""
+    hub = (", and the Hugging Face Hub cannot be reached from here" if HUB_ID.fullmatch(name) and not hub_reachable()
+           else "")  # said for any name a Hub id could be, whether or not a file by that name exists
+    return PlaygroundError(f"cannot load model {name!r}: it is not a shipped model "
+                           f"({', '.join(shipped_models()) or 'none'}) nor a folder holding a model{hub}")
+
+
+def where_to_load(name: str) -> str:
+    """What from_pretrained is given for the canonical `name`: a shipped model's folder, a local model folder, or
+    a Hub id when the Hub can be reached. Any other path is refused here, before from_pretrained reads it (it would
+    parse a file such as /etc/passwd as a config and quote it)."""
+    shipped = shipped_models()
+    if name in shipped:
+        return str(shipped[name])
+    if (Path(name) / "config.json").is_file():
+        return name
+    if HUB_ID.fullmatch(name) and not Path(name).exists() and hub_reachable():
+        return name
+    raise no_such_model(name)
+
+
 @functools.lru_cache(maxsize=1)
 def hub_reachable(timeout_s: float = 3.0) -> bool:
     """Can the Hugging Face Hub be reached? Asked once per process, so an offline machine fails fast instead of
@@ -222,15 +264,11 @@ def load(name: str) -> LoadedModel:
 
     hf_logging.disable_progress_bar()
 
-    name, on = (name or "").strip(), device()
+    name, on = canonical(name), device()
     with _lock:
         if name in _cache and _cache[name].device == on:
             return _cache[name]
-        where = resolve(name)
-        if not Path(where).exists() and not hub_reachable():
-            raise PlaygroundError(
-                f"cannot load model {name!r}: it is not a shipped model ({', '.join(shipped_models()) or 'none'}) "
-                "nor a local folder, and the Hugging Face Hub cannot be reached from here")
+        where = where_to_load(name)
         try:
             tokenizer = AutoTokenizer.from_pretrained(where)
             auto = getattr(transformers, AUTO_CLASSES[config_kind(AutoConfig.from_pretrained(where))])

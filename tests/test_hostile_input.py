@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
 from contextlib import closing
+from pathlib import Path
 
 import pytest
-from conftest import PROMPTS, one_error_line
+from conftest import PROMPTS, ROOT, one_error_line
 
+from playground import models
 from playground.errors import PlaygroundError
 from playground.methods import METHODS
 from playground.recorder import Recorder
@@ -172,3 +175,55 @@ def test_a_locked_database_is_one_line(llama_pair, db, main, stored_runs):
     line = one_error_line(err)
     assert "database is locked" in line and "INSERT" not in line
     assert stored_runs(db) == []
+
+
+# ------------------------------------------------------------ 4. one loaded model per model, however spelled
+
+
+def test_spellings_of_a_local_model_folder_share_one_model(llama_pair, monkeypatch):
+    target = Path(llama_pair.target)
+    loaded = models.load(str(target))
+    monkeypatch.chdir(target.parent)
+    for spelling in (f"{target}/./././", f"{target}//", f"{target}/../{target.name}", f"./{target.name}/",
+                     target.name):
+        assert models.load(spelling) is loaded, spelling
+    assert loaded.name == str(target.resolve())
+
+
+def test_a_path_to_a_shipped_model_is_the_shipped_model(shipped_pair, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    loaded = models.load("tiny-code")
+    for spelling in ("assets/models/tiny-code/./././", "assets/models/tiny-code/", str(models.MODELS_DIR /
+                     "tiny-code-draft" / ".." / "tiny-code")):
+        assert models.load(spelling) is loaded, spelling
+    assert loaded.name == "tiny-code"
+
+
+# ------------------------------------------------------------ 5. no file-existence oracle
+
+
+def test_what_is_not_a_model_folder_gets_one_message_whatever_is_there(tmp_path):
+    a_file = tmp_path / "passwd"
+    a_file.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    an_empty_folder = tmp_path / "folder"
+    an_empty_folder.mkdir()
+    names = [str(a_file), str(tmp_path / "missing"), str(an_empty_folder)]
+    if os.path.isfile("/etc/passwd"):
+        names.append("/etc/passwd")
+    messages = set()
+    for name in names:
+        with pytest.raises(PlaygroundError) as caught:
+            models.load(name)
+        messages.add(str(caught.value).replace(repr(name), "NAME"))
+    assert len(messages) == 1, messages
+    message = messages.pop()
+    assert "not a shipped model" in message and "nor a folder holding a model" in message
+    assert "root:" not in message
+
+
+def test_a_file_as_the_model_is_one_line(llama_pair, tmp_path, db, main):
+    a_file = tmp_path / "passwd"
+    a_file.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    status, out, err = main(*generate_args(llama_pair, db, "--model", a_file))
+    assert status == 2 and out == ""
+    assert f"cannot load model {str(a_file)!r}: it is not a shipped model" in one_error_line(err)
