@@ -133,17 +133,21 @@ def record_error(record: dict) -> str | None:
     return None
 
 
+def now() -> float:
+    """The clock, read once the device has finished its queued work (on a GPU the timer must not run ahead)."""
+    models.synchronize()
+    return time.perf_counter()
+
+
 def run_ours(req: engine.Request) -> tuple[list[int], float, int, list[Step]]:
     """Engine run timed end to end; returns new ids, seconds, target forwards and the steps."""
     steps = []
-    models.synchronize()
-    start = time.perf_counter()
+    start = now()
     for ev in engine.generate(req):
         if isinstance(ev, Step):
             steps.append(ev)
         finished = ev
-    models.synchronize()
-    seconds = time.perf_counter() - start
+    seconds = now() - start
     if finished.status != "finished":
         raise PlaygroundError(f"{req.method} failed: {finished.error}")
     return finished.token_ids, seconds, finished.stats.target_forwards, steps
@@ -155,8 +159,7 @@ def run_peer(name: str, target: models.LoadedModel, draft: models.LoadedModel | 
     calls = [0]
     hook = target.model.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
     try:
-        models.synchronize()
-        start = time.perf_counter()
+        start = now()
         ids = target.tokenizer(prompt, return_tensors="pt")["input_ids"].to(target.device)
         kwargs = {"hf_assisted": {"assistant_model": draft.model if draft else None},
                   "hf_prompt_lookup": {"prompt_lookup_num_tokens": 10}}.get(name, {})
@@ -164,8 +167,7 @@ def run_peer(name: str, target: models.LoadedModel, draft: models.LoadedModel | 
             out = target.model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
                                         max_new_tokens=max_new_tokens, pad_token_id=target.tokenizer.pad_token_id,
                                         eos_token_id=target.tokenizer.eos_token_id, **kwargs)
-        models.synchronize()
-        seconds = time.perf_counter() - start
+        seconds = now() - start
     finally:
         hook.remove()
     return out[0, ids.shape[1]:].tolist(), seconds, calls[0]
@@ -286,11 +288,11 @@ def recording_overhead(model: str, draft: str | None, methods: list[str], prompt
     for n, (r, i, m) in enumerate(tqdm(jobs, desc="recording overhead", disable=not progress, file=sys.stderr)):
         for rec in ((False, True) if n % 2 == 0 else (True, False)):
             req = engine.Request(prompt=prompts[i], model=model, method=m, draft=draft, max_new_tokens=max_new_tokens)
-            start = time.perf_counter()
+            start = now()
             events = engine.generate(req)
             for _ in (recorder.record(events) if rec else events):
                 pass
-            seconds[(m, rec)] += time.perf_counter() - start
+            seconds[(m, rec)] += now() - start
     return {"methods": {m: {"seconds_plain": seconds[(m, False)], "seconds_recorded": seconds[(m, True)],
                             "overhead": seconds[(m, True)] / seconds[(m, False)] - 1} for m in methods},
             "prompts": len(prompts), "repeats": repeats, "max_new_tokens": max_new_tokens}
@@ -313,11 +315,9 @@ def forward_costs(model: str, draft: str | None, prompt: str, sizes: list[int], 
             nodes = [ids[i % len(ids)] for i in range(n)]
             times = []
             for _ in range(repeats + 1):  # the first is a warm-up
-                models.synchronize()
-                start = time.perf_counter()
+                start = now()
                 forward_tree(lm, ids[-1:], nodes, list(range(-1, n - 1)))
-                models.synchronize()
-                times.append(time.perf_counter() - start)
+                times.append(now() - start)
                 lm.crop(cached)
             row[n] = 1000 * sorted(times[1:])[len(times[1:]) // 2]
         out[name] = row

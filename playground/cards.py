@@ -259,6 +259,7 @@ def distillation_row(f: dict) -> str:
 def diffusion_card_text(name: str, f: dict) -> str:
     first = f.get("earlier_stage") or f  # the masked-diffusion training that a distilled stage continues
     m, cfg, q = first["train_config"]["model"], first["train_config"], f["sample_quality"]
+    on_cpu = "CPU" in first.get("device", "CPU")
     ppl = q["generative_perplexity"]
     lines = [
         "---", "library_name: transformers", "pipeline_tag: fill-mask", "tags: [decoding-playground, code, diffusion]",
@@ -287,10 +288,10 @@ def diffusion_card_text(name: str, f: dict) -> str:
         data_row(first),
         f"| training | {first['steps']} steps x {cfg['batch_size']} x {cfg['seq_len']} tokens = "
         f"{first['tokens_seen']:,} tokens, {first['train_seconds'] / 60:.1f} min on "
-        f"{first.get('device', '2 CPU cores')}, {'fp32' if 'CPU' in first.get('device', 'CPU') else 'bf16 autocast'}"
+        f"{first.get('device', '2 CPU cores')}, {'fp32' if on_cpu else 'bf16 autocast'}"
         f", AdamW lr {cfg['lr']}, cosine, seed {cfg['seed']}"
         + ("; trained from scratch instead, BERT and pre-LN BERT stayed at the unigram loss for their first 200-400 "
-           "steps on this budget" if "CPU" in first.get("device", "CPU") else "")
+           "steps on this budget" if on_cpu else "")
         + (f"; weights of step {first['kept_step']}, the lowest held-out loss of the evaluations every "
            f"{cfg['eval_every']} steps" if first.get("kept_step", first["steps"]) != first["steps"] else "") + " |",
         *([distillation_row(f)] if f.get("distilled") else []),

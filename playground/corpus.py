@@ -64,8 +64,8 @@ PACKAGES = (
     Package("optuna", "5.1.0", "MIT"), Package("narwhals", "2.29.0", "MIT"),
     Package("sacrebleu", "2.6.0", "Apache-2.0"), Package("tabulate", "0.10.0", "MIT"),
 )
-# How a licence shows in wheel metadata (License-Expression, License, or a trove classifier), by SPDX family.
-_SPELLINGS = {"MIT": ("MIT",), "BSD": ("BSD",), "Apache": ("Apache",)}
+# The licence families accepted, as each shows in wheel metadata (an SPDX id, a License line or a trove classifier).
+FAMILIES = ("MIT", "BSD", "Apache")
 CORPUS_DIR = data.CACHE_DIR / "corpus"
 
 
@@ -73,15 +73,17 @@ def wheel_of(pkg: Package) -> Path:
     """The package's wheel under .cache/corpus/wheels/, downloaded once with pip (no dependencies)."""
     folder = CORPUS_DIR / "wheels"
     stem = pkg.name.replace("-", "_").lower() + "-" + pkg.version + "-"
-    found = [p for p in folder.glob("*.whl") if p.name.lower().startswith(stem)] if folder.exists() else []
-    if not found:
+
+    def found() -> list[Path]:
+        return [p for p in folder.glob("*.whl") if p.name.lower().startswith(stem)]
+
+    if not found():
         cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "-d", str(folder),
                f"{pkg.name}=={pkg.version}"]
         result = subprocess.run(cmd, capture_output=True, text=True)
-        found = [p for p in folder.glob("*.whl") if p.name.lower().startswith(stem)]
-        if result.returncode or not found:
+        if result.returncode or not found():
             raise RuntimeError(f"pip could not download {pkg.name}=={pkg.version}: {result.stderr.strip()[-300:]}")
-    return found[0]
+    return found()[0]
 
 
 def licence_of(wheel: zipfile.ZipFile) -> str:
@@ -94,8 +96,7 @@ def licence_of(wheel: zipfile.ZipFile) -> str:
 
 
 def check_licence(pkg: Package, stated: str) -> None:
-    families = [f for f, spellings in _SPELLINGS.items() if any(s in pkg.licence for s in spellings)]
-    if not any(s in stated for f in families for s in _SPELLINGS[f]):
+    if not any(family in pkg.licence and family in stated for family in FAMILIES):
         raise RuntimeError(f"{pkg.name} {pkg.version}: its metadata says {stated!r}, not {pkg.licence}")
 
 
@@ -181,7 +182,7 @@ def pack(tokenizer, out: Path) -> Path:
 def unpack(tokenizer, packed: Path) -> None:
     arrays = np.load(io.BytesIO(lzma.decompress(packed.read_bytes())))
     data.CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    for name, path in (("train", _cache_file(tokenizer, "train")), ("stdlib_heldout", data.cache_file(tokenizer, "heldout"))):
-        np.save(path, arrays[name])
-    _cache_file(tokenizer, "train").with_suffix(".json").write_text(arrays["manifest"].tobytes().decode())
-    data.cache_file(tokenizer, "heldout").with_suffix(".json").write_text(arrays["stdlib_note"].tobytes().decode())
+    for tokens, note, path in (("train", "manifest", _cache_file(tokenizer, "train")),
+                               ("stdlib_heldout", "stdlib_note", data.cache_file(tokenizer, "heldout"))):
+        np.save(path, arrays[tokens])
+        path.with_suffix(".json").write_text(arrays[note].tobytes().decode())

@@ -64,7 +64,6 @@ def cache_file(tokenizer, split: str) -> Path:
     return CACHE_DIR / f"tokens-{split}-{cache_key(tokenizer)}.npy"
 
 
-
 def token_array(tokenizer, split: str) -> np.ndarray:
     """All files of `split` tokenized and joined with the end-of-text token, cached as uint16 on disk, with a note
     of which interpreter's standard library it came from."""
