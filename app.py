@@ -18,13 +18,24 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no network: no tel
 import gradio as gr  # noqa: E402
 import plotly  # noqa: E402
 
-from playground import (compare, compare_dag, compare_diffusion, models, playback, theory, views,  # noqa: E402
-                        views_dag, views_diffusion, views_drafts, views_theory, views_tree)
+from playground.analysis import theory  # noqa: E402
+from playground.compare import dag as compare_dag  # noqa: E402
+from playground.compare import diffusion as compare_diffusion  # noqa: E402
+from playground.compare import methods as compare  # noqa: E402
 from playground.engine import MAX_NEW_TOKENS, Request, generate, warm_up  # noqa: E402
 from playground.errors import PlaygroundError  # noqa: E402
-from playground.dag import STRATEGIES  # noqa: E402
 from playground.methods import METHODS, Param, dag, used  # noqa: E402
-from playground.recorder import Recorder, db_path  # noqa: E402
+from playground.models import loading as models  # noqa: E402
+from playground.runtime.dag_graph import STRATEGIES  # noqa: E402
+from playground.storage.recorder import Recorder, db_path  # noqa: E402
+from playground.views import dag as views_dag  # noqa: E402
+from playground.views import diffusion as views_diffusion  # noqa: E402
+from playground.views import drafts as views_drafts  # noqa: E402
+from playground.views import playback  # noqa: E402
+from playground.views import run as views  # noqa: E402
+from playground.views import theory as views_theory  # noqa: E402
+from playground.views import tree as views_tree  # noqa: E402
+from playground.views.common import clip  # noqa: E402
 
 UPDATE_EVERY_S = 0.15   # at most this often a run played back is re-drawn (plus the final one)
 PROGRESS_EVERY_S = 0.5  # how often the progress line of a run being timed is updated (a few bytes, no charts)
@@ -572,7 +583,7 @@ def dag_tab(recorder: Recorder) -> None:
 
 def one_line(text: str, limit: int) -> str:
     """`text` on one line (its runs of white space as single spaces), clipped to `limit` characters."""
-    return views.clip(" ".join(text.split()), limit)
+    return clip(" ".join(text.split()), limit)
 
 
 def run_choices(rows: list[dict]) -> list[tuple[str, int]]:

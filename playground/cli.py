@@ -9,26 +9,22 @@ from dataclasses import asdict
 
 from playground.errors import PlaygroundError
 
+# The commands import the engine (torch, transformers: seconds) inside, so that `--help` and argument errors answer
+# at once; the layers (pyproject's import-linter contracts) count these imports all the same.
 
-def _params(pairs: list[str]) -> dict:
-    params = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise PlaygroundError(f"--param takes key=value, got {pair!r}")
-        params[key.strip()] = value.strip()
-    return params
+
 
 
 def cmd_generate(args) -> int:
     from playground.engine import Request, generate
     from playground.events import RunFinished, Step
-    from playground.models import load
-    from playground.recorder import Recorder, db_path
+    from playground.methods import parse_params
+    from playground.models.loading import load
+    from playground.storage.recorder import Recorder, db_path
 
     req = Request(prompt=args.prompt, model=args.model, method=args.method, draft=args.draft,
                   max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
-                  top_p=args.top_p, seed=args.seed, params=_params(args.param))
+                  top_p=args.top_p, seed=args.seed, params=parse_params(args.param))
     events = generate(req)  # validates before anything is stored
     recorder = Recorder(db_path(args.db))
     started = finished = None
@@ -64,7 +60,7 @@ def cmd_generate(args) -> int:
 
 def _theory(steps: list) -> dict | None:
     """What theory predicts for the run's drafts (playground.theory), or None where it has no theory."""
-    from playground import theory
+    from playground.analysis import theory
     prediction = theory.predict(steps)
     if prediction is None:
         return None
@@ -73,7 +69,7 @@ def _theory(steps: list) -> dict | None:
 
 
 def cmd_export(args) -> int:
-    from playground.recorder import Recorder, db_path
+    from playground.storage.recorder import Recorder, db_path
     print(json.dumps(Recorder(db_path(args.db), create=False).export(args.run_id), indent=2))
     return 0
 
@@ -96,7 +92,7 @@ def cmd_methods(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from playground.models import describe_models
+    from playground.models.loading import describe_models
     rows = describe_models()
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -111,7 +107,7 @@ def cmd_models(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from playground.bench import main as bench_main
+    from playground.bench.benchmark import main as bench_main
     return bench_main(args)
 
 
@@ -119,7 +115,7 @@ DEVICE_HELP = "where the models run: cpu (default), cuda, cuda:N or mps (else $P
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from playground.models import DEFAULT_MODEL
+    from playground.models.loading import DEFAULT_MODEL
     parser = argparse.ArgumentParser(prog="python -m playground", description="Decoding Playground command line")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -189,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if getattr(args, "device", None):
-            from playground.models import use_device
+            from playground.models.loading import use_device
             use_device(args.device)
         return args.func(args)
     except PlaygroundError as exc:

@@ -8,12 +8,13 @@ import weakref
 from dataclasses import asdict, dataclass, field, replace
 from typing import Iterator
 
-from playground import models
 from playground.errors import PlaygroundError
 from playground.events import Event, RunFinished, RunStarted, Stats, Step, output_ids
-from playground.lm import wrap
 from playground.methods import METHODS, DecodeConfig, get_method
-from playground.sampling import Sampling
+from playground.models import loading as models
+from playground.runtime.dag_graph import DagRunner
+from playground.runtime.lm import CachedLM, CachedSeq2Seq
+from playground.runtime.sampling import Sampling
 
 MAX_NEW_TOKENS = 2048
 MAX_PROMPT_CHARS = 50_000
@@ -142,6 +143,14 @@ def nested_texts(tokenizer, rows: list[list[int]]) -> list[list[str]]:
     """token_texts of each row, in one call."""
     flat = iter(token_texts(tokenizer, [i for row in rows for i in row]))
     return [[next(flat) for _ in row] for row in rows]
+
+
+def wrap(model):
+    """The runner a method gets for a model: a KV-cached LM, a cached encoder-decoder, or a DAG runner."""
+    kind = models.kind_of(model)
+    if kind == "dag":
+        return DagRunner(model)
+    return CachedSeq2Seq(model) if kind == "seq2seq" else CachedLM(model)
 
 
 def run_events(prep: Prepared, cancel: threading.Event | None = None) -> Iterator[Event]:

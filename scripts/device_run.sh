@@ -7,7 +7,7 @@
 #
 # Its inputs travel in .gpu/ (git-ignored), made here beforehand:
 #   .gpu/models.tar.xz   assets/models (check: all of them; train: tiny-code alone, the init and the judge)
-#   .gpu/corpus.npz.xz   python -m playground.train corpus --pack .gpu/corpus.npz.xz   (train only)
+#   .gpu/corpus.npz.xz   python -m playground.training.train corpus --pack .gpu/corpus.npz.xz   (train only)
 #   .whl/                wheels the GPU image lacks (SQLAlchemy, for the CLI's recorder). Its transformers was
 #                        5.17 on 2026-12-04, older than the locked lower bound (5.24, where models take `cache=`):
 #                        carry a transformers wheel too (about 12 MiB: then pack fewer models for `check`)

@@ -16,7 +16,7 @@ import pytest
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
-from playground.bench_app import CHROMIUM, CHROMIUM_ARGS, serve  # noqa: E402
+from playground.bench.app_timing import CHROMIUM, CHROMIUM_ARGS, serve  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -34,7 +34,7 @@ DEPRECATION = re.compile(r"^\S+:\d+: (\w*(?:DeprecationWarning|FutureWarning): .
 
 
 def context_length(name: str) -> int:
-    from playground.models import resolve
+    from playground.models.loading import resolve
     config = Path(resolve(name)) / "config.json"
     cfg = json.loads(config.read_text()) if config.is_file() else {}
     return cfg.get("max_position_embeddings") or cfg.get("n_positions") or 2048
@@ -172,7 +172,7 @@ def test_a_greedy_run_is_checked_against_autoregressive_and_the_theory(page, app
     _, run_id = finish_run(page)
     verdict = page.wait_for_selector("#live-baseline [data-verdict=identical]", timeout=RUN_TIMEOUT_MS)
     ar_id = int(re.search(r"autoregressive run #(\d+)", verdict.inner_text()).group(1))
-    from playground.recorder import Recorder
+    from playground.storage.recorder import Recorder
     stored = {r["id"]: r for r in Recorder(app[1]).runs()}
     assert stored[ar_id]["method"] == "autoregressive" and ar_id > run_id  # recorded like any run, right after
     assert stored[ar_id]["new_tokens"] == stored[run_id]["new_tokens"] == chips(page).count()
@@ -246,7 +246,7 @@ def test_stop_cancels_a_long_run(page, app):
     assert status == "cancelled"
     assert chips(page).count() < max_new
     assert page.locator("#live-chips .pg-target[data-step]").count() == chips(page).count()
-    from playground.recorder import Recorder
+    from playground.storage.recorder import Recorder
     stored = {r["id"]: r["status"] for r in Recorder(app[1]).runs()}
     assert stored[run_id] == "cancelled"
 
@@ -486,7 +486,7 @@ def record_tree_run(db) -> tuple[int, list]:
     """A tree_speculative run stored straight into the app's database; its id and steps."""
     from playground.engine import Request, generate
     from playground.events import RunStarted, Step
-    from playground.recorder import Recorder
+    from playground.storage.recorder import Recorder
     events = list(Recorder(db).record(generate(Request(prompt=TREE_PROMPT, model=MODEL, draft=DRAFT,
                                                        method="tree_speculative", max_new_tokens=32))))
     return next(e.run_id for e in events if isinstance(e, RunStarted)), [e for e in events if isinstance(e, Step)]
@@ -698,7 +698,7 @@ def test_dag_run_draws_the_graph_prunes_it_and_shows_a_vertex(page, app):
     shown(page, "#live-dag .pg-dag-plot .main-svg")
     for view in ("#live-tree", "#live-canvas"):
         hidden(page, view)
-    from playground.recorder import Recorder
+    from playground.storage.recorder import Recorder
     _, steps, _ = Recorder(app[1]).replay(run_id)
     step = steps[0]
     size, path = len(step.dag_top), step.dag_path
@@ -740,7 +740,7 @@ def test_dag_run_draws_the_graph_prunes_it_and_shows_a_vertex(page, app):
 
 
 def test_dag_tab_translates_four_ways_side_by_side(page):
-    from playground.compare_dag import TAB_MODELS
+    from playground.compare.dag import TAB_MODELS
     numbers = numbers_or_skip()
     page.get_by_role("tab", name="DAG").click()
     set_value(page, "#dag-phrase textarea", " ")  # an empty phrase: a clear message, no run

@@ -13,9 +13,9 @@ import shutil
 import pytest
 from conftest import PROMPTS, one_error_line, shipped_available
 
-from playground import models
 from playground.events import RunFinished, RunStarted, Stats, Step
 from playground.methods import METHODS
+from playground.models import loading as models
 
 TOP_KEYS = {"run_id", "method", "model", "draft", "text", "token_ids", "stats", "theory"}
 STATS_KEYS = {"new_tokens", "target_forwards", "draft_forwards", "mean_accepted", "acceptance_rate", "wall_s",
@@ -292,7 +292,7 @@ def test_draft_with_a_shorter_context_is_rejected_up_front(gpt2_pair, short_cont
 
 
 def test_export_of_an_unknown_run(db, main):
-    from playground.recorder import Recorder
+    from playground.storage.recorder import Recorder
     Recorder(db)  # a database without that run (a missing database: tests/test_hostile_input.py)
     status, out, err = main("export", 999, "--db", db)
     assert status == 2 and out == ""

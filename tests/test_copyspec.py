@@ -10,11 +10,11 @@ from conftest import PROMPTS
 from test_draft_free import REPEAT
 from test_lossless import NEW, greedy_autoregressive
 
-from playground import models
 from playground.engine import Request, prepare
 from playground.errors import PlaygroundError
 from playground.methods.copyspec import MODULUS, CopySpec, RollingHashIndex, copy_span
 from playground.methods.prompt_lookup import find_continuation
+from playground.models import loading as models
 
 # Ends as an earlier line began, token for token (REPEAT's last newline is a token of its own, the earlier one is
 # merged with the indentation after it, so a 3-token window of REPEAT's end matches nothing before it).

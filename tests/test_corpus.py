@@ -8,8 +8,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from playground import corpus, data
-from playground.train import load_tokenizer
+from playground.data import corpus
+from playground.data import stdlib as data
+from playground.training.train import load_tokenizer
 
 FILES = {
     "pkg/__init__.py": "from pkg.core import run\n",

@@ -12,8 +12,9 @@ import random
 import pytest
 import torch
 
-from playground import dag, numbers
+from playground.data import numbers
 from playground.errors import PlaygroundError
+from playground.runtime import dag_graph as dag
 
 SHIPPED = ("tiny-numbers-ar", "tiny-numbers-dat", "tiny-numbers-nat", "tiny-numbers-dat-kd")
 SEQ2SEQ_ARCHS = ("bart", "t5", "marian", "pegasus")
@@ -64,7 +65,7 @@ def test_heldout_numbers_never_reach_training():
 
 
 def test_the_suite_is_the_heldout_set_with_every_rendering():
-    from playground.suites import suite_path
+    from playground.data.suites import suite_path
     rows = [json.loads(line) for line in suite_path("numbers").read_text().splitlines()]
     assert len(rows) == 300 and len({r["number"] for r in rows}) == 300
     for r in rows:
@@ -73,7 +74,7 @@ def test_the_suite_is_the_heldout_set_with_every_rendering():
 
 
 def test_tokenizer_round_trips_every_word():
-    from playground.train_dag import load_tokenizer
+    from playground.training.train_dag import load_tokenizer
     tok = load_tokenizer()
     rng = random.Random(0)
     for n in [rng.randint(0, numbers.MAX_NUMBER) for _ in range(200)] + [71, 80, 1000]:
@@ -107,7 +108,7 @@ def _path_logprob(g: dag.Graph, path: list[int]) -> float:
 
 
 def test_dp_loss_is_the_sum_over_all_paths():
-    from playground.train_dag import dag_loss, best_alignment
+    from playground.training.train_dag import best_alignment, dag_loss
     g = _graph(6, 5, seed=0)
     target = torch.tensor([[1, 3, 2, 4]])
     out = type("Out", (), {"token_logprobs": g.token_logprobs[None], "links": g.links[None],
@@ -163,14 +164,15 @@ def test_the_bigram_lm_steers_beam_search():
 
 @pytest.fixture(scope="module")
 def records():
-    from playground.bench import read_records
+    from playground.bench.benchmark import read_records
     return read_records("numbers")
 
 
 def test_shipped_models_load_through_the_auto_classes():
     from transformers import AutoModel, AutoModelForSeq2SeqLM
-    from playground.dat import DatModel
-    from playground.models import MODELS_DIR
+
+    from playground.models.dat import DatModel
+    from playground.models.loading import MODELS_DIR
     assert isinstance(AutoModel.from_pretrained(MODELS_DIR / "tiny-numbers-dat"), DatModel)
     assert isinstance(AutoModel.from_pretrained(MODELS_DIR / "tiny-numbers-dat-kd"), DatModel)
     assert not AutoModel.from_pretrained(MODELS_DIR / "tiny-numbers-nat").config.graph
@@ -260,7 +262,13 @@ def test_generate_and_bench_on_the_command_line(run_cli, tmp_path):
 # ---------- gad on random encoder-decoders of several architectures ----------
 
 def _seq2seq(arch: str, vocab: int, seed: int):
-    from transformers import (AutoModelForSeq2SeqLM, BartConfig, MarianConfig, PegasusConfig, T5Config)
+    from transformers import (
+        AutoModelForSeq2SeqLM,
+        BartConfig,
+        MarianConfig,
+        PegasusConfig,
+        T5Config,
+    )
     torch.manual_seed(seed)
     ids = dict(vocab_size=vocab, pad_token_id=0, bos_token_id=1, eos_token_id=2, decoder_start_token_id=1)
     small = dict(d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
@@ -276,7 +284,7 @@ def _seq2seq(arch: str, vocab: int, seed: int):
 
 @pytest.fixture(scope="module")
 def random_pairs(tmp_path_factory):
-    from playground.train_dag import CONFIGS, build_model, load_tokenizer
+    from playground.training.train_dag import CONFIGS, build_model, load_tokenizer
     tok = load_tokenizer()
     root = tmp_path_factory.mktemp("seq2seq")
     torch.manual_seed(0)

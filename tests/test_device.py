@@ -9,9 +9,10 @@ import pytest
 import torch
 from conftest import shipped_available
 
-from playground import cli, models
+from playground import cli
 from playground.errors import PlaygroundError
 from playground.methods import METHODS
+from playground.models import loading as models
 
 
 @pytest.mark.parametrize("name, message", [("banana", "unknown device 'banana'"),

@@ -9,11 +9,11 @@ import pytest
 import torch
 from conftest import PROMPTS, TOKENIZER_DIR, _save
 
-from playground import train
-from playground.diffusion import Canvas, Denoiser
 from playground.errors import PlaygroundError
 from playground.events import output_ids
-from playground.sampling import Sampling
+from playground.runtime.canvas import Canvas, Denoiser
+from playground.runtime.sampling import Sampling
+from playground.training import train
 
 MLM_ARCHS = ("eurobert", "bert", "megatron", "roberta", "distilbert", "modernbert")
 CACHED_ARCHS = ("eurobert", "bert")
@@ -21,8 +21,14 @@ SHIPPED = "tiny-code-diffusion"
 
 
 def _mlm_config(arch: str):
-    from transformers import (BertConfig, DistilBertConfig, EuroBertConfig, MegatronBertConfig, ModernBertConfig,
-                              RobertaConfig)
+    from transformers import (
+        BertConfig,
+        DistilBertConfig,
+        EuroBertConfig,
+        MegatronBertConfig,
+        ModernBertConfig,
+        RobertaConfig,
+    )
 
     common = dict(vocab_size=4096, pad_token_id=1, initializer_range=0.2)
     if arch == "bert":
@@ -99,7 +105,7 @@ def test_freedave_equals_one_token_per_forward_on_random_models(mlm, run_engine)
 @pytest.mark.parametrize("arch", CACHED_ARCHS)
 def test_cache_refresh_then_reuse_gives_the_full_forward(model_root, arch):
     """With nothing committed between them, a cached forward sees what the refreshing full forward saw."""
-    from playground import models
+    from playground.models import loading as models
     model = models.load(_mlm(arch, model_root)).model
     canvas = Canvas.new(list(range(10, 30)), 48, 2, 16)
     for cache in ("prefix", "dual"):

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from playground import data, distill, train
-from playground.models import MODELS_DIR
+from playground.data import stdlib as data
+from playground.models.loading import MODELS_DIR
+from playground.training import distill, train
 
 CFG = distill.DistillConfig(rows=4, group=2, new_tokens=6, min_prefix=12, max_prefix=20)
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from conftest import PROMPTS, ROOT, one_error_line
 
-from playground import models
 from playground.errors import PlaygroundError
 from playground.methods import METHODS
-from playground.recorder import Recorder
+from playground.models import loading as models
+from playground.storage.recorder import Recorder
 
 PNG_HEADER = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
 

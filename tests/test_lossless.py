@@ -12,14 +12,14 @@ import pytest
 import torch
 from conftest import CONTEXT, PROMPTS
 
-from playground import models
 from playground.engine import Request, prepare
 from playground.errors import PlaygroundError
 from playground.events import ACCEPTED, BONUS, REPLACEMENT, TARGET
-from playground.lm import CachedLM
 from playground.methods.autoregressive import autoregressive
 from playground.methods.base import DecodeConfig
 from playground.methods.speculative import speculative
+from playground.models import loading as models
+from playground.runtime.lm import CachedLM
 
 NEW = 56
 GAMMAS = (1, 4, 8)

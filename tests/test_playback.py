@@ -2,8 +2,8 @@
 
 import pytest
 
-from playground import playback
 from playground.events import Step
+from playground.views import playback
 
 
 def step(i: int, draft: float, target: float, other: float, tokens: int = 1) -> Step:

@@ -12,12 +12,12 @@ import pytest
 import torch
 from conftest import PROMPTS
 
-from playground import recorder as recorder_module
 from playground.engine import Request, generate
 from playground.errors import PlaygroundError
 from playground.events import RunFinished, RunStarted, Step
-from playground.lm import CachedLM
-from playground.recorder import Recorder, db_path
+from playground.runtime.lm import CachedLM
+from playground.storage import recorder as recorder_module
+from playground.storage.recorder import Recorder, db_path
 
 
 def request(pair, method="speculative", **fields) -> Request:

@@ -10,12 +10,12 @@ import pytest
 import torch
 from conftest import PROMPTS
 
-from playground import models
 from playground.methods import METHODS
 from playground.methods.base import DecodeConfig
 from playground.methods.prompt_lookup import find_continuation
 from playground.methods.speculative import verify
-from playground.sampling import Sampling, probs, sample
+from playground.models import loading as models
+from playground.runtime.sampling import Sampling, probs, sample
 
 # Upper 0.001 quantiles of the chi-square distribution, by degrees of freedom (no scipy needed).
 CHI2_CRIT_001 = {1: 10.828, 2: 13.816, 3: 16.266, 4: 18.467, 5: 20.515, 6: 22.458, 7: 24.322, 8: 26.124,

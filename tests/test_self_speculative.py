@@ -16,14 +16,18 @@ from conftest import PROMPTS
 from test_lossless import NEW, greedy_autoregressive
 from test_sampling import _counts, _first_tokens, assert_fits, first_token_dists  # noqa: F401 (a fixture)
 
-from playground import models
 from playground.errors import PlaygroundError
-from playground.lm import CachedLM
 from playground.methods import schedules
 from playground.methods.base import DecodeConfig
-from playground.methods.self_speculative import SelfDrafter, parse_skip_list, unified_skip
+from playground.methods.self_speculative import (
+    SelfDrafter,
+    parse_skip_list,
+    unified_skip,
+)
 from playground.methods.speculative import speculate
-from playground.sublayers import Gates, check_skip
+from playground.models import loading as models
+from playground.runtime.lm import CachedLM
+from playground.runtime.sublayers import Gates, check_skip
 
 
 @pytest.mark.parametrize("method,params", [
@@ -139,7 +143,7 @@ def test_bad_skip_parameters_get_clear_errors(llama_pair, run_cli, method, param
 
 
 def test_skip_search_writes_a_reproducible_result(llama_pair, tmp_path):
-    from playground import skipsearch
+    from playground.training import skipsearch
 
     out = tmp_path / "skip.json"
     skipsearch.main(["--model", llama_pair.target, "--trials", "5", "--prompts", "1", "--max-new-tokens", "8",
@@ -152,5 +156,5 @@ def test_skip_search_writes_a_reproducible_result(llama_pair, tmp_path):
     assert set(final) >= {"autoregressive", "uls_half", "early_exit_quarter"} and len(final) <= 1 + 2 + 2
     assert result["tokens_per_s"] == max(r["tokens_per_s"] for k, r in final.items() if k != "autoregressive")
     assert result["skip"] == final[result["chosen"]]["skip"]
-    assert result["command"].startswith("python -m playground.skipsearch")
+    assert result["command"].startswith("python -m playground.training.skipsearch")
     assert parse_skip_list(",".join(result["skip"]), 3)

@@ -9,7 +9,8 @@ import re
 import pytest
 from conftest import TOKENIZER_DIR
 
-from playground import data, suites
+from playground.data import stdlib as data
+from playground.data import suites
 from playground.errors import PlaygroundError
 
 CONTEXT, NEW_TOKENS = 1024, 128  # the shipped models' context; bench's default new tokens

@@ -7,8 +7,18 @@ import random
 
 import pytest
 
-from playground import theory, views, views_theory
-from playground.events import ACCEPTED, BONUS, REPLACEMENT, TARGET, RunFinished, Stats, Step
+from playground.analysis import theory
+from playground.events import (
+    ACCEPTED,
+    BONUS,
+    REPLACEMENT,
+    TARGET,
+    RunFinished,
+    Stats,
+    Step,
+)
+from playground.views import run as views
+from playground.views import theory as views_theory
 
 
 def chain_step(index: int, gamma: int, accepted: int, draft_s: float = 0.01, target_s: float = 0.05) -> Step:

@@ -8,9 +8,15 @@ import pytest
 import torch
 from conftest import PROMPTS
 
-from playground import models
-from playground.lm import CachedLM
-from playground.tree import ancestors, depths, forward_tree, greedy_path, keep_path
+from playground.models import loading as models
+from playground.runtime.lm import CachedLM
+from playground.runtime.tree import (
+    ancestors,
+    depths,
+    forward_tree,
+    greedy_path,
+    keep_path,
+)
 
 # root -> a, b; a -> c, d; c -> e; b -> f   (node indices 0..5)
 PARENTS = [-1, -1, 0, 0, 2, 1]
@@ -77,7 +83,7 @@ def test_one_tree_forward_equals_plain_forwards_along_each_path(any_pair):
 
 def test_a_model_that_ignores_the_tree_mask_is_refused(llama_pair):
     from playground.errors import PlaygroundError
-    from playground.tree import check_tree_attention
+    from playground.runtime.tree import check_tree_attention
 
     loaded = models.load(llama_pair.target)
     check_tree_attention(loaded.model)  # a real tree mask: accepted

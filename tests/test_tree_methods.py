@@ -14,8 +14,8 @@ from playground.errors import PlaygroundError
 from playground.events import ACCEPTED, BONUS, REPLACEMENT
 from playground.methods.token_recycling import RecyclingDrafter, template
 from playground.methods.tree_speculative import parse_branching
-from playground.sampling import Sampling, probs
-from playground.tree import PRUNED, REJECTED, UNREACHED, sample_path
+from playground.runtime.sampling import Sampling, probs
+from playground.runtime.tree import PRUNED, REJECTED, UNREACHED, sample_path
 
 TREES = {
     "dynamic": ("tree_speculative", {}),

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import re
 
-from playground import views
-from playground.events import ACCEPTED, BONUS, REPLACEMENT, TARGET, RunFinished, RunStarted, Stats, Step
+from playground.events import (
+    ACCEPTED,
+    BONUS,
+    REPLACEMENT,
+    TARGET,
+    RunFinished,
+    RunStarted,
+    Stats,
+    Step,
+)
+from playground.views import run as views
 
 
 def spec_step(index: int, texts: list[str], sources: list[str], accepted: int, drafted: int = 3) -> Step:
@@ -77,7 +86,7 @@ def test_replay_at_every_step_matches_the_live_view():
 
 # --- how a run drafts (views_drafts): each view from hand-made steps, escaped, and absent where it does not apply
 
-from playground import views_drafts  # noqa: E402
+from playground.views import drafts as views_drafts  # noqa: E402
 
 HOSTILE = "<script>alert(1)</script>"
 AUTOREGRESSIVE = [Step(index=i, tokens=[i], sources=[TARGET], p=[0.9], q=[None], texts=["x"]) for i in range(3)]
@@ -199,7 +208,7 @@ def test_run_view_hides_the_draft_views_that_do_not_apply():
 
 
 def test_compare_verdict_and_ratios_are_against_the_autoregressive_reference():
-    from playground import compare
+    from playground.compare import methods as compare
 
     def done(ids, tps, run_id):
         return RunFinished(status="finished", text="", token_ids=ids, run_id=run_id,
@@ -222,7 +231,7 @@ def test_compare_verdict_and_ratios_are_against_the_autoregressive_reference():
 def test_a_replayed_run_finds_the_autoregressive_run_made_to_compare_with_it():
     from dataclasses import replace
 
-    from playground import compare
+    from playground.compare import methods as compare
     settings = {"max_new_tokens": 32, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "seed": 0, "stop_at_eos": True}
     run = RunStarted(method="speculative", model="m", draft="d", prompt="p", prompt_ids=[1],
                      settings={**settings, "gamma": 4}, run_id=7)

@@ -16,11 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from playground import compare_dag, numbers, views_dag
-from playground.views import _prob
+from playground.compare import dag as compare_dag
+from playground.data import numbers
 from playground.engine import Request, generate
 from playground.events import RunStarted
-from playground.recorder import Recorder
+from playground.storage.recorder import Recorder
+from playground.views import dag as views_dag
+from playground.views.common import fmt_prob as _prob
 
 SHIPPED = Path(__file__).resolve().parent.parent / "assets" / "models"
 NUMBERS = {k: os.environ.get(f"PLAYGROUND_TEST_{k.upper()}", name) for k, name in compare_dag.TAB_MODELS.items()}

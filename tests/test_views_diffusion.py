@@ -10,10 +10,12 @@ import re
 from dataclasses import replace
 
 import pytest
-
 from conftest import SHIPPED_DIR
-from playground import compare_diffusion, views, views_diffusion
+
+from playground.compare import diffusion as compare_diffusion
 from playground.events import Stats, Step
+from playground.views import diffusion as views_diffusion
+from playground.views import run as views
 
 MODEL = "tiny-code-diffusion"
 PROMPT = "def add(a, b):\n"

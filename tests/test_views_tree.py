@@ -10,9 +10,11 @@ from dataclasses import replace
 
 import pytest
 
-from playground import views, views_tree
-from playground.events import ACCEPTED as COMMITTED, BONUS, REPLACEMENT, RunStarted, Step
-from playground.tree import ACCEPTED, PRUNED, REJECTED, UNREACHED, depths
+from playground.events import ACCEPTED as COMMITTED
+from playground.events import BONUS, REPLACEMENT, RunStarted, Step
+from playground.runtime.tree import ACCEPTED, PRUNED, REJECTED, UNREACHED, depths
+from playground.views import run as views
+from playground.views import tree as views_tree
 
 PROMPT = "def is_prime(n):\n    if n < 2:\n"
 

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from playground.errors import PlaygroundError
-from playground.methods import (autoregressive, copyspec, dag, diffusion, prompt_lookup, schedules,
-                                self_speculative, speculative, token_recycling, tree_speculative)
+from playground.methods import (
+    autoregressive,
+    copyspec,
+    dag,
+    diffusion,
+    prompt_lookup,
+    schedules,
+    self_speculative,
+    speculative,
+    token_recycling,
+    tree_speculative,
+)
 from playground.methods.base import DecodeConfig, Method, Param
 
 METHODS: dict[str, Method] = {m.name: m for m in (
@@ -32,10 +44,27 @@ def chooser(method: str, name: str) -> tuple[str, tuple[str, ...]] | None:
     return ("schedule", used_by) if used_by else None
 
 
+def param_error(pair: str) -> str:
+    return f"--param takes key=value, got {pair!r}"
+
+
+def parse_params(pairs: list[str], error: Callable[[str], str] = param_error) -> dict[str, str]:
+    """['gamma=2', 'schedule=heuristic'] -> {'gamma': '2', 'schedule': 'heuristic'}, as the CLI's --param and bench's
+    method specs write settings; values stay strings for the method's own Params to read. `error(pair)` is the
+    message for a pair without '=' or without a key."""
+    params = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise PlaygroundError(error(pair))
+        params[key.strip()] = value.strip()
+    return params
+
+
 def used(method: str, name: str, settings: dict) -> bool:
     """Whether parameter `name` is used by a run of `method` with these `settings`."""
     rule = chooser(method, name)
     return rule is None or settings.get(rule[0]) in rule[1]
 
 
-__all__ = ["METHODS", "DecodeConfig", "Method", "Param", "chooser", "get_method", "used"]
+__all__ = ["METHODS", "DecodeConfig", "Method", "Param", "chooser", "get_method", "parse_params", "used"]

@@ -10,9 +10,9 @@ import time
 from typing import Iterator
 
 from playground.events import TARGET, Step
-from playground.lm import CachedLM
 from playground.methods.base import DecodeConfig, Method, clip_to_budget
-from playground.sampling import display_probs, probs, sample
+from playground.runtime.lm import CachedLM
+from playground.runtime.sampling import display_probs, probs, sample
 
 
 def decode_one_token(logits, cfg: DecodeConfig, gen) -> tuple[int, float]:

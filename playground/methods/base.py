@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from playground.errors import PlaygroundError
-from playground.sampling import Sampling
+from playground.runtime.sampling import Sampling
 
 
 @dataclass(frozen=True)

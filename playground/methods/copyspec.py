@@ -24,10 +24,10 @@ from typing import Iterator
 
 from playground.errors import PlaygroundError
 from playground.events import Step
-from playground.lm import CachedLM
 from playground.methods import schedules
 from playground.methods.base import DecodeConfig, Method, Param
 from playground.methods.speculative import Draft, ModelDrafter, speculate
+from playground.runtime.lm import CachedLM
 
 MODULUS = (1 << 61) - 1  # a Mersenne prime: windows of distinct tokens practically never share a hash
 BASE = 1_000_003         # larger than any vocabulary, so a window's hash is its tokens as digits, reduced

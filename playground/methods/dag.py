@@ -17,11 +17,19 @@ import math
 import time
 from typing import Iterator
 
-from playground.dag import (STRATEGIES, DagRunner, Decoded, Graph, emit, follow, lookahead_successors,
-                            rounded)
 from playground.events import ACCEPTED, BONUS, REPLACEMENT, TARGET, Step
-from playground.lm import CachedSeq2Seq
 from playground.methods.base import DecodeConfig, Method, Param, clip_to_budget
+from playground.runtime.dag_graph import (
+    STRATEGIES,
+    DagRunner,
+    Decoded,
+    Graph,
+    emit,
+    follow,
+    lookahead_successors,
+    rounded,
+)
+from playground.runtime.lm import CachedSeq2Seq
 
 
 def graph_fields(decoded: Decoded) -> dict:

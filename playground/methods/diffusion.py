@@ -20,10 +20,10 @@ import math
 
 import torch
 
-from playground.diffusion import CACHES, Canvas, Denoiser, Prediction, check_cache
 from playground.errors import PlaygroundError
 from playground.events import TARGET, Step
 from playground.methods.base import DecodeConfig, Method, Param
+from playground.runtime.canvas import CACHES, Canvas, Denoiser, Prediction, check_cache
 
 STRATEGIES = ("fixed_steps", "threshold", "sched", "freedave")
 SCHEDULES = ("linear", "cosine", "exponential")

@@ -12,10 +12,10 @@ from typing import Iterator
 
 from playground.errors import PlaygroundError
 from playground.events import Step
-from playground.lm import CachedLM
 from playground.methods import schedules
 from playground.methods.base import DecodeConfig, Method, Param
 from playground.methods.speculative import Draft, speculate
+from playground.runtime.lm import CachedLM
 
 
 def find_continuation(context: list[int], max_ngram: int, min_ngram: int, length: int) -> tuple[list[int], int]:

@@ -8,7 +8,7 @@ cut back to the committed prefix before the target verifies; the verifying forwa
 of every layer, and the usual rollback keeps those of the accepted tokens.
 
 Which sub-layers to skip:
-- `self_speculative`: the set found by `python -m playground.skipsearch` (stored as skip_set.json beside the model),
+- `self_speculative`: the set found by `python -m playground.training.skipsearch` (stored as skip_set.json beside the model),
   the evenly spread static skip of Unified Layer Skipping (`skip=uls`), or a list such as `skip=3,5.attn,7.mlp`.
 - `early_exit` (LayerSkip, arXiv 2404.16710): the first `exit_layer` layers, then the final norm and LM head.
 Drafting stops adaptively by default: below a confidence threshold that follows the acceptance rate.
@@ -22,11 +22,11 @@ from typing import Iterator
 
 from playground.errors import PlaygroundError
 from playground.events import Step
-from playground.lm import CachedLM
 from playground.methods import schedules
 from playground.methods.base import DecodeConfig, Method, Param
 from playground.methods.speculative import Draft, ModelDrafter, speculate
-from playground.sublayers import Gates, SubLayer, check_skip
+from playground.runtime.lm import CachedLM
+from playground.runtime.sublayers import Gates, SubLayer, check_skip
 
 SKIP_FILE = "skip_set.json"
 
@@ -74,7 +74,7 @@ def resolve_skip(model, skip: str, uls_layers: int) -> list[SubLayer]:
     if skip == "searched":
         found = stored_skip(model)
         if found is None:
-            raise PlaygroundError(f"no {SKIP_FILE} beside this model: run python -m playground.skipsearch --model "
+            raise PlaygroundError(f"no {SKIP_FILE} beside this model: run python -m playground.training.skipsearch --model "
                                   "NAME, or pass skip=uls or a list of sub-layers")
         return found
     return uls if skip == "uls" else parse_skip_list(skip, n)

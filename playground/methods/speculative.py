@@ -20,10 +20,10 @@ from typing import Callable, Iterator
 import torch
 
 from playground.events import ACCEPTED, BONUS, REPLACEMENT, TARGET, Step
-from playground.lm import CachedLM
 from playground.methods import schedules
 from playground.methods.base import DecodeConfig, Method, Param, clip_to_budget
-from playground.sampling import display_probs, probs, sample
+from playground.runtime.lm import CachedLM
+from playground.runtime.sampling import display_probs, probs, sample
 
 
 @dataclass

@@ -22,12 +22,12 @@ from typing import Iterator
 
 import torch
 
-from playground import tree as trees
 from playground.events import Step
-from playground.lm import CachedLM
 from playground.methods.base import DecodeConfig, Method, Param
 from playground.methods.tree_speculative import check_model, tree_speculate
-from playground.sampling import display_probs
+from playground.runtime import tree as trees
+from playground.runtime.lm import CachedLM
+from playground.runtime.sampling import display_probs
 
 # How often the target's next token was the candidate of rank r in the root's row: tiny-code, `complete` prompts,
 # 128 tokens, k=8 (705 steps; it was in none of the 8 19% of the time). Ranks 8-15 extrapolated.

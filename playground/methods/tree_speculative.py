@@ -27,12 +27,12 @@ from typing import Iterator
 
 import torch
 
-from playground import tree as trees
 from playground.errors import PlaygroundError
 from playground.events import ACCEPTED, BONUS, REPLACEMENT, TARGET, Step
-from playground.lm import CachedLM
 from playground.methods.base import DecodeConfig, Method, Param, clip_to_budget
-from playground.sampling import display_probs, probs
+from playground.runtime import tree as trees
+from playground.runtime.lm import CachedLM
+from playground.runtime.sampling import display_probs, probs
 
 MAX_NODES = 512
 

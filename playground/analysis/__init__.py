@@ -1,0 +1,1 @@
+"""What theory predicts for a run, and the quality of an output."""

@@ -1,0 +1,1 @@
+"""The comparison tabs' runs and verdicts, without Gradio."""

@@ -1,0 +1,126 @@
+"""The Diffusion tab: one prompt decoded by a diffusion model the slow way (fixed_steps, one token per forward) and a
+fast way (threshold by default), side by side, and a speed-quality curve across thresholds (no Gradio here).
+
+Parallel decoding is lossy: the fast output may differ from the slow one. Each output is judged by its agreement
+with the slow output (share of equal positions) and its generative perplexity under the autoregressive tiny-code
+(`playground.quality`); the curve puts both against the forward passes spent.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import NamedTuple
+
+import plotly.graph_objects as go
+
+from playground.analysis import quality
+from playground.engine import Request
+from playground.errors import PlaygroundError
+from playground.events import RunFinished, RunStarted
+from playground.methods.diffusion import AUTO_CACHE, cache_of
+from playground.views.common import cards_html, new_figure, style_figure
+
+FAST_STRATEGIES = ("threshold", "sched", "freedave", "fixed_steps")
+THRESHOLDS = (0.5, 0.7, 0.9, 0.95, 0.99)
+SLOW = {"strategy": "fixed_steps", "steps": 0}
+
+
+class Judged(NamedTuple):
+    forwards: int
+    wall_s: float
+    tokens: int
+    agreement: float
+    perplexity: float | None
+    cache: str = "none"  # the KV cache the run decoded with: none, prefix or dual
+
+
+def requests(prompt: str, model: str, max_new_tokens: int, strategy: str, threshold: float,
+             block: int = 32) -> list[Request]:
+    """The slow run (one token per forward), then the fast one."""
+    common = dict(prompt=prompt, model=model, method="diffusion", max_new_tokens=max_new_tokens)
+    fast = {"strategy": strategy, "block": block, **({"threshold": threshold} if strategy == "threshold" else {})}
+    # FreeDave promises the slow output at its own KV cache (a cache changes the output a little): compare like that
+    slow = {**SLOW, "block": block, **({"cache": AUTO_CACHE["freedave"]} if strategy == "freedave" else {})}
+    return [Request(params=slow, **common), Request(params=fast, **common)]
+
+
+def curve_request(prompt: str, model: str, max_new_tokens: int, threshold: float, block: int = 32) -> Request:
+    return Request(prompt=prompt, model=model, method="diffusion", max_new_tokens=max_new_tokens,
+                   params={"strategy": "threshold", "threshold": threshold, "block": block})
+
+
+def judge(started: RunStarted, finished: RunFinished, reference: list[int]) -> Judged:
+    """A finished run's forwards and time, and the quality of its output against the slow `reference`."""
+    s, settings = finished.stats, started.settings
+    return Judged(s.target_forwards, s.wall_s, len(finished.token_ids),
+                  quality.agreement(finished.token_ids, reference),
+                  quality.generative_perplexity(started.prompt_ids, finished.token_ids),
+                  cache_of(settings["strategy"], settings.get("cache", "auto")))
+
+
+def parse_thresholds(text: str) -> list[float]:
+    """'0.5, 0.9' -> [0.5, 0.9]; each in (0, 1]."""
+    try:
+        values = [float(t) for t in text.replace(";", ",").split(",") if t.strip()]
+    except ValueError:
+        raise PlaygroundError(f"thresholds must be numbers separated by commas, got {text!r}") from None
+    if not values or any(not 0 < v <= 1 for v in values):
+        raise PlaygroundError(f"thresholds must be in (0, 1], got {text!r}")
+    return sorted(set(values))
+
+
+def times(ratio: float, better: str, worse: str) -> str:
+    """'2.00× faster' for 2.0, '2.00× slower' for 0.5: a ratio below one said the way a person would."""
+    return f"{ratio:.2f}× {better}" if ratio >= 1 else f"{1 / ratio:.2f}× {worse}"
+
+
+def stats_html(judged: Judged | None, slow: Judged | None = None) -> str:
+    """One side's numbers; with `slow`, how many times fewer forwards and how much faster than it."""
+    if judged is None:
+        return '<div class="pg-empty">not run yet</div>'
+    ratio = f" · {times(slow.forwards / judged.forwards, 'fewer', 'more')}" if slow and judged.forwards else ""
+    speed = f" · {times(slow.wall_s / judged.wall_s, 'faster', 'slower')}" if slow and judged.wall_s else ""
+    ppl = "—" if judged.perplexity is None else f"{judged.perplexity:.1f}"
+    return cards_html([("target_forwards", f"{judged.forwards}", f"forward passes{ratio}"),
+                       ("wall_s", f"{judged.wall_s:.2f} s", f"wall time{speed}"),
+                       ("agreement", f"{judged.agreement:.0%}", "agreement with the slow output"),
+                       ("perplexity", ppl, f"generative perplexity (tiny-code) · {judged.tokens} tokens"),
+                       ("cache", judged.cache, "KV cache (a cache changes the output a little; against "
+                                               "freedave the slow side takes its cache)")], "pg-cmp")
+
+
+def verdict_html(slow: Judged | None, fast: Judged | None, running: str = "") -> str:
+    if running:
+        return f'<div class="pg-verdict" data-verdict="running">Running {html.escape(running)}…</div>'
+    if slow is None or fast is None:
+        return '<div class="pg-verdict" data-verdict="none">Press Run to decode the prompt the slow and the fast ' \
+               'way.</div>'
+    same = fast.agreement == 1.0
+    return (f'<div class="pg-verdict {"pg-same" if same else ""}" data-verdict="{"identical" if same else "differ"}">'
+            f'{slow.forwards} forwards slow vs {fast.forwards} fast · the fast output agrees with the slow one at '
+            f'{fast.agreement:.0%} of positions{" (identical)" if same else " (parallel decoding is lossy)"}</div>')
+
+
+def curve_figure(points: list[tuple[float, Judged]], slow: Judged | None) -> go.Figure:
+    """Forward passes against agreement with the slow output (left axis) and generative perplexity (right), one
+    point per threshold, and the slow setting's own point."""
+    fig = new_figure()
+    points = sorted(points, key=lambda p: p[1].forwards)
+    x = [j.forwards for _, j in points]
+    labels = [f"{t:g}" for t, _ in points]
+    fig.add_scatter(x=x, y=[j.agreement for _, j in points], name="agreement with the slow output",
+                    mode="lines+markers+text", text=labels, textposition="top center", line=dict(color="#15803d"),
+                    hovertemplate="threshold %{text}: %{x} forwards, agreement %{y:.0%}<extra></extra>")
+    fig.add_scatter(x=x, y=[j.perplexity for _, j in points], name="generative perplexity (right axis)",
+                    mode="lines+markers", yaxis="y2", line=dict(color="#c2410c", dash="dot"), customdata=labels,
+                    hovertemplate="threshold %{customdata}: perplexity %{y:.1f}<extra></extra>")
+    if slow is not None:
+        fig.add_scatter(x=[slow.forwards], y=[1.0], name="slow: one token per forward", mode="markers",
+                        marker=dict(symbol="star", size=14, color="#111827"),
+                        hovertemplate="slow: %{x} forwards<extra></extra>")
+    style_figure(fig, "Speed vs quality across thresholds", "forward passes", "agreement", not points)
+    fig.update_layout(hovermode="closest", yaxis2=dict(overlaying="y", side="right", title="perplexity",
+                                                       rangemode="tozero", showgrid=False),
+                      margin=dict(r=70))
+    fig.update_layout(yaxis_range=[0, 1.1], yaxis_tickformat=".0%")
+    return fig

@@ -1,0 +1,1 @@
+"""Data: the standard library and PyPI corpus, the prompt suites, the numbers task."""

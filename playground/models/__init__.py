@@ -1,0 +1,1 @@
+"""The models: loading any of them by name or path, and the DA-Transformer class."""

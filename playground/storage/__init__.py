@@ -1,0 +1,1 @@
+"""Runs stored in SQLite and read back for replay."""

@@ -1,0 +1,235 @@
+"""Recording runs into SQLite (SQLAlchemy 2 ORM, WAL mode) and reading them back as the same typed events.
+
+`Recorder.record(events)` passes a run's events through unchanged while storing them: the run row when it starts,
+steps in batches (one commit per batch keeps the cost per step to microseconds), the outcome when it ends. A run whose
+consumer stops early is stored as cancelled. `Recorder.replay(run_id)` rebuilds RunStarted, the Steps and
+RunFinished from the database alone, so a replay draws exactly what the live view drew.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sqlite3
+import time
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from sqlalchemy import (
+    JSON,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+
+from playground.errors import PlaygroundError
+from playground.events import RunFinished, RunStarted, Stats, Step, step_from_dict
+
+DEFAULT_DB = "playground.db"
+FLUSH_EVERY_STEPS = 64
+FLUSH_EVERY_S = 1.0
+
+
+def db_path(cli_value: str | None = None) -> str:
+    """--db, else $PLAYGROUND_DB, else playground.db in the working directory."""
+    return cli_value or os.environ.get("PLAYGROUND_DB") or DEFAULT_DB
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[str] = mapped_column(String(32))
+    method: Mapped[str] = mapped_column(String(64), index=True)
+    model: Mapped[str] = mapped_column(String(512))
+    draft: Mapped[str | None] = mapped_column(String(512))
+    prompt: Mapped[str] = mapped_column(Text)
+    prompt_ids: Mapped[list] = mapped_column(JSON)
+    prompt_texts: Mapped[list | None] = mapped_column(JSON)  # added after the first release: see _migrate
+    settings: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    text: Mapped[str | None] = mapped_column(Text)
+    token_ids: Mapped[list | None] = mapped_column(JSON)
+    stats: Mapped[dict | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    steps: Mapped[list["StepRow"]] = relationship(back_populates="run", order_by="StepRow.index",
+                                                  cascade="all, delete-orphan")
+
+
+class StepRow(Base):
+    __tablename__ = "steps"
+    __table_args__ = (UniqueConstraint("run_id", "index"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    index: Mapped[int] = mapped_column(Integer)
+    accepted: Mapped[int] = mapped_column(Integer)
+    drafted: Mapped[int] = mapped_column(Integer)
+    committed: Mapped[int] = mapped_column(Integer)
+    payload: Mapped[dict] = mapped_column(JSON)  # the whole Step: tokens, sources, p/q, drafts, timings
+    run: Mapped[RunRow] = relationship(back_populates="steps")
+
+
+def _step_row(run_id: int, step: Step) -> dict:
+    return {"run_id": run_id, "index": step.index, "accepted": step.accepted, "drafted": step.proposed,
+            "committed": len(step.tokens), "payload": asdict(step)}
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of what went wrong: SQLAlchemy's own message adds the SQL it ran and a link on more lines."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _clear_errors(method):
+    """A locked or damaged database file as one PlaygroundError line, not a traceback with SQL in it."""
+    @functools.wraps(method)
+    def wrapped(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (SQLAlchemyError, sqlite3.Error) as exc:
+            raise PlaygroundError(f"cannot use the run database {self.path!r}: {_reason(exc)}") from None
+    return wrapped
+
+
+class Recorder:
+    def __init__(self, path: str | Path, create: bool = True):
+        """Open the run database at `path`; create=False (reading commands) only opens one that exists, and
+        never makes a file or a folder."""
+        self.path = str(path)
+        if not create and not Path(self.path).is_file():
+            raise PlaygroundError(f"no run database at {self.path!r}")
+        try:
+            if create:
+                Path(self.path).resolve().parent.mkdir(parents=True, exist_ok=True)
+            self.engine = create_engine(f"sqlite:///{self.path}", connect_args={"check_same_thread": False})
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+            if create:
+                Base.metadata.create_all(self.engine)
+            _migrate(self.engine)
+        except Exception as exc:
+            raise PlaygroundError(f"cannot open the run database {self.path!r}: {_reason(exc)}") from None
+
+    # ------------------------------------------------------------ writing
+
+    def record(self, events: Iterable) -> Iterator:
+        """Yield `events` unchanged while storing them; ids of stored runs are set on RunStarted/RunFinished."""
+        run_id, pending, finished, last_flush = None, [], False, time.perf_counter()
+        try:
+            for ev in events:
+                if isinstance(ev, RunStarted):
+                    run_id = self._start(ev)
+                    ev.run_id = run_id
+                elif isinstance(ev, Step) and run_id is not None:
+                    pending.append(_step_row(run_id, ev))
+                    if len(pending) >= FLUSH_EVERY_STEPS or time.perf_counter() - last_flush > FLUSH_EVERY_S:
+                        self._flush(pending)
+                        pending, last_flush = [], time.perf_counter()
+                elif isinstance(ev, RunFinished) and run_id is not None:
+                    self._flush(pending)
+                    pending = []
+                    self._finish(run_id, ev)
+                    ev.run_id, finished = run_id, True
+                yield ev
+        finally:
+            if run_id is not None and not finished:  # the consumer stopped early: keep what was made
+                self._flush(pending)
+                self._mark(run_id, "cancelled")
+
+    @_clear_errors
+    def _start(self, ev: RunStarted) -> int:
+        with Session(self.engine) as s:
+            row = RunRow(created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), method=ev.method,
+                         model=ev.model, draft=ev.draft, prompt=ev.prompt, prompt_ids=ev.prompt_ids,
+                         prompt_texts=ev.prompt_texts, settings=ev.settings, status="running")
+            s.add(row)
+            s.commit()
+            return row.id
+
+    @_clear_errors
+    def _flush(self, rows: list[dict]) -> None:
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(StepRow.__table__.insert(), rows)
+
+    @_clear_errors
+    def _finish(self, run_id: int, ev: RunFinished) -> None:
+        with Session(self.engine) as s:
+            row = s.get(RunRow, run_id)
+            row.status, row.text, row.token_ids = ev.status, ev.text, ev.token_ids
+            row.stats, row.error = asdict(ev.stats), ev.error
+            s.commit()
+
+    @_clear_errors
+    def _mark(self, run_id: int, status: str) -> None:
+        with Session(self.engine) as s:
+            row = s.get(RunRow, run_id)
+            if row.status == "running":
+                steps = [step_from_dict(r.payload) for r in row.steps]
+                row.status = status
+                row.token_ids = [t for st in steps for t in st.tokens]
+                row.text = "".join(t for st in steps for t in st.texts)  # the engine's decode never ran
+                row.stats = asdict(Stats.from_steps(steps, sum(st.draft_s + st.target_s + st.other_s
+                                                               for st in steps)))
+                s.commit()
+
+    # ------------------------------------------------------------ reading
+
+    @_clear_errors
+    def runs(self, limit: int = 100) -> list[dict]:
+        """Newest first: id, time, method, models, status, prompt start, tokens and tokens/s."""
+        with Session(self.engine) as s:
+            rows = s.scalars(select(RunRow).order_by(RunRow.id.desc()).limit(limit)).all()
+            return [{"id": r.id, "created_at": r.created_at, "method": r.method, "model": r.model,
+                     "draft": r.draft, "status": r.status, "prompt": r.prompt,
+                     "new_tokens": (r.stats or {}).get("new_tokens"),
+                     "tokens_per_s": (r.stats or {}).get("tokens_per_s")} for r in rows]
+
+    @_clear_errors
+    def replay(self, run_id: int) -> tuple[RunStarted, list[Step], RunFinished]:
+        """The run's events, rebuilt from the database alone."""
+        with Session(self.engine) as s:
+            row = s.get(RunRow, int(run_id))
+            if row is None:
+                raise PlaygroundError(f"no run {run_id} in {self.path}")
+            started = RunStarted(method=row.method, model=row.model, draft=row.draft, prompt=row.prompt,
+                                 prompt_ids=list(row.prompt_ids), settings=dict(row.settings), run_id=row.id,
+                                 prompt_texts=list(row.prompt_texts or []))
+            steps = [step_from_dict(r.payload) for r in row.steps]
+            finished = RunFinished(status=row.status, text=row.text or "", token_ids=list(row.token_ids or []),
+                                   stats=Stats(**(row.stats or {})), error=row.error, run_id=row.id)
+            return started, steps, finished
+
+    def export(self, run_id: int) -> dict:
+        started, steps, finished = self.replay(run_id)
+        return {"run_id": started.run_id, "run": asdict(started), "steps": [asdict(s) for s in steps],
+                "result": asdict(finished)}
+
+
+def _migrate(engine) -> None:
+    """Columns added since a database was made: added in place, empty for old runs (their views degrade)."""
+    with engine.begin() as conn:
+        have = {r[1] for r in conn.exec_driver_sql("PRAGMA table_info(runs)")}
+        if not have:  # only when opened for reading: create_all made the table otherwise
+            raise PlaygroundError("it holds no runs: not a run database")
+        if "prompt_texts" not in have:
+            conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN prompt_texts JSON")
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable at checkpoints, no fsync per commit
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()

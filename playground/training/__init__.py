@@ -1,0 +1,1 @@
+"""Training the shipped models, the skip-set search and the model cards."""
