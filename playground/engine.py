@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 import time
 import weakref
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
-from typing import Iterator
 
 from playground.errors import PlaygroundError
 from playground.events import Event, RunFinished, RunStarted, Stats, Step, output_ids

@@ -110,7 +110,7 @@ class Stats:
     verify_s: float = 0.0
 
     @classmethod
-    def from_steps(cls, steps: list[Step], wall_s: float) -> "Stats":
+    def from_steps(cls, steps: list[Step], wall_s: float) -> Stats:
         new = sum(len(s.tokens) for s in steps)
         tf = sum(s.target_forwards for s in steps)
         drafted = sum(s.proposed for s in steps)

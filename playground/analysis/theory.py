@@ -22,7 +22,7 @@ Diffusion and DAG runs, and autoregressive ones, have no prediction (None).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 from playground.events import Stats, Step
 from playground.runtime.tree import ACCEPTED, PRUNED
@@ -209,14 +209,14 @@ def best_tree(p: list[float], nodes: int, depth: int) -> tuple[float, list[int]]
         f.append(miss * pk)
         miss *= 1 - pk
 
-    @lru_cache(maxsize=None)
+    @cache
     def subtree(n: int, d: int) -> tuple[float, tuple[int, ...]]:
         """At most n nodes, d levels below a node accepted for sure: (expected accepted nodes, the node counted,
         and the sizes given to its children, likeliest first)."""
         v, sizes = children(n - 1, 0, d - 1) if n > 1 and d > 0 else (0.0, ())
         return 1.0 + v, sizes
 
-    @lru_cache(maxsize=None)
+    @cache
     def children(r: int, k: int, d: int) -> tuple[float, tuple[int, ...]]:
         """At most r nodes for the children of rank k on (each child's subtree d levels deep)."""
         options = [(0.0, ())]

@@ -50,7 +50,7 @@ class Tally:
     translation: dict = field(default_factory=dict)  # accuracy, BLEU, mixed renderings (suites with references)
     runs: int = 0
 
-    def row(self, baseline: "Tally | None") -> dict:
+    def row(self, baseline: Tally | None) -> dict:
         drafted = sum(s.proposed for s in self.steps)
         tps = self.tokens / self.seconds if self.seconds else 0.0
         base_tps = baseline.tokens / baseline.seconds if baseline and baseline.seconds else None
@@ -68,7 +68,7 @@ class Tally:
                    if self.agreement else {}), **({"solved": mean(self.solved)} if self.solved else {}),
                 **self.translation, **self.theory(baseline)}
 
-    def theory(self, baseline: "Tally | None") -> dict:
+    def theory(self, baseline: Tally | None) -> dict:
         """What theory predicts (chains: i.i.d. alpha; trees: positional acceptance, alpha = p_1): tokens per
         forward and the ideal speedup, and the speedup the forwards' costs alone explain; see playground.theory."""
         if not (self.steps and baseline and baseline.steps and baseline is not self):

@@ -7,7 +7,8 @@ target forwards each needs and how much time they cost.
 from __future__ import annotations
 
 import html
-from typing import Iterable, NamedTuple
+from collections.abc import Iterable
+from typing import NamedTuple
 
 from playground.engine import Request
 from playground.events import RunFinished, RunStarted, Stats, Step

@@ -27,9 +27,9 @@ import json
 import random
 import re
 import textwrap
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from playground.data import stdlib as data
 from playground.errors import PlaygroundError

@@ -7,7 +7,7 @@ top-k / top-p, seeded). Yields one `Step` per token.
 from __future__ import annotations
 
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from playground.events import TARGET, Step
 from playground.methods.base import DecodeConfig, Method, clip_to_budget

@@ -20,7 +20,7 @@ it stays. Steps drafted by the model leave it alone.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from playground.errors import PlaygroundError
 from playground.events import Step

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from playground.events import ACCEPTED, BONUS, REPLACEMENT, TARGET, Step
 from playground.methods.base import DecodeConfig, Method, Param, clip_to_budget

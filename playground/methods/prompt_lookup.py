@@ -8,7 +8,7 @@ output is the target's own: token for token under greedy decoding, in distributi
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from playground.errors import PlaygroundError
 from playground.events import Step

@@ -17,8 +17,8 @@ Drafting stops adaptively by default: below a confidence threshold that follows 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from playground.errors import PlaygroundError
 from playground.events import Step

@@ -14,8 +14,8 @@ model; `prompt_lookup` copies from the context) and its draft-length schedule.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 import torch
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import heapq
 import math
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 

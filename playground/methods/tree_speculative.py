@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 

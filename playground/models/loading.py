@@ -127,7 +127,7 @@ def config_kind(config) -> str:
     return "masked" if any(a.endswith("ForMaskedLM") for a in config.architectures or []) else "causal"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def shipped_config(name: str):
     """The config of the shipped model `name` (read once), or None for any other name."""
     from transformers import AutoConfig

@@ -47,7 +47,7 @@ class Canvas:
     conf: list[float] = field(default_factory=list)    # its probability when committed or guessed
 
     @classmethod
-    def new(cls, prompt_ids: list[int], length: int, mask_id: int, block: int) -> "Canvas":
+    def new(cls, prompt_ids: list[int], length: int, mask_id: int, block: int) -> Canvas:
         ids = torch.tensor(prompt_ids + [mask_id] * length, dtype=torch.long)
         return cls(ids, len(prompt_ids), mask_id, block, [-1] * length, [mask_id] * length, [0.0] * length)
 
@@ -98,7 +98,7 @@ class Prediction:
     conf: torch.Tensor    # [K, m] its probability
     margin: torch.Tensor  # [K, m] top-1 minus top-2 logit (SchED's confidence)
 
-    def row(self, k: int) -> "Prediction":
+    def row(self, k: int) -> Prediction:
         """Canvas k of the batch alone."""
         return Prediction(self.first, self.token[k:k + 1], self.conf[k:k + 1], self.margin[k:k + 1])
 

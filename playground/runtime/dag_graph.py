@@ -118,11 +118,11 @@ class Bigram:
     logprobs: torch.Tensor
 
     @classmethod
-    def load(cls, path: Path) -> "Bigram":
+    def load(cls, path: Path) -> Bigram:
         return cls(torch.tensor(json.loads(path.read_text())["logprobs"]))
 
     @classmethod
-    def fit(cls, sequences: list[list[int]], vocab_size: int, smoothing: float = 0.1) -> "Bigram":
+    def fit(cls, sequences: list[list[int]], vocab_size: int, smoothing: float = 0.1) -> Bigram:
         counts = torch.full((vocab_size, vocab_size), smoothing)
         for seq in sequences:
             for a, b in zip(seq, seq[1:]):

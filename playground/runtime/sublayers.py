@@ -13,8 +13,8 @@ length (and so positions and mask sizes) from layer 0.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextlib import contextmanager
-from typing import Iterable
 
 import torch
 
@@ -70,7 +70,7 @@ class Gates:
             layer.forward = self._whole(layer.forward, i)
 
     @staticmethod
-    def of(model: torch.nn.Module) -> "Gates":
+    def of(model: torch.nn.Module) -> Gates:
         """The model's gates, installed on first use (always go through here: gates must not be stacked)."""
         gates = getattr(model, "_playground_gates", None)
         if gates is None:

@@ -12,10 +12,10 @@ import functools
 import os
 import sqlite3
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from sqlalchemy import (
     JSON,
@@ -64,7 +64,7 @@ class RunRow(Base):
     token_ids: Mapped[list | None] = mapped_column(JSON)
     stats: Mapped[dict | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
-    steps: Mapped[list["StepRow"]] = relationship(back_populates="run", order_by="StepRow.index",
+    steps: Mapped[list[StepRow]] = relationship(back_populates="run", order_by="StepRow.index",
                                                   cascade="all, delete-orphan")
 
 
@@ -150,7 +150,7 @@ class Recorder:
     @_clear_errors
     def _start(self, ev: RunStarted) -> int:
         with Session(self.engine) as s:
-            row = RunRow(created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), method=ev.method,
+            row = RunRow(created_at=datetime.now(UTC).isoformat(timespec="seconds"), method=ev.method,
                          model=ev.model, draft=ev.draft, prompt=ev.prompt, prompt_ids=ev.prompt_ids,
                          prompt_texts=ev.prompt_texts, settings=ev.settings, status="running")
             s.add(row)

@@ -170,7 +170,7 @@ def autocast(device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=has_bf16(device))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def has_bf16(device: torch.device) -> bool:
     if device.type != "cpu":
         return True

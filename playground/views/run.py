@@ -10,7 +10,8 @@ app hides it.
 from __future__ import annotations
 
 import html
-from typing import Iterable, Iterator, NamedTuple
+from collections.abc import Iterable, Iterator
+from typing import NamedTuple
 
 import plotly.graph_objects as go
 
