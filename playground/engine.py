@@ -85,7 +85,7 @@ def prepare(req: Request) -> Prepared:
     wants_draft = method.needs_draft or (method.uses_draft is not None and method.uses_draft(params))
     draft_name = None
     if wants_draft:
-        draft_name = req.draft or models.DEFAULT_DRAFTS.get(target.name)  # canonical: a path to tiny-code too
+        draft_name = models.draft_for(target.name, req.draft)
     if method.needs_draft and not draft_name:
         raise PlaygroundError(f"method {method.name} needs a draft model (--draft NAME)")
     draft = models.load(draft_name) if draft_name else None

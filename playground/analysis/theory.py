@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from playground.events import Stats, Step
-from playground.runtime.tree import ACCEPTED, PRUNED
+from playground.runtime.tree import NODE_ACCEPTED, NODE_PRUNED
 
 
 def chain_steps(steps: list[Step]) -> list[Step]:
@@ -52,7 +52,7 @@ def ranked_children(step: Step) -> dict[int, list[int]]:
     """Each verified node's verified children (-1: the root's), most likely first by draft probability."""
     children: dict[int, list[int]] = {}
     for i, (parent, state) in enumerate(zip(step.tree_parents, step.tree_state)):
-        if state != PRUNED:
+        if state != NODE_PRUNED:
             children.setdefault(parent, []).append(i)
     for kids in children.values():
         kids.sort(key=lambda i: -step.tree_q[i])  # stable: ties keep the drafter's order
@@ -64,9 +64,9 @@ def by_rank(steps: list[Step]) -> list[tuple[int, int, int]]:
     tried: dict[int, list[int]] = {}
     for s in tree_steps(steps):
         for parent, kids in ranked_children(s).items():
-            if parent >= 0 and s.tree_state[parent] != ACCEPTED:
+            if parent >= 0 and s.tree_state[parent] != NODE_ACCEPTED:
                 continue
-            taken = next((k for k, i in enumerate(kids, 1) if s.tree_state[i] == ACCEPTED), None)
+            taken = next((k for k, i in enumerate(kids, 1) if s.tree_state[i] == NODE_ACCEPTED), None)
             for k in range(1, len(kids) + 1 if taken is None else taken + 1):
                 tried.setdefault(k, [0, 0])
                 tried[k][0] += 1

@@ -91,10 +91,6 @@ def until_eos(ids: list[int], eos: int) -> list[int]:
     return ids[:ids.index(eos)] if eos in ids else ids
 
 
-def read_prompts(suite_or_path: str) -> list[str]:
-    return [r["prompt"] for r in read_records(suite_or_path)]
-
-
 def read_records(suite_or_path: str) -> list[dict]:
     """The records of a suite (complete, repeat, edit, docstring, dependent) or of a JSONL file with a 'prompt'
     per line (and maybe an 'answer' the continuation must start with)."""
@@ -222,7 +218,7 @@ def benchmark(model: str, draft: str | None, methods: list[str], prompts: list[s
     if unknown:
         raise PlaygroundError(f"unknown method {unknown[0]!r} (methods: {', '.join(METHODS)}; peers: "
                               f"{', '.join(PEERS)})")
-    draft_name = draft or models.DEFAULT_DRAFTS.get(model)
+    draft_name = models.draft_for(model, draft)
     needs_draft = [m for m, (name, _, own_model) in specs.items() if not own_model and
                    (name == "hf_assisted" or (name in METHODS and METHODS[name].needs_draft))]
     draft_lm = models.load(draft_name) if needs_draft and draft_name else None

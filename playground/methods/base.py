@@ -1,13 +1,38 @@
-"""What every decoding method shares: its parameter specs, its run settings and the stop rule."""
+"""What every decoding method shares: its parameter specs, its run settings, the stop rule, and the interfaces that
+methods are assembled from.
+
+A speculative method is a loop (`speculative.speculate` for chains, `tree_speculative.tree_speculate` for trees)
+plus the parts it is given:
+
+- a `Drafter` proposes a chain of tokens after the committed ones: a draft model (`speculative.ModelDrafter`), the
+  target with sub-layers off (`self_speculative.SelfDrafter`), n-gram lookup (`prompt_lookup.LookupDrafter`) or
+  copying (`copyspec.CopySpec`);
+- a `TreeDrafter` grows a tree of alternatives (`tree_speculative.ModelTreeDrafter`,
+  `token_recycling.RecyclingDrafter`);
+- a `DraftSchedule` says how long the next chain is and when to stop drafting early (`schedules.Schedule`, or
+  CopySpec, which is its own schedule).
+
+For example, with a draft model and the heuristic schedule::
+
+    drafter = ModelDrafter(draft_lm, cfg)                      # a Drafter
+    schedule = make_schedule(gamma=4, schedule="heuristic")    # a DraftSchedule: gamma 4, +2 / -1 after each step
+    for step in speculate(target_lm, drafter, prompt_ids, cfg, schedule):
+        ...  # each step: drafter.propose(committed, schedule.gamma, gen, schedule.stop_after), one target forward,
+             # drafter.rollback(kept length), schedule.update(drafted, accepted)
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import torch
 
 from playground.errors import PlaygroundError
 from playground.runtime.sampling import Sampling
+from playground.runtime.tree import DraftTree
 
 
 @dataclass(frozen=True)
@@ -81,3 +106,65 @@ def clip_to_budget(tokens: list[int], produced: int, cfg: DecodeConfig) -> tuple
         tokens = tokens[: tokens.index(cfg.eos_id) + 1]
         return tokens, True
     return tokens, produced + len(tokens) >= cfg.max_new_tokens
+
+
+@dataclass
+class Draft:
+    """What a Drafter proposes for one step: the tokens, and what verification and the views need of them."""
+    tokens: list[int] = field(default_factory=list)
+    dists: list = field(default_factory=list)     # q_i per token; None = deterministic draft (q one-hot on x_i)
+    shown: list[float] = field(default_factory=list)  # q_i(x_i) as the views show it
+    source: int | None = None                     # where in the context a copied draft came from
+    skipped: list[str] = field(default_factory=list)  # self-speculative drafts: the sub-layers switched off
+    layers: int = 0
+    gamma: int | None = None  # the length the drafter aimed at when it chose less than asked (copyspec: its span)
+
+
+@runtime_checkable
+class Drafter(Protocol):
+    """Proposes a chain of draft tokens for `speculate` to verify."""
+
+    def propose(self, committed: list[int], gamma: int, gen: torch.Generator | None,
+                stop: Callable[[list[float]], bool]) -> Draft:
+        """Up to `gamma` tokens to follow `committed` (prompt + output so far), drawn with `gen` when sampling;
+        `stop(q so far)` may end the chain early (a schedule's confidence stop)."""
+
+    def rollback(self, length: int) -> None:
+        """Forget every token after the first `length` of the context: the target rejected them."""
+
+    def take_counters(self) -> tuple[int, float]:
+        """Draft forwards and seconds spent since the last call (0, 0.0 for a drafter without a model)."""
+
+
+@runtime_checkable
+class TreeDrafter(Protocol):
+    """Grows a tree of alternatives for `tree_speculate` to verify in one target forward."""
+
+    def grow(self, committed: list[int], depth: int) -> DraftTree:
+        """A draft tree below the newest committed token, at most `depth` levels deep."""
+
+    def verified(self, logits: torch.Tensor, tokens: list[int]) -> None:
+        """The target's logits over `tokens` (the fresh context, then the tree's kept nodes): what a drafter that
+        learns from the target (token recycling) reads; others ignore it."""
+
+    def take_counters(self) -> tuple[int, float]:
+        """Draft forwards and seconds spent since the last call."""
+
+
+@runtime_checkable
+class DraftSchedule(Protocol):
+    """How long the next draft is, and when drafting stops early."""
+
+    @property
+    def gamma(self) -> int:
+        """The most tokens the next step drafts."""
+
+    @property
+    def threshold(self) -> float | None:
+        """The draft probability below which drafting stops now (None: no such stop); recorded with each step."""
+
+    def stop_after(self, confidences: list[float]) -> bool:
+        """Stop drafting now, given the draft probabilities of the tokens drafted so far this step?"""
+
+    def update(self, drafted: int, accepted: int) -> str:
+        """Adapt after a verification; return why something changed ('' when nothing did)."""

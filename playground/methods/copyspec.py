@@ -25,8 +25,8 @@ from collections.abc import Iterator
 from playground.errors import PlaygroundError
 from playground.events import Step
 from playground.methods import schedules
-from playground.methods.base import DecodeConfig, Method, Param
-from playground.methods.speculative import Draft, ModelDrafter, speculate
+from playground.methods.base import DecodeConfig, Draft, Method, Param
+from playground.methods.speculative import ModelDrafter, speculate
 from playground.runtime.lm import CachedLM
 
 MODULUS = (1 << 61) - 1  # a Mersenne prime: windows of distinct tokens practically never share a hash

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from playground.errors import PlaygroundError
 from playground.events import Step
 from playground.methods import schedules
-from playground.methods.base import DecodeConfig, Method, Param
-from playground.methods.speculative import Draft, speculate
+from playground.methods.base import DecodeConfig, Draft, Method, Param
+from playground.methods.speculative import speculate
 from playground.runtime.lm import CachedLM
 
 

@@ -8,8 +8,9 @@ cut back to the committed prefix before the target verifies; the verifying forwa
 of every layer, and the usual rollback keeps those of the accepted tokens.
 
 Which sub-layers to skip:
-- `self_speculative`: the set found by `python -m playground.training.skipsearch` (stored as skip_set.json beside the model),
-  the evenly spread static skip of Unified Layer Skipping (`skip=uls`), or a list such as `skip=3,5.attn,7.mlp`.
+- `self_speculative`: the set found by `python -m playground.training.skipsearch` (stored as skip_set.json beside
+  the model), the evenly spread static skip of Unified Layer Skipping (`skip=uls`), or a list such as
+  `skip=3,5.attn,7.mlp`.
 - `early_exit` (LayerSkip, arXiv 2404.16710): the first `exit_layer` layers, then the final norm and LM head.
 Drafting stops adaptively by default: below a confidence threshold that follows the acceptance rate.
 """
@@ -23,8 +24,8 @@ from pathlib import Path
 from playground.errors import PlaygroundError
 from playground.events import Step
 from playground.methods import schedules
-from playground.methods.base import DecodeConfig, Method, Param
-from playground.methods.speculative import Draft, ModelDrafter, speculate
+from playground.methods.base import DecodeConfig, Draft, Method, Param
+from playground.methods.speculative import ModelDrafter, speculate
 from playground.runtime.lm import CachedLM
 from playground.runtime.sublayers import Gates, SubLayer, check_skip
 
@@ -74,8 +75,8 @@ def resolve_skip(model, skip: str, uls_layers: int) -> list[SubLayer]:
     if skip == "searched":
         found = stored_skip(model)
         if found is None:
-            raise PlaygroundError(f"no {SKIP_FILE} beside this model: run python -m playground.training.skipsearch --model "
-                                  "NAME, or pass skip=uls or a list of sub-layers")
+            raise PlaygroundError(f"no {SKIP_FILE} beside this model: run python -m playground.training.skipsearch "
+                                  "--model NAME, or pass skip=uls or a list of sub-layers")
         return found
     return uls if skip == "uls" else parse_skip_list(skip, n)
 
@@ -102,7 +103,8 @@ class SelfDrafter(ModelDrafter):
 
 def layer_skipping(target: CachedLM, skip: list[SubLayer], prompt_ids: list[int], cfg: DecodeConfig, gamma: int,
                    schedule: dict) -> Iterator[Step]:
-    return speculate(target, SelfDrafter(target, skip, cfg), prompt_ids, cfg, schedules.make_schedule(gamma, **schedule))
+    drafter = SelfDrafter(target, skip, cfg)
+    return speculate(target, drafter, prompt_ids, cfg, schedules.make_schedule(gamma, **schedule))
 
 
 def self_speculative(target: CachedLM, draft, prompt_ids: list[int], cfg: DecodeConfig, skip: str = "auto",

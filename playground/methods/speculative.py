@@ -15,26 +15,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
 import torch
 
 from playground.events import ACCEPTED, BONUS, REPLACEMENT, TARGET, Step
 from playground.methods import schedules
-from playground.methods.base import DecodeConfig, Method, Param, clip_to_budget
+from playground.methods.base import DecodeConfig, Draft, Drafter, DraftSchedule, Method, Param, clip_to_budget
 from playground.runtime.lm import CachedLM
 from playground.runtime.sampling import display_probs, probs, sample
-
-
-@dataclass
-class Draft:
-    tokens: list[int] = field(default_factory=list)
-    dists: list = field(default_factory=list)     # q_i per token; None = deterministic draft (q one-hot on x_i)
-    shown: list[float] = field(default_factory=list)  # q_i(x_i) as the views show it
-    source: int | None = None                     # where in the context a copied draft came from
-    skipped: list[str] = field(default_factory=list)  # self-speculative drafts: the sub-layers switched off
-    layers: int = 0
-    gamma: int | None = None  # the length the drafter aimed at when it chose less than asked (copyspec: its span)
 
 
 class ModelDrafter:
@@ -43,7 +31,8 @@ class ModelDrafter:
     def __init__(self, lm: CachedLM, cfg: DecodeConfig):
         self.lm, self.cfg = lm, cfg
 
-    def propose(self, committed: list[int], gamma: int, gen, stop: Callable[[list[float]], bool]) -> Draft:
+    def propose(self, committed: list[int], gamma: int, gen: torch.Generator | None,
+                stop: Callable[[list[float]], bool]) -> Draft:
         draft, feed = Draft(), committed[self.lm.length:]
         for _ in range(gamma):
             logits = self.lm.forward(feed)[-1]
@@ -91,8 +80,8 @@ def verify(logits: torch.Tensor, drafted: list[int], q_dists: list, cfg: DecodeC
     return len(drafted), sample(p[len(drafted)], gen)
 
 
-def speculate(target: CachedLM, drafter, prompt_ids: list[int], cfg: DecodeConfig,
-              schedule: schedules.Schedule) -> Iterator[Step]:
+def speculate(target: CachedLM, drafter: Drafter, prompt_ids: list[int], cfg: DecodeConfig,
+              schedule: DraftSchedule) -> Iterator[Step]:
     """Draft, verify in one target forward, commit, roll back; one Step per verification."""
     gen = cfg.sampling.generator()
     committed, produced, index, done = list(prompt_ids), 0, 0, False

@@ -29,7 +29,7 @@ import torch
 
 from playground.errors import PlaygroundError
 from playground.events import ACCEPTED, BONUS, REPLACEMENT, TARGET, Step
-from playground.methods.base import DecodeConfig, Method, Param, clip_to_budget
+from playground.methods.base import DecodeConfig, Method, Param, TreeDrafter, clip_to_budget
 from playground.runtime import tree as trees
 from playground.runtime.lm import CachedLM
 from playground.runtime.sampling import display_probs, probs
@@ -117,21 +117,21 @@ def walked(tree: trees.DraftTree, index: list[int], path: list[int], tokens: lis
            parents: list[int]) -> tuple[list[str], int | None]:
     """Each drafted node's fate, and the verified node the target turned down first (the best child of the last
     accepted node), if it had any."""
-    state = [trees.PRUNED] * len(tree)
+    state = [trees.NODE_PRUNED] * len(tree)
     for i in index:
-        state[i] = trees.UNREACHED
+        state[i] = trees.NODE_UNREACHED
     on_path = set(path)
     tested = [c for c in range(len(tokens)) if (parents[c] == (path[-1] if path else -1)) and c not in on_path]
     for c in range(len(tokens)):
         if c in on_path:
-            state[index[c]] = trees.ACCEPTED
+            state[index[c]] = trees.NODE_ACCEPTED
         elif parents[c] == -1 or parents[c] in on_path:
-            state[index[c]] = trees.REJECTED
+            state[index[c]] = trees.NODE_REJECTED
     first = max(tested, key=lambda c: tree.q[index[c]]) if tested else None
     return state, first
 
 
-def tree_speculate(target: CachedLM, drafter, prompt_ids: list[int], cfg: DecodeConfig,
+def tree_speculate(target: CachedLM, drafter: TreeDrafter, prompt_ids: list[int], cfg: DecodeConfig,
                    max_depth: int) -> Iterator[Step]:
     """Grow a draft tree, verify it in one target forward, commit the accepted path; one Step per verification."""
     gen = cfg.sampling.generator()

@@ -204,6 +204,12 @@ def canonical(name: str) -> str:
     return next((n for n, path in shipped.items() if path.resolve() == folder), str(folder))
 
 
+def draft_for(model: str, draft: str | None = None) -> str | None:
+    """The draft a run of `model` gets: `draft` when one is named, else the shipped pairing (DEFAULT_DRAFTS), found
+    however the model is spelled (a path to tiny-code's folder gets tiny-code-draft too); None when there is none."""
+    return draft or DEFAULT_DRAFTS.get(canonical(model))
+
+
 def no_such_model(name: str) -> PlaygroundError:
     """The one error for a name that is not a model here: a file, a missing path and a folder without a model all
     get the same words, so the message cannot be used to find out which paths exist on this machine."""

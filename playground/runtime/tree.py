@@ -20,11 +20,12 @@ from playground.errors import PlaygroundError
 from playground.runtime.lm import CachedLM
 from playground.runtime.sampling import sample
 
-# What became of a drafted node; the tree view colours and fades nodes by it.
-ACCEPTED = "accepted"      # on the path the target took
-REJECTED = "rejected"      # a child of the path that the target tested and turned down
-UNREACHED = "unreached"    # verified, but below a rejected node: the target never got there
-PRUNED = "pruned"          # drafted but cut by the node budget: never sent to the target
+# What became of a drafted node; the tree view colours and fades nodes by it. (A node's state, not a committed
+# token's source: events.ACCEPTED is the latter.)
+NODE_ACCEPTED = "accepted"      # on the path the target took
+NODE_REJECTED = "rejected"      # a child of the path that the target tested and turned down
+NODE_UNREACHED = "unreached"    # verified, but below a rejected node: the target never got there
+NODE_PRUNED = "pruned"          # drafted but cut by the node budget: never sent to the target
 
 
 @dataclass

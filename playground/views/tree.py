@@ -21,9 +21,8 @@ from itertools import accumulate
 import networkx as nx
 import plotly.graph_objects as go
 
-from playground.events import ACCEPTED as COMMITTED_ACCEPTED
-from playground.events import BONUS, REPLACEMENT, RunStarted, Step
-from playground.runtime.tree import ACCEPTED, PRUNED, REJECTED, UNREACHED, depths
+from playground.events import ACCEPTED, BONUS, REPLACEMENT, RunStarted, Step
+from playground.runtime.tree import NODE_ACCEPTED, NODE_PRUNED, NODE_REJECTED, NODE_UNREACHED, depths
 from playground.views.common import (
     COLOURS,
     LABELS,
@@ -39,22 +38,23 @@ ROOT, TARGET_NODE = -1, -2
 WHITESPACE = {"\n": "↵", " ": "·", "\t": "⇥"}
 DRAFTED, NEW = "drafted", "new"  # a node's look while its tree grows: made in an earlier round, in this one
 SCALE = [[0, "#eff6ff"], [0.35, "#93c5fd"], [0.7, "#3b82f6"], [1, "#1e3a8a"]]  # q, 0..1
-GREEN, RED = COLOURS[COMMITTED_ACCEPTED][0], "#b91c1c"
+GREEN, RED = COLOURS[ACCEPTED][0], "#b91c1c"
 # per look: edge to the node (colour, width, dash), node outline (colour, width), node opacity, label colour
 LOOKS = {DRAFTED: (("#94a3b8", 1.5, "solid"), ("#ffffff", 1), 1.0, "#111827"),
          NEW: (("#94a3b8", 1.5, "solid"), ("#111827", 2), 1.0, "#111827"),
-         PRUNED: (("#e2e8f0", 1, "dot"), ("#cbd5e1", 1), 0.25, "#cbd5e1"),
-         UNREACHED: (("#cbd5e1", 1.2, "solid"), ("#9ca3af", 1), 0.45, "#9ca3af"),
-         REJECTED: (("#fca5a5", 1.5, "solid"), (RED, 2.5), 0.85, RED),
-         ACCEPTED: ((GREEN, 4.5, "solid"), (GREEN, 3.5), 1.0, "#14532d")}
-EDGES = (DRAFTED, PRUNED, UNREACHED, REJECTED, ACCEPTED)  # edge traces, in drawing order; then the target's edge
+         NODE_PRUNED: (("#e2e8f0", 1, "dot"), ("#cbd5e1", 1), 0.25, "#cbd5e1"),
+         NODE_UNREACHED: (("#cbd5e1", 1.2, "solid"), ("#9ca3af", 1), 0.45, "#9ca3af"),
+         NODE_REJECTED: (("#fca5a5", 1.5, "solid"), (RED, 2.5), 0.85, RED),
+         NODE_ACCEPTED: ((GREEN, 4.5, "solid"), (GREEN, 3.5), 1.0, "#14532d")}
+# edge traces, in drawing order; then the target's edge
+EDGES = (DRAFTED, NODE_PRUNED, NODE_UNREACHED, NODE_REJECTED, NODE_ACCEPTED)
 HOVER = {DRAFTED: "drafted in round %{customdata}, not verified yet", NEW: "drafted in this round (%{customdata})",
-         PRUNED: "pruned by the node budget: never verified",
-         UNREACHED: "p (target) = %{customdata:.3g}<br>unreached: verified, but below a rejected node",
-         REJECTED: "p (target) = %{customdata:.3g}<br>rejected by the target",
-         ACCEPTED: "p (target) = %{customdata:.3g}<br>accepted: on the path the target took"}
-LEGEND = ((ACCEPTED, "accepted path"), (REJECTED, "rejected by the target"),
-          (UNREACHED, "unreached (below a rejection)"), (PRUNED, "pruned by the node budget, never verified"),
+         NODE_PRUNED: "pruned by the node budget: never verified",
+         NODE_UNREACHED: "p (target) = %{customdata:.3g}<br>unreached: verified, but below a rejected node",
+         NODE_REJECTED: "p (target) = %{customdata:.3g}<br>rejected by the target",
+         NODE_ACCEPTED: "p (target) = %{customdata:.3g}<br>accepted: on the path the target took"}
+LEGEND = ((NODE_ACCEPTED, "accepted path"), (NODE_REJECTED, "rejected by the target"),
+          (NODE_UNREACHED, "unreached (below a rejection)"), (NODE_PRUNED, "pruned by the node budget, never verified"),
           (NEW, "drafted in the round shown"))
 
 CSS = "\n".join([
@@ -117,7 +117,7 @@ def target_parent(step: Step) -> int | None:
     if len(step.tokens) != step.accepted + 1 or step.sources[-1] not in (REPLACEMENT, BONUS):
         return None
     depth = depths(step.tree_parents)
-    path = [i for i, s in enumerate(step.tree_state) if s == ACCEPTED]
+    path = [i for i, s in enumerate(step.tree_state) if s == NODE_ACCEPTED]
     return max(path, key=lambda i: depth[i]) if path else ROOT
 
 
@@ -216,7 +216,7 @@ def _title(step: Step, upto: int | None, rounds: int, short: bool) -> str:
         made = sum(r <= upto for r in step.tree_round)
         return head + (f"round {upto + 1}/{rounds} · {made} drafted" if short else
                        f"draft round {upto + 1} of {rounds}: {made} nodes drafted")
-    pruned = step.tree_state.count(PRUNED)
+    pruned = step.tree_state.count(NODE_PRUNED)
     if short:
         return head + f"{step.proposed} verified{f' · {pruned} pruned' if pruned else ''} · {step.accepted} accepted"
     own = f" + the target's own token ({LABELS[step.sources[-1]]})" if target_parent(step) is not None else ""
@@ -235,7 +235,7 @@ def _traces(q_name: str, overview: bool) -> list[dict]:
         color=LOOKS[look][0][0], width=LOOKS[look][0][1], dash=LOOKS[look][0][2], shape="spline")) for look in EDGES]
     edges.append(dict(scatter, uid="edges-target", mode="lines", hoverinfo="skip",
                       line=dict(color="#6b7280", width=2, dash="dash", shape="spline")))
-    nodes = [dict(scatter, uid=look, mode="markers" if overview and look == PRUNED else "markers+text",
+    nodes = [dict(scatter, uid=look, mode="markers" if overview and look == NODE_PRUNED else "markers+text",
                   textposition="middle right", textfont=dict(font, color=ink),
                   marker=dict(size=15, colorscale=SCALE, cmin=0, cmax=1, opacity=alpha,
                               line=dict(color=outline, width=width)),
@@ -388,7 +388,7 @@ def depth_acceptance(steps: list[Step]) -> list[tuple[int, int, int]]:
     """(depth d, tree steps whose verified tree reached d, those of them whose accepted path reached d)."""
     reached: dict[int, list[int]] = {}
     for s in tree_steps(steps):
-        verified = [d for d, state in zip(depths(s.tree_parents), s.tree_state) if state != PRUNED]
+        verified = [d for d, state in zip(depths(s.tree_parents), s.tree_state) if state != NODE_PRUNED]
         for d in range(1, max(verified, default=0) + 1):
             reached.setdefault(d, [0, 0])
             reached[d][0] += 1
