@@ -27,8 +27,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from test_recorded_db import DAG, DB, EXPECTED, digest, replayed  # noqa: E402
 
 from playground.engine import Request, generate  # noqa: E402
-from playground.recorder import Recorder  # noqa: E402
-from playground.views import RunView  # noqa: E402
+from playground.storage.recorder import Recorder  # noqa: E402
+from playground.views.run import RunView  # noqa: E402
 
 CODE = ("def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a * b"
         "\n\n\ndef div(a, b):\n")

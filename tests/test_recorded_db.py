@@ -19,9 +19,9 @@ import json
 import shutil
 from pathlib import Path
 
-from playground.recorder import Recorder
-from playground.views import run_view
-from playground.views_dag import dag_html
+from playground.storage.recorder import Recorder
+from playground.views.dag import dag_html
+from playground.views.run import run_view
 
 DATA = Path(__file__).resolve().parent / "data"
 DB = DATA / "recorded-v1.db"
