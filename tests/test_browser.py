@@ -153,13 +153,16 @@ def test_speculative_run_shows_chips_charts_and_stats(page):
     # then autoregressive decoding of the same prompt: sampled, so the texts are not compared token by token
     page.wait_for_selector("#live-baseline [data-verdict=sampled]", timeout=RUN_TIMEOUT_MS)
     # four stat cards a row; in a narrow window they wrap onto more rows instead of squeezing their labels
-    tops = page.eval_on_selector_all("#live-stats .pg-stat", "cards => cards.map(c => Math.round(c.getBoundingClientRect().top))")
+    tops = page.eval_on_selector_all("#live-stats .pg-stat",
+                                     "cards => cards.map(c => Math.round(c.getBoundingClientRect().top))")
     assert len(set(tops)) == 2
     page.set_viewport_size({"width": 820, "height": 1000})
     page.wait_for_timeout(300)
-    widths = page.eval_on_selector_all("#live-stats .pg-stat", "cards => cards.map(c => c.getBoundingClientRect().width)")
+    widths = page.eval_on_selector_all("#live-stats .pg-stat",
+                                       "cards => cards.map(c => c.getBoundingClientRect().width)")
     assert len(widths) == 8 and min(widths) >= 130
-    overflowing = page.eval_on_selector_all("#live-stats .pg-stat", "cards => cards.filter(c => c.scrollWidth > c.clientWidth).length")
+    overflowing = page.eval_on_selector_all("#live-stats .pg-stat",
+                                            "cards => cards.filter(c => c.scrollWidth > c.clientWidth).length")
     assert overflowing == 0
     snap(page, "stats_at_820px")
     for plot in ("#live-accepted", "#live-progress"):  # the charts below go one under the other, each readable
@@ -557,7 +560,8 @@ def test_compare_runs_chain_static_and_dynamic_side_by_side(page):
         assert int(page.locator(f"#cmp-{key}-stats [data-stat=target_forwards] b").inner_text()) > 0
         texts.append(page.locator(f"#cmp-{key}-chips .pg-panel").inner_text())
     assert texts[0] == texts[1] == texts[2]
-    assert re.search(r"[\d.]+× autoregressive$", page.locator("#cmp-chain-stats [data-stat=tokens_per_s] small").inner_text())
+    assert re.search(r"[\d.]+× autoregressive$",
+                     page.locator("#cmp-chain-stats [data-stat=tokens_per_s] small").inner_text())
     assert re.search(r"× autoregressive · [\d.]+× the chain",
                      page.locator("#cmp-static-stats [data-stat=tokens_per_s] small").inner_text())
     for key in ("static", "dynamic"):
@@ -789,7 +793,8 @@ def test_theory_tab_redraws_the_best_draft_length_as_the_sliders_move(page):
     assert "does not pay" in page.locator("#th-summary").inner_text()
     # Sequoia's best tree: one node, one level, then wider and deeper as the budget grows
     set_value(page, "#th-nodes input[type=number]", 1)
-    sync_api.expect(page.locator("#th-tree-summary [data-stat=tree_tokens] small")).to_contain_text("1 nodes in 1 levels")
+    sync_api.expect(page.locator("#th-tree-summary [data-stat=tree_tokens] small")).to_contain_text(
+        "1 nodes in 1 levels")
     set_value(page, "#th-c input[type=number]", 0.2)
     set_value(page, "#th-nodes input[type=number]", 12)
     sync_api.expect(page.locator("#th-tree-summary [data-stat=tree_tokens] small")).to_contain_text("12 nodes")

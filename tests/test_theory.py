@@ -59,7 +59,7 @@ def test_on_iid_acceptance_the_estimate_and_the_prediction_match_the_run(alpha, 
     assert prediction.measured == pytest.approx(theory.expected_tokens(alpha, gamma), rel=0.04)
     rows = theory.by_position(steps)
     assert [position for position, _, _ in rows] == list(range(1, gamma + 1))
-    for position, reached, accepted in rows:  # i.i.d.: the same rate at every position, within 4 sigma
+    for _, reached, accepted in rows:  # i.i.d.: the same rate at every position, within 4 sigma
         assert accepted / reached == pytest.approx(alpha, abs=4 * (alpha * (1 - alpha) / reached) ** 0.5)
 
 

@@ -106,7 +106,7 @@ def test_model_text_is_escaped(runs):
 
 
 def test_charts_add_up_to_the_stats(runs):
-    for started, steps, finished in runs.values():
+    for _, steps, finished in runs.values():
         stats = Stats.from_steps(steps, 1.0)
         bars = views_diffusion.commits_figure(steps)
         assert sum(sum(t.y) for t in bars.data if t.type == "bar") == stats.new_tokens == N

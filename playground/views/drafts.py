@@ -154,7 +154,8 @@ def confidence_figure(steps: list[Step]) -> go.Figure | None:
         if xs:
             fig.add_scatter(x=xs, y=ys, name=name, mode="markers", text=texts, hovertemplate="%{text}<extra></extra>",
                             marker=dict(color=colour, size=7, symbol=symbol))
-    style_figure(fig, "Draft confidence vs threshold", "step (tokens in drafting order)", "q (draft probability)", False)
+    style_figure(fig, "Draft confidence vs threshold", "step (tokens in drafting order)", "q (draft probability)",
+                 False)
     fig.update_layout(hovermode="closest")
     fig.update_yaxes(range=[0, 1.05])
     return fig

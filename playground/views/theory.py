@@ -119,7 +119,8 @@ def explorer(alpha: float, c: float, v1: float, dv: float, max_gamma: int,
                           ("best_speedup", f"{speedups[best]:.2f}×", "its ideal speedup"),
                           ("best_tokens", f"{theory.expected_tokens(alpha, best):.2f}", "tokens per target forward"),
                           ("verify", f"{verify_cost(best, v1, dv):.2f}", "v at that γ (autoregressive forwards)")])
-    return f'<div class="pg-theory-verdict" data-best="{best}">With these costs {verdict}.</div>' + summary, tokens, speed
+    verdict_html = f'<div class="pg-theory-verdict" data-best="{best}">With these costs {verdict}.</div>'
+    return verdict_html + summary, tokens, speed
 
 
 def best_tree_view(p: list[float], nodes: int, depth: int, c: float, v1: float, dv: float) -> tuple[str, go.Figure]:
