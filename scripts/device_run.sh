@@ -47,8 +47,8 @@ tree_speculative:nodes=32:depth=8:topk=4:min_path=0.05,token_recycling,hf_greedy
     > "$OUT/bench_diffusion_shipped.json"
   ;;
 train)
-  $PY -m playground.train corpus --unpack .gpu/corpus.npz.xz | tail -2
-  timeout 420 $PY -m playground.train diffusion-corpus --fresh --device "$DEVICE" --minutes "$MINUTES" \
+  $PY -m playground.training.train corpus --unpack .gpu/corpus.npz.xz | tail -2
+  timeout 420 $PY -m playground.training.train diffusion-corpus --fresh --device "$DEVICE" --minutes "$MINUTES" \
     ${BATCH:+--batch-size "$BATCH"} 2>&1 \
     | tr '\r' '\n' | grep -v "^tiny-code-diffusion:" | tee "$OUT/train.log" | tail -12
   mkdir -p "$OUT/tiny-code-diffusion"

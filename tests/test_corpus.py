@@ -10,7 +10,7 @@ import pytest
 
 from playground.data import corpus
 from playground.data import stdlib as data
-from playground.training.train import load_tokenizer
+from playground.training.tokenizer import load_tokenizer
 
 FILES = {
     "pkg/__init__.py": "from pkg.core import run\n",

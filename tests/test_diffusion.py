@@ -13,7 +13,8 @@ from playground.errors import PlaygroundError
 from playground.events import output_ids
 from playground.runtime.canvas import Canvas, Denoiser
 from playground.runtime.sampling import Sampling
-from playground.training import train
+from playground.training import diffusion
+from playground.training.configs import ModelConfig, TrainConfig
 
 MLM_ARCHS = ("eurobert", "bert", "megatron", "roberta", "distilbert", "modernbert")
 CACHED_ARCHS = ("eurobert", "bert")
@@ -221,8 +222,8 @@ def test_training_windows_keep_the_prompt_and_end_with_end_of_text_then_padding(
     rng = np.random.default_rng(0)
     tokens = rng.integers(3, 4096, size=20_000).astype(np.uint16)
     tokens[rng.choice(20_000, 40, replace=False)] = tok.eos_token_id
-    cfg = train.TrainConfig(seq_len=64, batch_size=64, min_prefix=8, max_prefix=24, end_fraction=0.5)
-    x, prefix = train.diffusion_batch_at(tokens, 0, cfg, tok, train.line_break_ids(tok))
+    cfg = TrainConfig(seq_len=64, batch_size=64, min_prefix=8, max_prefix=24, end_fraction=0.5)
+    x, prefix = diffusion.diffusion_batch_at(tokens, 0, cfg, tok, diffusion.line_break_ids(tok))
     assert x.shape == (64, 64) and prefix.min() >= 8 and prefix.max() <= 24
     ended = 0
     for row, p in zip(x.tolist(), prefix.tolist()):
@@ -238,13 +239,13 @@ def test_diffusion_loss_masks_only_the_continuation():
     from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(TOKENIZER_DIR)
     torch.manual_seed(0)
-    model = train.build_diffusion_model(train.ModelConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                                          intermediate_size=64, max_position_embeddings=64), tok)
+    model = diffusion.build_diffusion_model(ModelConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                                        intermediate_size=64, max_position_embeddings=64), tok)
     seen = []
     model.model.register_forward_hook(lambda m, args, kwargs, out: seen.append(kwargs["input_ids"]), with_kwargs=True)
     x = torch.randint(3, 4096, (4, 32))
     prefix = torch.tensor([4, 8, 16, 31])
-    loss = train.diffusion_loss(model, x, prefix, tok.mask_token_id, torch.Generator().manual_seed(0))
+    loss = diffusion.diffusion_loss(model, x, prefix, tok.mask_token_id, torch.Generator().manual_seed(0))
     noisy = seen[0]
     for i, p in enumerate(prefix.tolist()):
         assert torch.equal(noisy[i, :p], x[i, :p])  # the prompt is never masked

@@ -13,21 +13,28 @@ import time
 import torch
 
 from playground import engine
+from playground.analysis import quality
+from playground.bench.benchmark import run_ours
 from playground.data import stdlib as data
 from playground.data import suites
 from playground.models import loading as models
+from playground.runtime.lm import CachedLM
+from playground.training.configs import DEEP, DEEP_DRAFT, DIFFUSION, DRAFT, HELDOUT_DISTILLED, TARGET
+from playground.training.diffusion import diffusion_heldout_loss
+from playground.training.distill import teacher_continuations
+from playground.training.lm import eval_windows, heldout_loss
+from playground.training.loop import distilled_heldout_loss
+from playground.training.tokenizer import load_tokenizer
 
 PROMPTS_FILE = suites.suite_path("complete")
 
 
 def write_prompts(n: int = suites.PER_SUITE) -> None:
     """The prompt suites (complete, repeat, edit, docstring), cut from held-out stdlib files only."""
-    from playground.training.train import load_tokenizer
     suites.write_suites(load_tokenizer(), n)
 
 
 def acceptance(prompts: list[str], model: str, draft: str, gamma: int = 4, max_new_tokens: int = 64) -> dict:
-    from playground.bench.benchmark import run_ours
     accepted = drafted = 0
     for prompt in prompts:
         req = engine.Request(prompt=prompt, model=model, draft=draft, method="speculative",
@@ -47,7 +54,6 @@ def flops_per_token(model) -> int:
 
 @torch.inference_mode()
 def ms_per_token(model, steps: int = 64) -> float:
-    from playground.runtime.lm import CachedLM
     lm = CachedLM(model)
     lm.forward(list(range(16, 80)))
     start = time.perf_counter()
@@ -58,15 +64,6 @@ def ms_per_token(model, steps: int = 64) -> float:
 
 def write_cards() -> None:
     """The cards of each shipped target and its draft (tiny-code's pair, and the deep pair once it is trained)."""
-    from playground.training.train import (
-        DEEP,
-        DEEP_DRAFT,
-        DRAFT,
-        TARGET,
-        eval_windows,
-        heldout_loss,
-        load_tokenizer,
-    )
     tokenizer = load_tokenizer()
     windows = eval_windows(data.token_array(tokenizer, "heldout"), TARGET)  # the same windows for every model
     prompts = [json.loads(line)["prompt"] for line in PROMPTS_FILE.read_text().splitlines()]
@@ -109,16 +106,13 @@ def intro(name: str, cfg: dict, target_name: str) -> str:
 
 
 REPRODUCE = {
-    "tiny-code": "python -m playground.training.train tokenizer && python -m playground.training.train target --minutes 4.4 "
-                 "&& python -m playground.training.train draft --minutes 1.8",
+    "tiny-code": "python -m playground.training.train tokenizer && python -m playground.training.train target "
+                 "--minutes 4.4 && python -m playground.training.train draft --minutes 1.8",
     "tiny-code-deep": "python -m playground.training.train deep && python -m playground.training.train deep-draft",
 }
 
 
 def card_text(name: str, f: dict, target_name: str, target: dict) -> str:
-    from playground.training.train import (
-        TARGET,  # write_cards measures every causal LM on TARGET's held-out windows
-    )
     first = f.get("earlier_stage") or f  # the training that a distilled stage continues
     m, cfg = first["train_config"]["model"], first["train_config"]
     is_draft = name != target_name
@@ -126,8 +120,8 @@ def card_text(name: str, f: dict, target_name: str, target: dict) -> str:
         "---", "library_name: transformers", "pipeline_tag: text-generation", "tags: [decoding-playground, code]",
         "---", f"# {name}", "", intro(name, cfg, target_name), "",
         "| | |", "|---|---|",
-        f"| architecture | LlamaForCausalLM, {m['num_hidden_layers']} layer{'s' * (m['num_hidden_layers'] > 1)}, hidden {m['hidden_size']}, "
-        f"{m['num_attention_heads']} heads, MLP {m['intermediate_size']}, tied embeddings |",
+        f"| architecture | LlamaForCausalLM, {m['num_hidden_layers']} layer{'s' * (m['num_hidden_layers'] > 1)}, "
+        f"hidden {m['hidden_size']}, {m['num_attention_heads']} heads, MLP {m['intermediate_size']}, tied embeddings |",
         f"| parameters | {f['parameters']:,} |",
         "| vocabulary | 4096-token byte-level BPE (shared by every shipped model; `<|endoftext|>`, `<|pad|>`, "
         "`<|mask|>` reserved) |",
@@ -149,6 +143,7 @@ def card_text(name: str, f: dict, target_name: str, target: dict) -> str:
         *([f"| early exit | the KL of the LM head read after layer {cfg['exit_layer']} is trained too (weight "
            f"{cfg['exit_weight']}), so the first {cfg['exit_layer']} layers work as a model of their own: the "
            "draft starts as them |"] if cfg.get("exit_weight") else []),
+        # write_cards measures every causal LM on TARGET's held-out windows
         f"| held-out loss | **{f['heldout_loss']:.3f} nats/token** (cross-entropy on {TARGET.eval_windows} held-out "
         f"windows of {TARGET.seq_len} tokens, the same for every shipped causal LM) |",
         f"| cost per token | {f['flops_per_token'] / 1e6:.2f} M multiply-adds "
@@ -162,18 +157,12 @@ def card_text(name: str, f: dict, target_name: str, target: dict) -> str:
                      f"last layer, plus the LM head's loss on {cfg['early_exit_layers']} random intermediate layers "
                      f"per step (weight {cfg['early_exit_weight']}), so drafts that skip layers (`self_speculative`, "
                      "`early_exit`) agree with the full model more often |")
-    skip_file = models.MODELS_DIR / name / "skip_set.json"
-    if skip_file.is_file():
-        k = json.loads(skip_file.read_text())
-        lines.append(f"| self-speculative skip set | {len(k['skip'])} of {2 * m['num_hidden_layers']} sub-layers "
-                     f"skipped while drafting ({', '.join(k['skip'])}; `{k['chosen']}`): the fastest in the final "
-                     f"round of `{k['command']}` ({len(k['trials'])} sets tried), {k['speedup_on_calibration']:.2f}x "
-                     "autoregressive on its calibration prompts; stored in `skip_set.json` |")
+    lines += skip_set_row(name, m["num_hidden_layers"])
     if is_draft:
         a = f["acceptance"]
-        lines.append(f"| acceptance rate | **{a['acceptance_rate']:.1%}** of drafted tokens accepted by `{target_name}`,"
-                     f" greedy speculative decoding, gamma {a['gamma']}, {a['prompts']} held-out prompts of "
-                     f"`assets/prompts/complete.jsonl`, {a['max_new_tokens']} new tokens each |")
+        lines.append(f"| acceptance rate | **{a['acceptance_rate']:.1%}** of drafted tokens accepted by "
+                     f"`{target_name}`, greedy speculative decoding, gamma {a['gamma']}, {a['prompts']} held-out "
+                     f"prompts of `assets/prompts/complete.jsonl`, {a['max_new_tokens']} new tokens each |")
     if not is_draft and f["heldout_loss"] > 2.5:
         lines += ["", f"**Limits.** The project aims at 2.5 nats/token held out; this model is at "
                   f"{f['heldout_loss']:.2f}. The standard library is a small corpus "
@@ -185,13 +174,25 @@ def card_text(name: str, f: dict, target_name: str, target: dict) -> str:
         lines += loss_table("Cross-entropy on `tiny-code`'s greedy continuations of 256 held-out prompts during "
                             "distillation:", f["log"], train_col)
     lines += ["", f"Reproduce: `{REPRODUCE[target_name]} "
-              + ("&& python -m playground.training.train distill && python -m playground.training.train draft-distilled "
-                 if f.get("distilled") else "")
+              + ("&& python -m playground.training.train distill "
+                 "&& python -m playground.training.train draft-distilled " if f.get("distilled") else "")
               + "&& python -m playground.training.train card` (on a GPU when "
               "there is one; `--device cpu` works, hours slower). The split and the batches depend only on the seed "
               "and the interpreter's standard library; `--minutes` cuts the step count to what fits, measured over "
               "the first steps, and the steps run are recorded above.", ""]
     return "\n".join(lines)
+
+
+def skip_set_row(name: str, layers: int) -> list[str]:
+    """The card's line for the self-speculative skip set skipsearch stored beside the model, if it did."""
+    skip_file = models.MODELS_DIR / name / "skip_set.json"
+    if not skip_file.is_file():
+        return []
+    k = json.loads(skip_file.read_text())
+    return [f"| self-speculative skip set | {len(k['skip'])} of {2 * layers} sub-layers "
+            f"skipped while drafting ({', '.join(k['skip'])}; `{k['chosen']}`): the fastest in the final "
+            f"round of `{k['command']}` ({len(k['trials'])} sets tried), {k['speedup_on_calibration']:.2f}x "
+            "autoregressive on its calibration prompts; stored in `skip_set.json` |"]
 
 
 # ---------------------------------------------------------------- the diffusion model
@@ -212,7 +213,6 @@ def ms_per_forward(model, tokens: int = 224, repeats: int = 10) -> float:
 def sample_quality(prompts: list[str], max_new_tokens: int = 64) -> dict:
     """Generative perplexity (under tiny-code) of one-token-per-forward diffusion outputs, next to tiny-code's own
     greedy outputs on the same prompts: how far the diffusion model is from the autoregressive one."""
-    from playground.analysis import quality
     out = {}
     for model, method in (("tiny-code-diffusion", "diffusion"), ("tiny-code", "autoregressive")):
         ppl = []
@@ -227,15 +227,6 @@ def sample_quality(prompts: list[str], max_new_tokens: int = 64) -> dict:
 
 
 def write_diffusion_card() -> None:
-    from playground.training.distill import teacher_continuations
-    from playground.training.train import (
-        DIFFUSION,
-        HELDOUT_DISTILLED,
-        diffusion_heldout_loss,
-        distilled_heldout_loss,
-        eval_windows,
-        load_tokenizer,
-    )
     name = DIFFUSION.name
     folder = models.MODELS_DIR / name
     tokenizer = load_tokenizer()
@@ -261,7 +252,7 @@ def loss_table(title: str, log: list[dict], train_col: str = "train loss") -> li
 
 
 def distillation_row(f: dict) -> str:
-    """The card's line for a second, distilled training stage (playground/distill.py)."""
+    """The card's line for a second, distilled training stage (training/distill.py)."""
     cfg, d = f["train_config"], f["distilled"]
     return (f"| distillation | a second stage on top of the first: sequence-level knowledge distillation (Kim & Rush, "
             f"2016), {f['steps']} steps x {cfg['batch_size']} rows of `{d['teacher']}`'s greedy {d['new_tokens']}-token"
@@ -334,22 +325,23 @@ def diffusion_card_text(name: str, f: dict) -> str:
     ]
     lines += loss_table("Held-out loss during training:", first["log"])
     if f.get("distilled"):
-        lines += loss_table("Loss on `tiny-code`'s continuations of the held-out prompts during distillation:", f["log"])
-    train = (f"python -m playground.training.train corpus && python -m playground.training.train diffusion-corpus --device cuda "
-             f"--minutes {cfg.get('minutes') or 5.5}" if cfg.get("corpus") == "corpus" else
+        lines += loss_table("Loss on `tiny-code`'s continuations of the held-out prompts during distillation:",
+                            f["log"])
+    train = (f"python -m playground.training.train corpus && python -m playground.training.train diffusion-corpus "
+             f"--device cuda --minutes {cfg.get('minutes') or 5.5}" if cfg.get("corpus") == "corpus" else
              "python -m playground.training.train diffusion --minutes 45")
     lines += ["", f"Reproduce: `{train}"
-              + (" && python -m playground.training.train distill && python -m playground.training.train diffusion-distilled"
-                 if f.get("distilled") else "")
-              + " && python -m playground.training.train card --only diffusion` (`--minutes` cuts the step count to what "
-              "fits, measured over the first steps; the steps run are recorded above"
+              + (" && python -m playground.training.train distill "
+                 "&& python -m playground.training.train diffusion-distilled" if f.get("distilled") else "")
+              + " && python -m playground.training.train card --only diffusion` (`--minutes` cuts the step count to "
+              "what fits, measured over the first steps; the steps run are recorded above"
               + ("; `scripts/device_run.sh train` is how it ran on a lent GPU, with the corpus packed here"
                  if cfg.get("corpus") == "corpus" else "") + ").", ""]
     return "\n".join(lines)
 
 
 def data_row(f: dict) -> str:
-    """The card's data line: the standard library alone, or the corpus of playground/corpus.py with it."""
+    """The card's data line: the standard library alone, or the corpus of playground/data/corpus.py with it."""
     stdlib = (f"the Python standard library source (`.py` files, `encodings/` and `site-packages/` left out) of "
               f"Python {f.get('data', {}).get('python', '?')}")
     corpus = f.get("corpus")
@@ -358,8 +350,9 @@ def data_row(f: dict) -> str:
                 f"({f.get('train_tokens') or 0:,} tokens), 10% held out; the same split as `tiny-code` |")
     packages = corpus["packages"]
     licences = sorted({p["licence"] for p in packages})
-    return (f"| data | `python -m playground.training.train corpus`: {stdlib} ({corpus['stdlib']['train']['tokens']:,} train "
-            f"tokens, the same split as `tiny-code`) and the `.py` files of {len(packages)} pinned PyPI packages "
+    return (f"| data | `python -m playground.training.train corpus`: {stdlib} "
+            f"({corpus['stdlib']['train']['tokens']:,} train tokens, the same split as `tiny-code`) and the `.py` "
+            f"files of {len(packages)} pinned PyPI packages "
             f"({', '.join(p['name'] for p in packages[:6])}, ...; licences {', '.join(licences)}, each checked "
             f"against the wheel's metadata and listed in training.json), split by a hash of each file's path: "
             f"{corpus['train_tokens']:,} train tokens in all, held-out files never trained on; evaluated on the "

@@ -25,6 +25,11 @@ ROWS = {  # bench spec -> what the card calls it
     f"dag@{NAT}": "one vertex per target token",
     f"dag@{KD}:strategy=lookahead": "lookahead (distilled from the AR model)",
 }
+VOCABULARY = ("88 word-level tokens (`tokenizers` WordLevel; hyphens are tokens of their own), shared by source and "
+              "target and by all four number models")
+TASK = ("French number phrases to English ones, 0 to 999 999 (`playground/numbers.py`); the English side is "
+        "multimodal: each training example takes a random article (\"one thousand\" or \"a thousand\") and for each "
+        "group of three digits a style (\"two hundred forty-three\" or \"two hundred and forty-three\")")
 FRONT = "---\nlibrary_name: transformers\npipeline_tag: translation\ntags: [decoding-playground, numbers, {tag}]\n---\n"
 
 
@@ -41,7 +46,8 @@ def facts(name: str) -> dict:
 
 
 def table(result: dict, specs: list[str]) -> str:
-    lines = ["| decoding | accuracy | BLEU | mixed renderings | ms per sentence | vs autoregressive |", "|---|---|---|---|---|---|"]
+    lines = ["| decoding | accuracy | BLEU | mixed renderings | ms per sentence | vs autoregressive |",
+             "|---|---|---|---|---|---|"]
     for spec in specs:
         r = result["methods"][spec]
         lines.append(f"| {ROWS[spec]} | {r['accuracy']:.1%} | {r['bleu']:.1f} | {r['mixed']:.1%} | "
@@ -54,18 +60,24 @@ def card(name: str, tag: str, what: str, architecture: str, result: dict, specs:
     cfg = f["config"]
     targets = (f"; the targets are {cfg['teacher']}'s greedy translations of the sources (sequence-level knowledge "
                "distillation)" if cfg.get("teacher") else "")
+    rows = "\n".join([
+        f"| architecture | {architecture} |",
+        f"| parameters | {f['parameters']:,} |",
+        f"| vocabulary | {VOCABULARY} |",
+        f"| task | {TASK} |",
+        f"| data | generated on the fly, {cfg['batch_size']} examples per step from (seed, step), digit count uniform "
+        "from 1 to 6; numbers from 100 up whose hash falls in one bucket of 20 are held out and never trained on"
+        f"{targets} |",
+        f"| training | {f['steps']} steps, AdamW lr {cfg['lr']}, cosine, {f['train_seconds'] / 60:.0f} min on "
+        f"{f['device']} (one thread, beside the other trainings), fp32; final training loss {f['final_loss']:.3f} |",
+    ])
     return FRONT.format(tag=tag) + f"""# {name}
 
 {what}
 
 | | |
 |---|---|
-| architecture | {architecture} |
-| parameters | {f['parameters']:,} |
-| vocabulary | 88 word-level tokens (`tokenizers` WordLevel; hyphens are tokens of their own), shared by source and target and by all four number models |
-| task | French number phrases to English ones, 0 to 999 999 (`playground/numbers.py`); the English side is multimodal: each training example takes a random article ("one thousand" or "a thousand") and for each group of three digits a style ("two hundred forty-three" or "two hundred and forty-three") |
-| data | generated on the fly, {cfg['batch_size']} examples per step from (seed, step), digit count uniform from 1 to 6; numbers from 100 up whose hash falls in one bucket of 20 are held out and never trained on{targets} |
-| training | {f['steps']} steps, AdamW lr {cfg['lr']}, cosine, {f['train_seconds'] / 60:.0f} min on {f['device']} (one thread, beside the other trainings), fp32; final training loss {f['final_loss']:.3f} |
+{rows}
 
 Held-out evaluation: the {result['prompts']} prompts of `assets/prompts/numbers.jsonl` (distinct held-out numbers),
 greedy, batch size 1, one process, {result['threads']} thread(s). A prediction is correct when it equals any valid
@@ -83,12 +95,14 @@ def write_cards(limit: int | None = None) -> None:
     result = evaluate(limit)
     dag_specs = [s for s in ROWS if s.startswith(f"dag@{DAT}")]
     cards = {
-        DAT: card(DAT, "dag", "The DA-Transformer of Decoding Playground: a non-autoregressive translator that builds a "
-                  "directed acyclic graph of candidate tokens in one parallel pass, for the `dag` method (`gad` "
-                  f"drafts with its distilled twin, {KD}).",
+        DAT: card(DAT, "dag", "The DA-Transformer of Decoding Playground: a non-autoregressive translator that "
+                  "builds a directed acyclic graph of candidate tokens in one parallel pass, for the `dag` method "
+                  f"(`gad` drafts with its distilled twin, {KD}).",
                   "DA-Transformer (Huang et al. 2022; `playground/dat.py`, registered with `AutoConfig`/`AutoModel` "
                   "as `da-transformer`): 3 encoder and 3 decoder layers (pre-LN), width 128, 4 heads, FFN 512; "
-                  f"graph size {facts(DAT)['config']['upsample']} x source length; vertices start from a uniform copy of the encoder states plus vertex embeddings; transitions from query-key scores between vertices; trained with "
+                  f"graph size {facts(DAT)['config']['upsample']} x source length; vertices start from a uniform copy "
+                  "of the encoder states plus vertex embeddings; transitions from query-key scores between vertices; "
+                  "trained with "
                   "the dynamic-programming loss over all paths and glancing (ratio 0.5 -> 0.1)",
                   result, ["autoregressive"] + dag_specs),
         NAT: card(NAT, "nat", "The DAG-free baseline: the same network as tiny-numbers-dat without a graph, a plain "
@@ -99,7 +113,8 @@ def write_cards(limit: int | None = None) -> None:
         KD: card(KD, "dag", "gad's drafter: the DA-Transformer network trained on tiny-numbers-ar's own greedy "
                  "translations instead of the multimodal references (sequence-level knowledge distillation, as GAD "
                  "trains its drafter), so its drafts follow the renderings the verifier writes.",
-                 f"as tiny-numbers-dat: DA-Transformer, 3+3 layers, width 128, graph size {facts(KD)['config']['upsample']} x source length, DP loss "
+                 "as tiny-numbers-dat: DA-Transformer, 3+3 layers, width 128, graph size "
+                 f"{facts(KD)['config']['upsample']} x source length, DP loss "
                  "over all paths with glancing; targets from the teacher",
                  result, ["autoregressive", "gad", f"dag@{KD}:strategy=lookahead", f"dag@{DAT}:strategy=lookahead"]),
         AR: card(AR, "autoregressive", "The autoregressive baseline of the DAG demo, and the verifier of `gad`.",

@@ -6,9 +6,10 @@ decoders commit several tokens per forward only where they are sure of each, so 
 (NAT and DA-Transformer papers train on distilled data for the same reason); a draft model trained on it agrees
 with the target more often, which is all speculative decoding asks of it.
 
-Prompts are cut from the training split (held-out rows, for evaluation, from the held-out split), `min_prefix`..`max_prefix` tokens long (one length per group, so a
-group is one rectangular batch), and each gets `new_tokens` greedy tokens from the teacher, with end-of-text and
-padding after it where the teacher stops. Cached under `.cache/`; an interrupted run resumes at its last group.
+Prompts are cut from the training split (held-out rows, for evaluation, from the held-out split),
+`min_prefix`..`max_prefix` tokens long (one length per group, so a group is one rectangular batch), and each gets
+`new_tokens` greedy tokens from the teacher, with end-of-text and padding after it where the teacher stops. Cached
+under `.cache/`; an interrupted run resumes at its last group.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from playground.data import stdlib as data
+from playground.models.loading import MODELS_DIR
 
 
 @dataclass
@@ -60,8 +62,6 @@ def cache_file(cfg: DistillConfig, tokenizer) -> Path:
 def teacher_continuations(cfg: DistillConfig, tokenizer, device: torch.device) -> Distilled:
     """The distilled rows of `cfg`, generated (and cached) where not cached yet."""
     from transformers import AutoModelForCausalLM
-
-    from playground.models.loading import MODELS_DIR
 
     path = cache_file(cfg, tokenizer)
     width = cfg.max_prefix + cfg.new_tokens

@@ -51,8 +51,7 @@ def measure(model: str, prompts: list[str], max_new_tokens: int, method: str, pa
         req = engine.Request(prompt=prompt, model=model, method=method, max_new_tokens=max_new_tokens,
                              params=params, stop_at_eos=False)
         start = time.perf_counter()
-        for ev in engine.generate(req):
-            pass
+        *_, ev = engine.generate(req)  # the last event: the finished run, or its error
         seconds += time.perf_counter() - start
         if ev.status != "finished":
             raise RuntimeError(f"{method} {params} failed: {ev.error}")
@@ -69,7 +68,7 @@ def final_round(model: str, finalists: dict[str, list[str]], prompts: list[str],
                **{label: ("self_speculative", {"skip": ",".join(skip)}) for label, skip in finalists.items()}}
     totals = {label: {"tokens": 0, "seconds": 0.0, "forwards": 0} for label in configs}
     jobs = [(r, i) for r in range(rounds) for i in range(len(prompts))]
-    for n, (r, i) in enumerate(tqdm(jobs, desc="final round")):
+    for n, (_, i) in enumerate(tqdm(jobs, desc="final round")):
         for label in (list(configs) if n % 2 == 0 else list(configs)[::-1]):
             got = measure(model, [prompts[i]], max_new_tokens, *configs[label])
             for key in totals[label]:

@@ -1,13 +1,15 @@
-"""Train the number translators of the DAG demo on generated French -> English number phrases (playground.numbers).
+"""Train the number translators of the DAG demo on generated French -> English number phrases (playground.data.numbers).
 
-    python -m playground.training.train_dag tokenizer   # word-level tokenizer shared by the three models
-    python -m playground.training.train_dag dat         # DA-Transformer, DP loss over all paths + glancing -> tiny-numbers-dat
-    python -m playground.training.train_dag nat         # the same network without a graph (plain NAT) -> tiny-numbers-nat
-    python -m playground.training.train_dag ar          # autoregressive encoder-decoder (BART) -> tiny-numbers-ar
-    python -m playground.training.train_dag dat-kd      # DA-Transformer on tiny-numbers-ar's greedy outputs -> gad's drafter
-    python -m playground.training.train_dag lm          # bigram LM of the English side, for beam search -> bigram.json
-    python -m playground.training.train_dag prompts     # the held-out test set as a prompt suite -> assets/prompts/numbers.jsonl
-    python -m playground.training.train_dag card        # held-out accuracy and BLEU of each, written into the model cards
+    python -m playground.training.train_dag tokenizer  # word-level tokenizer shared by the three models
+    python -m playground.training.train_dag dat        # DA-Transformer, DP loss over all paths + glancing
+    python -m playground.training.train_dag nat        # the same network without a graph (plain NAT)
+    python -m playground.training.train_dag ar         # autoregressive encoder-decoder (BART)
+    python -m playground.training.train_dag dat-kd     # DA-Transformer on tiny-numbers-ar's outputs: gad's drafter
+    python -m playground.training.train_dag lm         # bigram LM of the English side, for beam search -> bigram.json
+    python -m playground.training.train_dag prompts    # the held-out test set -> assets/prompts/numbers.jsonl
+    python -m playground.training.train_dag card       # held-out accuracy and BLEU of each, written into the cards
+
+dat, nat, ar and dat-kd train tiny-numbers-dat, -nat, -ar and -dat-kd in assets/models/.
 
 Batches are generated from (seed, step), so a run resumes from its checkpoint (checkpoints/<name>/) and sees the
 same data as an unbroken one. `dat-kd` is sequence-level knowledge distillation (Kim & Rush 2016), as GAD trains its
@@ -27,9 +29,14 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from playground.data import numbers
+from playground.data.suites import suite_path
 from playground.models.dat import NEG, DatConfig, DatModel
 from playground.models.loading import MODELS_DIR
-from playground.training.train import CKPT_DIR, autocast, device_name, lr_at
+from playground.runtime.dag_graph import LM_FILE, Bigram
+from playground.training.cards_dag import write_cards
+from playground.training.configs import CKPT_DIR
+from playground.training.hardware import autocast, device_name
+from playground.training.loop import lr_at
 
 TOKENIZER_DIR = MODELS_DIR / "tiny-numbers-dat"  # where training reads the tokenizer; every numbers model has a copy
 SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
@@ -173,7 +180,8 @@ def best_alignment(out, targets: torch.Tensor) -> torch.Tensor:
     return aligned
 
 
-def glance_inputs(out, targets: torch.Tensor, aligned: torch.Tensor, ratio: float, gen: torch.Generator) -> torch.Tensor:
+def glance_inputs(out, targets: torch.Tensor, aligned: torch.Tensor, ratio: float,
+                  gen: torch.Generator) -> torch.Tensor:
     """Glancing: per example, feed ratio x (wrongly predicted tokens on the alignment) gold tokens, at random
     target positions, into their aligned vertices. [B, L] of token ids, -1 where nothing is fed."""
     glance = torch.full(out.vertex_mask.shape, -1)
@@ -279,7 +287,6 @@ def save(model, tokenizer, cfg: NumbersTrainConfig, state: dict, device: str) ->
 
 def write_bigram(examples: int = 20_000) -> None:
     """The bigram LM beam search may add: fitted on the English side of training examples (never held-out ones)."""
-    from playground.runtime.dag_graph import LM_FILE, Bigram
     tokenizer = load_tokenizer()
     batch = numbers.examples(examples, seed=12345, heldout=False)
     sequences = [[BOS] + ids for ids in tokenizer([e.target for e in batch])["input_ids"]]
@@ -289,7 +296,6 @@ def write_bigram(examples: int = 20_000) -> None:
 
 def write_prompts(count: int = TEST_SIZE) -> None:
     """The test set: `count` distinct held-out numbers, French prompt, the number and every valid rendering."""
-    from playground.data.suites import suite_path
     path = suite_path("numbers")
     rows = [{"prompt": e.source, "number": e.number, "references": sorted(numbers.renderings(e.number))}
             for e in numbers.examples(count, seed=TEST_SEED, heldout=True)]
@@ -306,7 +312,8 @@ def write_tokenizer() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m playground.training.train_dag", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m playground.training.train_dag",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["tokenizer", *CONFIGS, "lm", "prompts", "card"])
     parser.add_argument("--steps", type=int, help="override the number of training steps")
     parser.add_argument("--device", default="cpu")
@@ -314,7 +321,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.what in ("tokenizer", "lm", "prompts"):
         return {"tokenizer": write_tokenizer, "lm": write_bigram, "prompts": write_prompts}[args.what]()
     if args.what == "card":
-        from playground.training.cards_dag import write_cards
         return write_cards()
     cfg = CONFIGS[args.what]
     train(replace(cfg, steps=args.steps) if args.steps else cfg, args.device)
