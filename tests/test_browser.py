@@ -153,13 +153,16 @@ def test_speculative_run_shows_chips_charts_and_stats(page):
     # then autoregressive decoding of the same prompt: sampled, so the texts are not compared token by token
     page.wait_for_selector("#live-baseline [data-verdict=sampled]", timeout=RUN_TIMEOUT_MS)
     # four stat cards a row; in a narrow window they wrap onto more rows instead of squeezing their labels
-    tops = page.eval_on_selector_all("#live-stats .pg-stat", "cards => cards.map(c => Math.round(c.getBoundingClientRect().top))")
+    tops = page.eval_on_selector_all("#live-stats .pg-stat",
+                                     "cards => cards.map(c => Math.round(c.getBoundingClientRect().top))")
     assert len(set(tops)) == 2
     page.set_viewport_size({"width": 820, "height": 1000})
     page.wait_for_timeout(300)
-    widths = page.eval_on_selector_all("#live-stats .pg-stat", "cards => cards.map(c => c.getBoundingClientRect().width)")
+    widths = page.eval_on_selector_all("#live-stats .pg-stat",
+                                       "cards => cards.map(c => c.getBoundingClientRect().width)")
     assert len(widths) == 8 and min(widths) >= 130
-    overflowing = page.eval_on_selector_all("#live-stats .pg-stat", "cards => cards.filter(c => c.scrollWidth > c.clientWidth).length")
+    overflowing = page.eval_on_selector_all("#live-stats .pg-stat",
+                                            "cards => cards.filter(c => c.scrollWidth > c.clientWidth).length")
     assert overflowing == 0
     snap(page, "stats_at_820px")
     for plot in ("#live-accepted", "#live-progress"):  # the charts below go one under the other, each readable
@@ -518,7 +521,7 @@ def test_history_animates_the_draft_tree(page, app):
     assert len({sum(d["nodes"]) for d in seen}) >= 2, seen  # the drawn tree changes as it grows
     assert any("round" in label for label in labels)
     # the slider: jump to the verified tree of a step that accepted drafted tokens
-    best = max((s for s in steps if s.tree_tokens), key=lambda s: s.accepted)
+    best = max((s for s in steps if s.tree), key=lambda s: s.accepted)
     assert best.accepted >= 1
     # Plotly labels only some ticks when they are crowded, but draws a tick for every frame: click that frame's
     labels = page.evaluate("document.querySelector('#replay-tree .pg-tree-plot').layout.sliders[0].steps"
@@ -557,7 +560,8 @@ def test_compare_runs_chain_static_and_dynamic_side_by_side(page):
         assert int(page.locator(f"#cmp-{key}-stats [data-stat=target_forwards] b").inner_text()) > 0
         texts.append(page.locator(f"#cmp-{key}-chips .pg-panel").inner_text())
     assert texts[0] == texts[1] == texts[2]
-    assert re.search(r"[\d.]+× autoregressive$", page.locator("#cmp-chain-stats [data-stat=tokens_per_s] small").inner_text())
+    assert re.search(r"[\d.]+× autoregressive$",
+                     page.locator("#cmp-chain-stats [data-stat=tokens_per_s] small").inner_text())
     assert re.search(r"× autoregressive · [\d.]+× the chain",
                      page.locator("#cmp-static-stats [data-stat=tokens_per_s] small").inner_text())
     for key in ("static", "dynamic"):
@@ -701,8 +705,8 @@ def test_dag_run_draws_the_graph_prunes_it_and_shows_a_vertex(page, app):
     from playground.storage.recorder import Recorder
     _, steps, _ = Recorder(app[1]).replay(run_id)
     step = steps[0]
-    size, path = len(step.dag_top), step.dag_path
-    edges = [e for e in step.dag_edges if e[0] < e[1]]
+    size, path = len(step.dag.top), step.dag.path
+    edges = [e for e in step.dag.edges if e[0] < e[1]]
     assert dag_drawn(page, "#live-dag")["vertices"] == size
     page.locator("#live-dag").screenshot(path=str(ARTIFACTS / "dag_live.png"))
 
@@ -732,7 +736,7 @@ def test_dag_run_draws_the_graph_prunes_it_and_shows_a_vertex(page, app):
     page.wait_for_selector(f"{view} .pg-dag-details[data-vertex='{vertex}']")
     details = graph.locator(".pg-dag-details").inner_text()
     assert f"Vertex {vertex}" in details and "passing probability" in details
-    assert all(text in details for text in step.dag_top_texts[vertex] if text.strip())
+    assert all(text in details for text in step.dag.top_texts[vertex] if text.strip())
     assert "strongest in" in details and "strongest out" in details
     assert graph.locator(".traceselected path.point").count() == 1  # the clicked vertex is ringed
     graph.screenshot(path=str(ARTIFACTS / "dag_details.png"))
@@ -789,7 +793,8 @@ def test_theory_tab_redraws_the_best_draft_length_as_the_sliders_move(page):
     assert "does not pay" in page.locator("#th-summary").inner_text()
     # Sequoia's best tree: one node, one level, then wider and deeper as the budget grows
     set_value(page, "#th-nodes input[type=number]", 1)
-    sync_api.expect(page.locator("#th-tree-summary [data-stat=tree_tokens] small")).to_contain_text("1 nodes in 1 levels")
+    sync_api.expect(page.locator("#th-tree-summary [data-stat=tree_tokens] small")).to_contain_text(
+        "1 nodes in 1 levels")
     set_value(page, "#th-c input[type=number]", 0.2)
     set_value(page, "#th-nodes input[type=number]", 12)
     sync_api.expect(page.locator("#th-tree-summary [data-stat=tree_tokens] small")).to_contain_text("12 nodes")
