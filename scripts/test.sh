@@ -27,4 +27,7 @@ from importlib.metadata import version
 print("testing with", ", ".join(f"{name} {version(name)}" for name in
       ("torch", "transformers", "tokenizers", "gradio", "plotly", "networkx", "sqlalchemy", "numpy", "optuna")))
 PY
+# The code's shape before its behaviour: lint (rules in pyproject.toml) and the layers of playground/ (import-linter).
+"$venv/bin/ruff" check .
+"$venv/bin/lint-imports" --no-cache
 exec "$venv/bin/python" -m pytest -p no:cacheprovider --durations=15 "$@"

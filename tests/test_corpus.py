@@ -25,7 +25,8 @@ FILES = {
 def make_wheel(folder, licence_lines: str):
     path = folder / "pkg-1.0-py3-none-any.whl"
     with zipfile.ZipFile(path, "w") as wheel:
-        wheel.writestr("pkg-1.0.dist-info/METADATA", f"Metadata-Version: 2.4\nName: pkg\nVersion: 1.0\n{licence_lines}\n")
+        wheel.writestr("pkg-1.0.dist-info/METADATA",
+                       f"Metadata-Version: 2.4\nName: pkg\nVersion: 1.0\n{licence_lines}\n")
         wheel.writestr("pkg/latin1.py", "x = 'caf\xe9'\n".encode("latin-1"))  # not UTF-8: skipped
         for name, text in FILES.items():
             wheel.writestr(name, text)

@@ -36,7 +36,8 @@ def _runs(device: str, monkeypatch, run_engine) -> dict[str, list[int]]:
     monkeypatch.setenv(models.DEVICE_ENV, device)
     prompt, numbers = "def parse(line):\n    ", "deux cent quarante-trois"
     on = {"dag": dict(model="tiny-numbers-dat", prompt=numbers), "gad": dict(model="tiny-numbers-ar", prompt=numbers),
-          "diffusion": dict(model="tiny-code-diffusion", prompt=prompt, params={"strategy": "freedave", "cache": "dual"})}
+          "diffusion": dict(model="tiny-code-diffusion", prompt=prompt,
+                            params={"strategy": "freedave", "cache": "dual"})}
     out = {}
     for name in METHODS:
         fields = on.get(name, dict(model=models.DEFAULT_MODEL, prompt=prompt))

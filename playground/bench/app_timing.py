@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         proc, url = serve(args.root, db)
     except RuntimeError as exc:
-        raise SystemExit(f"error: {exc}")
+        raise SystemExit(f"error: {exc}") from None
     quiet_pairs = []  # decoded here right after each app run, so that the machine's drift hits both alike
 
     def quiet_pair():

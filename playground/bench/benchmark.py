@@ -248,7 +248,8 @@ def benchmark(model: str, draft: str | None, methods: list[str], prompts: list[s
         for method in order:
             ids, seconds, forwards, steps = once(method, prompts[i], max_new_tokens)
             t = tallies[method]
-            t.tokens, t.seconds, t.target_forwards = t.tokens + len(ids), t.seconds + seconds, t.target_forwards + forwards
+            t.tokens, t.seconds = t.tokens + len(ids), t.seconds + seconds
+            t.target_forwards += forwards
             t.runs += 1
             t.steps += steps
             if r == 0:
@@ -280,8 +281,8 @@ def recording_overhead(model: str, draft: str | None, methods: list[str], prompt
         for _ in engine.generate(engine.Request(prompt=prompts[0], model=model, method=m, draft=draft,
                                                 max_new_tokens=8)):
             pass
-    jobs = [(r, i, m) for r in range(repeats) for i in range(len(prompts)) for m in methods]
-    for n, (r, i, m) in enumerate(tqdm(jobs, desc="recording overhead", disable=not progress, file=sys.stderr)):
+    jobs = [(i, m) for _ in range(repeats) for i in range(len(prompts)) for m in methods]
+    for n, (i, m) in enumerate(tqdm(jobs, desc="recording overhead", disable=not progress, file=sys.stderr)):
         for rec in ((False, True) if n % 2 == 0 else (True, False)):
             req = engine.Request(prompt=prompts[i], model=model, method=m, draft=draft, max_new_tokens=max_new_tokens)
             start = now()

@@ -49,7 +49,7 @@ def is_reference_of(run: RunStarted, ar: RunStarted) -> bool:
 def collect(events: Iterable) -> tuple[RunStarted | None, list[Step], RunFinished | None]:
     """A whole run: its RunStarted, steps and RunFinished."""
     run = (None, [], None)
-    for run in run_so_far(events):
+    for run in run_so_far(events):  # noqa: B007 (the last one is the whole run)
         pass
     return run
 

@@ -13,11 +13,11 @@ also say "source" (the file, relative to the stdlib root) and "line", and `repea
   ParallelBench: sort or reverse a list, finish a Latin square, transpose, swap; each line also
   gives the "answer" the continuation must start with. Where decoding commits many tokens at once, each chosen
   from its own marginal, this is where it should break.
-- numbers (built by `python -m playground.training.train_dag prompts`): French number phrases of held-out numbers for the
-  translators of the DAG demo, each with its "number" and every valid English rendering ("references").
+- numbers (built by `python -m playground.training.train_dag prompts`): French number phrases of held-out numbers for
+  the translators of the DAG demo, each with its "number" and every valid English rendering ("references").
 
-Built by `python -m playground.training.train prompts` deterministically (files in sorted order, a fixed seed). Every prompt
-stays under MAX_PROMPT_TOKENS, so prompt + 128 new tokens fits the shipped models' 1024-token context with room.
+Built by `python -m playground.training.train prompts` deterministically (files in sorted order, a fixed seed). Every
+prompt stays under MAX_PROMPT_TOKENS, so prompt + 128 new tokens fits the shipped models' 1024-token context with room.
 """
 
 from __future__ import annotations

@@ -176,7 +176,8 @@ class DatModel(PreTrainedModel):
                          length_logits=length_logits)
 
     @staticmethod
-    def copied_source(memory: torch.Tensor, source_mask: torch.Tensor, vertices: torch.Tensor, size: int) -> torch.Tensor:
+    def copied_source(memory: torch.Tensor, source_mask: torch.Tensor, vertices: torch.Tensor,
+                      size: int) -> torch.Tensor:
         """Uniform copy (Gu et al. 2018; DA-Transformer's decoder input): vertex j of L starts from the encoder
         state of source position floor(j * S / L), so each vertex knows which part of the source it sits over."""
         j = torch.arange(size, device=memory.device)[None]

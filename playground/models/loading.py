@@ -101,7 +101,8 @@ def model_device(model: torch.nn.Module) -> torch.device:
 
 
 def is_masked_lm(model) -> bool:
-    """A masked LM reads the whole sequence both ways: the diffusion method needs one, causal methods must not get one."""
+    """A masked LM reads the whole sequence both ways: the diffusion method needs one, causal methods must not get
+    one."""
     return type(model).__name__.endswith("ForMaskedLM")
 
 
@@ -265,7 +266,8 @@ _lock = threading.Lock()
 
 def load(name: str) -> LoadedModel:
     """Load (once per process) a model and its tokenizer, in float32 for CPU inference: a causal LM, a masked LM
-    (a diffusion model), an encoder-decoder, or a DA-Transformer (registered with the Auto classes by playground.dat)."""
+    (a diffusion model), an encoder-decoder, or a DA-Transformer (registered with the Auto classes by
+    playground.models.dat)."""
     import transformers
     from transformers import AutoConfig, AutoTokenizer
     from transformers.utils import logging as hf_logging

@@ -2,8 +2,9 @@
 
 Every supported architecture adds each sub-layer's output to the residual stream (Llama, Qwen2, GPT-2, and GPT-NeoX
 with or without its parallel residual). A gate around a sub-layer that returns zeros therefore removes it from the
-computation exactly, and because a skipped attention never runs, its KV cache is left untouched. A layer whose two sub-layers
-are both off is skipped whole (every supported decoder layer returns its hidden states as they are then). That is the whole
+computation exactly, and because a skipped attention never runs, its KV cache is left untouched. A layer whose two
+sub-layers are both off is skipped whole (every supported decoder layer returns its hidden states as they are then).
+That is the whole
 mechanism behind `self_speculative`, `early_exit` and Unified Layer Skipping, and, with a per-sample mask instead of a
 skip set, behind the layer dropout the shipped target was trained with (LayerSkip, arXiv 2404.16710).
 
