@@ -181,12 +181,15 @@ def run_events(prep: Prepared, cancel: threading.Event | None = None) -> Iterato
             if step is None:
                 break
             method_s += spent
-            step.other_s = max(0.0, spent - step.draft_s - step.target_s)
+            step.other_s = max(0.0, spent - step.draft_s - step.target_s)  # the methods leave it to here
             step.texts = token_texts(prep.target.tokenizer, step.tokens)  # events carry text: replay needs no model
             step.drafted_texts = token_texts(prep.target.tokenizer, step.drafted)
-            step.tree_texts = token_texts(prep.target.tokenizer, step.tree_tokens)
-            step.canvas_texts = token_texts(prep.target.tokenizer, step.canvas_guess)
-            step.dag_top_texts = nested_texts(prep.target.tokenizer, step.dag_top)
+            if step.tree is not None:
+                step.tree.texts = token_texts(prep.target.tokenizer, step.tree.tokens)
+            if step.canvas is not None:
+                step.canvas.texts = token_texts(prep.target.tokenizer, step.canvas.guess)
+            if step.dag is not None:
+                step.dag.top_texts = nested_texts(prep.target.tokenizer, step.dag.top)
             steps.append(step)
             yield step
     except Exception as exc:  # a model failing mid-run: report it as the run's outcome, keep what was made

@@ -7,7 +7,7 @@ so both go through the same drawing code.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 
 # Where a committed token came from; the views colour chips by this.
 TARGET = "target"            # plain autoregressive token from the target
@@ -29,9 +29,56 @@ class RunStarted:
     prompt_texts: list[str] = field(default_factory=list)  # decoded text of each prompt token
 
 
+# What a step drafted or built besides a chain of tokens: its family, the sub-record it carries (see Step.kind).
+CHAIN = "chain"    # autoregressive decoding and chain drafts: no sub-record
+TREE = "tree"      # tree methods: Step.tree
+CANVAS = "canvas"  # diffusion: Step.canvas
+DAG = "dag"        # DA-Transformer graphs (dag, gad's first step): Step.dag
+KINDS = (CHAIN, TREE, CANVAS, DAG)
+
+
+@dataclass
+class TreeRecord:
+    """A tree method's whole draft tree, one entry per node, parents before children. The step's `drafted` is then
+    the branch the target walked: the accepted path, then the child it turned down first (if any)."""
+    tokens: list[int] = field(default_factory=list)
+    parents: list[int] = field(default_factory=list)        # parent node, -1 = the root (newest committed token)
+    q: list[float] = field(default_factory=list)            # draft probability of the node's token given its parent
+    p: list[float | None] = field(default_factory=list)     # target probability given its ancestors (None: pruned)
+    states: list[str] = field(default_factory=list)         # accepted / rejected / unreached / pruned (runtime.tree)
+    rounds: list[int] = field(default_factory=list)         # the draft round that made the node (the view grows by it)
+    texts: list[str] = field(default_factory=list)          # decoded text of each node's token
+
+
+@dataclass
+class CanvasRecord:
+    """Diffusion: the step's `tokens` land at canvas `positions` (0 = first generated position), in any order; after
+    the step, the whole canvas: committed tokens, and the model's newest guess at each still-masked position."""
+    positions: list[int] = field(default_factory=list)
+    guess: list[int] = field(default_factory=list)
+    conf: list[float] = field(default_factory=list)         # probability of each committed token or guess
+    texts: list[str] = field(default_factory=list)          # decoded text of each `guess` token
+    margin: float | None = None          # SchED: mean top-1 minus top-2 logit margin over the block
+
+
+@dataclass
+class DagRecord:
+    """DA-Transformer: the graph one parallel pass built, and the path decoding chose through it. Vertex j's likeliest
+    tokens, the probability that a path passes through it, the transitions at least 1% likely."""
+    top: list[list[int]] = field(default_factory=list)
+    top_p: list[list[float]] = field(default_factory=list)
+    top_texts: list[list[str]] = field(default_factory=list)
+    passing: list[float] = field(default_factory=list)
+    edges: list[list] = field(default_factory=list)         # [from, to, probability]
+    path: list[int] = field(default_factory=list)           # the decoded path's vertices, 0 first
+
+
 @dataclass
 class Step:
-    """One target verification: what the draft proposed, what the target decided, and what got committed."""
+    """One target verification: what the draft proposed, what the target decided, and what got committed.
+
+    The fields every method fills are here; a tree, a diffusion canvas or a DAG is in its own sub-record (at most
+    one of `tree`, `canvas`, `dag`), and `kind` says which. The stored form is storage/payload.py's."""
     index: int
     tokens: list[int]                    # committed by this step, in order
     sources: list[str]                   # per committed token, one of SOURCES
@@ -51,33 +98,30 @@ class Step:
     draft_forwards: int = 0
     draft_s: float = 0.0
     target_s: float = 0.0
-    other_s: float = 0.0                 # the rest of the step (acceptance test, sampling, bookkeeping)
+    other_s: float = 0.0                 # the rest of the step (acceptance test, sampling, bookkeeping); the engine
+                                         # sets it: the step's whole time less draft_s and target_s
     texts: list[str] = field(default_factory=list)          # decoded text of each committed token
     drafted_texts: list[str] = field(default_factory=list)  # decoded text of each drafted token
-    # Tree methods: the whole draft tree, one entry per node, parents before children. `drafted` is then the
-    # branch the target walked: the accepted path, then the child it turned down first (if any).
-    tree_tokens: list[int] = field(default_factory=list)
-    tree_parents: list[int] = field(default_factory=list)      # parent node, -1 = the root (newest committed token)
-    tree_q: list[float] = field(default_factory=list)          # draft probability of the node's token given its parent
-    tree_p: list[float | None] = field(default_factory=list)   # target probability of it given its ancestors (None: pruned)
-    tree_state: list[str] = field(default_factory=list)        # accepted / rejected / unreached / pruned (see tree.py)
-    tree_round: list[int] = field(default_factory=list)        # the draft round that made the node (the view grows by it)
-    tree_texts: list[str] = field(default_factory=list)        # decoded text of each node's token
-    # Diffusion: `tokens` land at canvas `positions` (0 = first generated position), in any order; after the step,
-    # the whole canvas: committed tokens, and the model's newest guess at each still-masked position.
-    positions: list[int] = field(default_factory=list)
-    canvas_guess: list[int] = field(default_factory=list)
-    canvas_conf: list[float] = field(default_factory=list)     # probability of each committed token or guess
-    canvas_texts: list[str] = field(default_factory=list)      # decoded text of each canvas_guess token
-    margin: float | None = None          # SchED: mean top-1 minus top-2 logit margin over the block
-    # DAG (DA-Transformer): the graph one parallel pass built, and the path decoding chose through it. Vertex j's
-    # likeliest tokens, the probability that a path passes through it, the transitions at least 1% likely.
-    dag_top: list[list[int]] = field(default_factory=list)
-    dag_top_p: list[list[float]] = field(default_factory=list)
-    dag_top_texts: list[list[str]] = field(default_factory=list)
-    dag_passing: list[float] = field(default_factory=list)
-    dag_edges: list[list] = field(default_factory=list)        # [from, to, probability]
-    dag_path: list[int] = field(default_factory=list)          # the decoded path's vertices, 0 first
+    tree: TreeRecord | None = None       # tree methods: the whole draft tree
+    canvas: CanvasRecord | None = None   # diffusion: where the tokens landed, and the canvas after the step
+    dag: DagRecord | None = None         # DA-Transformer: the graph and the decoded path (dag; gad's first step)
+
+    def __post_init__(self):
+        if sum(family is not None for family in (self.tree, self.canvas, self.dag)) > 1:
+            raise ValueError("a step carries at most one of tree, canvas and dag")
+
+    @property
+    def kind(self) -> str:
+        """Which family the step belongs to, one of KINDS: what views dispatch on."""
+        for kind, record in ((TREE, self.tree), (CANVAS, self.canvas), (DAG, self.dag)):
+            if record is not None:
+                return kind
+        return CHAIN
+
+    @property
+    def seconds(self) -> float:
+        """The method's own time for this step: drafting, the target's forwards and the rest."""
+        return self.draft_s + self.target_s + self.other_s
 
     @property
     def number(self) -> int:
@@ -87,8 +131,8 @@ class Step:
     @property
     def proposed(self) -> int:
         """Drafted tokens the target verified: a tree's verified nodes, else the drafted chain."""
-        if self.tree_tokens:
-            return sum(state != "pruned" for state in self.tree_state)
+        if self.tree is not None:
+            return sum(state != "pruned" for state in self.tree.states)
         return len(self.drafted)
 
     @property
@@ -139,9 +183,9 @@ Event = RunStarted | Step | RunFinished
 def output_ids(steps: list[Step], eos_id: int | None = None) -> list[int]:
     """The generated ids: committed tokens in step order, or, for a canvas (diffusion), in position order, ending
     at the first end-of-text (after it a diffusion model writes padding)."""
-    if not any(s.positions for s in steps):
+    if not any(s.kind == CANVAS for s in steps):
         return [t for s in steps for t in s.tokens]
-    at = {i: t for s in steps for i, t in zip(s.positions, s.tokens)}
+    at = {i: t for s in steps if s.canvas is not None for i, t in zip(s.canvas.positions, s.tokens)}
     ids = []
     for i in range(max(at, default=-1) + 1):
         if i not in at:  # a run stopped before the canvas was full
@@ -151,11 +195,3 @@ def output_ids(steps: list[Step], eos_id: int | None = None) -> list[int]:
             break
     return ids
 
-
-def to_dict(event) -> dict:
-    return asdict(event)
-
-
-def step_from_dict(d: dict) -> Step:
-    names = {f.name for f in fields(Step)}
-    return Step(**{k: v for k, v in d.items() if k in names})

@@ -521,7 +521,7 @@ def test_history_animates_the_draft_tree(page, app):
     assert len({sum(d["nodes"]) for d in seen}) >= 2, seen  # the drawn tree changes as it grows
     assert any("round" in label for label in labels)
     # the slider: jump to the verified tree of a step that accepted drafted tokens
-    best = max((s for s in steps if s.tree_tokens), key=lambda s: s.accepted)
+    best = max((s for s in steps if s.tree), key=lambda s: s.accepted)
     assert best.accepted >= 1
     # Plotly labels only some ticks when they are crowded, but draws a tick for every frame: click that frame's
     labels = page.evaluate("document.querySelector('#replay-tree .pg-tree-plot').layout.sliders[0].steps"
@@ -705,8 +705,8 @@ def test_dag_run_draws_the_graph_prunes_it_and_shows_a_vertex(page, app):
     from playground.storage.recorder import Recorder
     _, steps, _ = Recorder(app[1]).replay(run_id)
     step = steps[0]
-    size, path = len(step.dag_top), step.dag_path
-    edges = [e for e in step.dag_edges if e[0] < e[1]]
+    size, path = len(step.dag.top), step.dag.path
+    edges = [e for e in step.dag.edges if e[0] < e[1]]
     assert dag_drawn(page, "#live-dag")["vertices"] == size
     page.locator("#live-dag").screenshot(path=str(ARTIFACTS / "dag_live.png"))
 
@@ -736,7 +736,7 @@ def test_dag_run_draws_the_graph_prunes_it_and_shows_a_vertex(page, app):
     page.wait_for_selector(f"{view} .pg-dag-details[data-vertex='{vertex}']")
     details = graph.locator(".pg-dag-details").inner_text()
     assert f"Vertex {vertex}" in details and "passing probability" in details
-    assert all(text in details for text in step.dag_top_texts[vertex] if text.strip())
+    assert all(text in details for text in step.dag.top_texts[vertex] if text.strip())
     assert "strongest in" in details and "strongest out" in details
     assert graph.locator(".traceselected path.point").count() == 1  # the clicked vertex is ringed
     graph.screenshot(path=str(ARTIFACTS / "dag_details.png"))

@@ -199,16 +199,16 @@ def test_each_strategy_translates_and_records_the_graph(run_engine, strategy):
     assert done.status == "finished" and len(steps) == 1 and done.stats.target_forwards == 1
     step = steps[0]
     assert numbers.judge(done.text, 312) == "correct"
-    size = len(step.dag_top)
-    assert len(step.dag_passing) == size and step.dag_path[0] == 0 and step.dag_path[-1] == size - 1
-    assert len(step.tokens) == len(step.dag_path) - 1 and step.tokens[-1] == 2  # </s> from the last vertex
-    assert all(len(t) == 5 for t in step.dag_top_texts) and step.dag_passing[0] == 1.0
-    assert all(0 <= a < b < size and p >= dag.EDGE_FLOOR for a, b, p in step.dag_edges)
+    size = len(step.dag.top)
+    assert len(step.dag.passing) == size and step.dag.path[0] == 0 and step.dag.path[-1] == size - 1
+    assert len(step.tokens) == len(step.dag.path) - 1 and step.tokens[-1] == 2  # </s> from the last vertex
+    assert all(len(t) == 5 for t in step.dag.top_texts) and step.dag.passing[0] == 1.0
+    assert all(0 <= a < b < size and p >= dag.EDGE_FLOOR for a, b, p in step.dag.edges)
 
 
 def test_the_nat_baseline_decodes_in_one_pass(run_engine):
     _, steps, done = run_engine(prompt="deux cent quarante-trois", model="tiny-numbers-nat", method="dag")
-    assert done.status == "finished" and steps[0].dag_path == list(range(len(steps[0].dag_top)))
+    assert done.status == "finished" and steps[0].dag.path == list(range(len(steps[0].dag.top)))
 
 
 def test_wrong_models_and_parameters_are_clear_errors(run_engine):

@@ -126,14 +126,14 @@ def test_cache_refresh_then_reuse_gives_the_full_forward(model_root, arch):
 def test_each_strategy_fills_the_canvas_and_records_it(run_engine):
     for strategy in ("fixed_steps", "threshold", "sched", "freedave"):
         started, steps, finished = decode(run_engine, SHIPPED, strategy=strategy)
-        positions = [i for s in steps for i in s.positions]
+        positions = [i for s in steps for i in s.canvas.positions]
         assert sorted(positions) == list(range(32)), strategy  # each position committed exactly once
         assert finished.stats.target_forwards == sum(s.target_forwards for s in steps)
         for step in steps:
-            assert len(step.canvas_guess) == len(step.canvas_conf) == len(step.canvas_texts) == 32
-            assert all(step.canvas_guess[i] == t for i, t in zip(step.positions, step.tokens))
-            assert all(0.0 <= c <= 1.0 for c in step.canvas_conf)
-            assert len({i // 16 for i in step.positions}) == 1, "a step commits inside one block"
+            assert len(step.canvas.guess) == len(step.canvas.conf) == len(step.canvas.texts) == 32
+            assert all(step.canvas.guess[i] == t for i, t in zip(step.canvas.positions, step.tokens))
+            assert all(0.0 <= c <= 1.0 for c in step.canvas.conf)
+            assert len({i // 16 for i in step.canvas.positions}) == 1, "a step commits inside one block"
 
 
 def test_fixed_steps_spends_the_forwards_it_is_given(run_engine):
@@ -155,7 +155,7 @@ def test_factor_rule_commits_at_least_one(run_engine):
 
 def test_sched_exits_at_once_when_the_threshold_is_zero(run_engine):
     _, steps, finished = decode(run_engine, SHIPPED, strategy="sched", tau_high=0.0, tau_low=0.0)
-    assert finished.stats.target_forwards == 2 and all(s.margin >= s.threshold == 0.0 for s in steps)
+    assert finished.stats.target_forwards == 2 and all(s.canvas.margin >= s.threshold == 0.0 for s in steps)
 
 
 @pytest.mark.parametrize("schedule", ["linear", "cosine", "exponential"])
@@ -185,9 +185,9 @@ def test_end_of_text_settles_the_output(run_engine):
 
 
 def test_output_follows_positions_and_stops_at_end_of_text():
-    from playground.events import Step
-    steps = [Step(index=0, tokens=[9, 0], sources=[], p=[], q=[], positions=[1, 2]),
-             Step(index=1, tokens=[7, 1], sources=[], p=[], q=[], positions=[0, 3])]
+    from playground.events import CanvasRecord, Step
+    steps = [Step(index=0, tokens=[9, 0], sources=[], p=[], q=[], canvas=CanvasRecord(positions=[1, 2])),
+             Step(index=1, tokens=[7, 1], sources=[], p=[], q=[], canvas=CanvasRecord(positions=[0, 3]))]
     assert output_ids(steps, eos_id=0) == [7, 9, 0]
     assert output_ids(steps, eos_id=None) == [7, 9, 0, 1]
 

@@ -13,9 +13,12 @@ from playground.events import (
     BONUS,
     REPLACEMENT,
     TARGET,
+    CanvasRecord,
+    DagRecord,
     RunFinished,
     Stats,
     Step,
+    TreeRecord,
 )
 from playground.views import run as views
 from playground.views import theory as views_theory
@@ -78,7 +81,7 @@ def tree_step(index: int, parents: list[int], q: list[float], states: list[str])
     n = accepted + 1
     return Step(index=index, tokens=list(range(n)), sources=[ACCEPTED] * accepted + [REPLACEMENT], p=[0.9] * n,
                 q=[0.5] * accepted + [None], drafted=list(range(accepted + 1)), accepted=accepted,
-                tree_tokens=list(range(len(parents))), tree_parents=parents, tree_q=q, tree_state=states,
+                tree=TreeRecord(tokens=list(range(len(parents))), parents=parents, q=q, states=states),
                 gamma=len(parents), draft_forwards=2, draft_s=0.01, target_s=0.05)
 
 
@@ -134,8 +137,8 @@ def test_on_positional_acceptance_the_tree_prediction_matches_the_run():
 
 def test_autoregressive_diffusion_and_dag_runs_have_no_theory():
     plain = [Step(index=i, tokens=[i], sources=[TARGET], p=[1.0], q=[None]) for i in range(3)]
-    canvas = Step(index=0, tokens=[1], sources=[TARGET], p=[1.0], q=[None], positions=[0])
-    graph = Step(index=0, tokens=[1], sources=[TARGET], p=[1.0], q=[None], dag_path=[0])
+    canvas = Step(index=0, tokens=[1], sources=[TARGET], p=[1.0], q=[None], canvas=CanvasRecord(positions=[0]))
+    graph = Step(index=0, tokens=[1], sources=[TARGET], p=[1.0], q=[None], dag=DagRecord(path=[0]))
     for steps in (plain, [canvas], [graph], []):
         assert theory.chain_steps(steps) == [] and theory.tree_steps(steps) == []
         assert theory.predict(steps) is None and views.run_view(None, steps).theory is None

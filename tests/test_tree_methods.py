@@ -11,7 +11,7 @@ from test_lossless import NEW, greedy_autoregressive
 from test_sampling import VOCAB, assert_fits, assert_rejected, first_token_dists  # noqa: F401 (fixture)
 
 from playground.errors import PlaygroundError
-from playground.events import ACCEPTED, BONUS, REPLACEMENT
+from playground.events import ACCEPTED, BONUS, REPLACEMENT, TreeRecord
 from playground.methods.token_recycling import RecyclingDrafter, template
 from playground.methods.tree_speculative import parse_branching
 from playground.runtime.sampling import Sampling, probs
@@ -31,32 +31,33 @@ TREES = {
 
 def check_tree_step(s) -> None:
     """What every tree step must say about itself (greedy)."""
-    n = len(s.tree_tokens)
-    assert len(s.tree_parents) == len(s.tree_q) == len(s.tree_p) == len(s.tree_state) == len(s.tree_round) == n
-    assert len(s.tree_texts) == n
-    assert all(-1 <= p < i for i, p in enumerate(s.tree_parents))
-    path = [i for i in range(n) if s.tree_state[i] == ACCEPTED]
+    tree = s.tree or TreeRecord()  # a step that drafted nothing (the token budget) has no tree
+    n = len(tree.tokens)
+    assert len(tree.parents) == len(tree.q) == len(tree.p) == len(tree.states) == len(tree.rounds) == n
+    assert len(tree.texts) == n
+    assert all(-1 <= p < i for i, p in enumerate(tree.parents))
+    path = [i for i in range(n) if tree.states[i] == ACCEPTED]
     assert len(path) == s.accepted
     # the accepted nodes form one chain from the root, and they are the committed tokens
-    assert [s.tree_parents[i] for i in path] == ([-1] + path)[: len(path)]
-    assert s.tokens[: s.accepted] == [s.tree_tokens[i] for i in path]
+    assert [tree.parents[i] for i in path] == ([-1] + path)[: len(path)]
+    assert s.tokens[: s.accepted] == [tree.tokens[i] for i in path]
     for i in range(n):
-        parent = s.tree_parents[i]
-        if s.tree_state[i] == PRUNED:
-            assert s.tree_p[i] is None
-            assert all(s.tree_state[c] == PRUNED for c in range(n) if s.tree_parents[c] == i)
+        parent = tree.parents[i]
+        if tree.states[i] == PRUNED:
+            assert tree.p[i] is None
+            assert all(tree.states[c] == PRUNED for c in range(n) if tree.parents[c] == i)
         else:
-            assert 0.0 <= s.tree_p[i] <= 1.0 and (parent == -1 or s.tree_state[parent] != PRUNED)
-        if s.tree_state[i] == REJECTED:
-            assert parent == -1 or s.tree_state[parent] == ACCEPTED
-        if s.tree_state[i] == UNREACHED:
-            assert s.tree_state[parent] in (REJECTED, UNREACHED)
-    assert s.gamma == s.proposed == sum(state != PRUNED for state in s.tree_state)
+            assert 0.0 <= tree.p[i] <= 1.0 and (parent == -1 or tree.states[parent] != PRUNED)
+        if tree.states[i] == REJECTED:
+            assert parent == -1 or tree.states[parent] == ACCEPTED
+        if tree.states[i] == UNREACHED:
+            assert tree.states[parent] in (REJECTED, UNREACHED)
+    assert s.gamma == s.proposed == sum(state != PRUNED for state in tree.states)
     assert s.target_forwards == 1, "one target forward verifies the whole tree"
     assert s.drafted[: s.accepted] == s.tokens[: s.accepted]
     if len(s.drafted) > s.accepted:  # greedy: the target turned the walked branch down for a token of its own
         assert s.tokens[s.accepted] != s.drafted[s.accepted] and s.sources[s.accepted] == REPLACEMENT
-    elif s.tree_tokens and len(s.tokens) > s.accepted:
+    elif s.tree and len(s.tokens) > s.accepted:
         assert s.sources[s.accepted] in (BONUS, REPLACEMENT)
 
 
@@ -77,7 +78,7 @@ def test_tree_methods_greedy_equal_autoregressive(any_pair, run_engine, kind):
         assert finished.stats.target_forwards == len(steps)
         if kind == "dynamic-small-budget":
             assert all(s.proposed <= 5 for s in steps)
-            assert any(PRUNED in s.tree_state for s in steps), "a budget of 5 prunes something"
+            assert any(s.tree and PRUNED in s.tree.states for s in steps), "a budget of 5 prunes something"
         if method == "tree_speculative":
             assert all(s.draft_forwards >= 1 for s in steps[:-1])
     assert accepted < verified
@@ -90,12 +91,12 @@ def test_static_tree_has_the_branching_it_was_given(shipped_pair, run_engine):
     _, steps, _ = run_engine(prompt=PROMPTS[0], model=shipped_pair.target, draft=shipped_pair.draft,
                              method="tree_speculative", params={"tree": "static", "branching": "3,2,1"},
                              max_new_tokens=24, stop_at_eos=False)
-    full = [s for s in steps if len(s.tree_tokens) == 3 + 6 + 6]
+    full = [s for s in steps if s.tree and len(s.tree.tokens) == 3 + 6 + 6]
     assert full, "a step with room for the whole tree"
     s = full[0]
-    assert sum(p == -1 for p in s.tree_parents) == 3
+    assert sum(p == -1 for p in s.tree.parents) == 3
     assert s.draft_forwards == 3, "one draft forward per depth"
-    assert PRUNED not in s.tree_state
+    assert PRUNED not in s.tree.states
 
 
 def test_dynamic_trees_stop_growing_where_the_draft_is_unsure(shipped_pair, run_engine):
@@ -110,7 +111,7 @@ def test_dynamic_trees_stop_growing_where_the_draft_is_unsure(shipped_pair, run_
     assert all(s.draft_forwards == 6 for s in full if len(s.tokens) < 7)
     sure, sure_run = run(0.999)
     assert all(s.draft_forwards == 1 for s in sure), "nothing is that probable: one draft forward, one depth"
-    assert all(max(r for r in s.tree_round) == 0 for s in sure)
+    assert all(max(r for r in s.tree.rounds) == 0 for s in sure)
     some, _ = run(0.3)
     assert 1 < sum(s.draft_forwards for s in some) / len(some) < 6
     assert full_run.token_ids == sure_run.token_ids
@@ -189,4 +190,4 @@ def test_engine_tree_first_token_follows_the_target(llama_pair, run_engine, firs
     assert_rejected(counts, q)
     _, steps, _ = run_engine(prompt=prompt, model=llama_pair.target, draft=llama_pair.draft,
                              method="tree_speculative", max_new_tokens=3, **E2E_SAMPLING)
-    assert steps[0].tree_tokens
+    assert steps[0].tree

@@ -72,21 +72,21 @@ def test_one_marker_per_vertex_with_the_path_on_the_middle_row(runs):
         step = views_dag.graph_step(steps)
         fig = views_dag.dag_figure(started, steps)
         vertices = trace(fig, "vertices")
-        size = len(step.dag_top)
+        size = len(step.dag.top)
         assert vertices["x"] == list(range(size)) and len(vertices["text"]) == size
         assert [c[0] for c in vertices["customdata"]] == list(range(size))
-        assert step.dag_path[0] == 0 and step.dag_path[-1] == size - 1
-        assert all(vertices["y"][v] == 0 for v in step.dag_path)
-        assert all(vertices["y"][v] != 0 for v in set(range(size)) - set(step.dag_path))
-        passing = dict(zip(step.dag_passing, vertices["marker"]["size"]))  # bigger when more paths pass
+        assert step.dag.path[0] == 0 and step.dag.path[-1] == size - 1
+        assert all(vertices["y"][v] == 0 for v in step.dag.path)
+        assert all(vertices["y"][v] != 0 for v in set(range(size)) - set(step.dag.path))
+        passing = dict(zip(step.dag.passing, vertices["marker"]["size"]))  # bigger when more paths pass
         assert [passing[p] for p in sorted(passing)] == sorted(passing.values())
         # the path: its own trace, one line per transition on it, in its own colour, wider than any other
         path = trace(fig, "path")
-        assert [s[:2] for s in segments(path)] == list(zip(step.dag_path, step.dag_path[1:]))
+        assert [s[:2] for s in segments(path)] == list(zip(step.dag.path, step.dag.path[1:]))
         others = [t for t in fig["data"] if t["meta"] == "edges"]
         assert path["line"]["width"] > max(t["line"]["width"] for t in others)
         assert path["line"]["color"] not in {t["line"]["color"] for t in others}
-        for v in step.dag_path[1:-1]:
+        for v in step.dag.path[1:-1]:
             assert vertices["marker"]["color"][v] != views_dag.LOOK[views_dag.OFF]
 
 
@@ -95,18 +95,18 @@ def test_labels_are_the_emitted_tokens_on_the_path(runs):
     step = steps[0]
     labels = trace(views_dag.dag_figure(started, steps), "vertices")["text"]
     assert labels[0] == "&lt;s&gt;"
-    assert [html.unescape(labels[v]) for v in step.dag_path[1:]] == [views_dag.short(t) for t in step.texts]
+    assert [html.unescape(labels[v]) for v in step.dag.path[1:]] == [views_dag.short(t) for t in step.texts]
 
 
 def test_pruning_data_lets_the_page_hide_vertices_and_transitions(runs):
     started, steps, _ = runs["dag"]
     step = steps[0]
     fig = views_dag.dag_figure(started, steps)
-    assert fig["dag"]["passing"] == step.dag_passing and fig["dag"]["path"] == step.dag_path
+    assert fig["dag"]["passing"] == step.dag.passing and fig["dag"]["path"] == step.dag.path
     edges = views_dag.transitions(step)
-    assert edges == [e for e in step.dag_edges if e[0] < e[1]] and edges
+    assert edges == [e for e in step.dag.edges if e[0] < e[1]] and edges
     assert fig["dag"]["edges"] == edges
-    on_path = set(zip(step.dag_path, step.dag_path[1:]))
+    on_path = set(zip(step.dag.path, step.dag.path[1:]))
     drawn = [s for t in fig["data"] if t["meta"] == "edges" for s in segments(t)]
     assert sorted(drawn) == sorted((a, b, p) for a, b, p in edges if (a, b) not in on_path)
     for t in fig["data"]:  # a line's width and opacity grow with its probability
@@ -117,17 +117,17 @@ def test_pruning_data_lets_the_page_hide_vertices_and_transitions(runs):
     for name in ("vertices", "edges"):
         assert re.search(rf'<input type="range" data-prune="{name}" min="[\d.]+" max="1"', page)
         assert f'<output data-for="{name}">' in page
-    assert f'data-vertices="{len(step.dag_top)}"' in page and f'data-edges="{len(edges)}"' in page
+    assert f'data-vertices="{len(step.dag.top)}"' in page and f'data-edges="{len(edges)}"' in page
 
 
 def test_details_of_each_vertex_list_its_top_tokens_and_strongest_transitions(runs):
     started, steps, _ = runs["dag"]
     step = steps[0]
     details = views_dag.dag_figure(started, steps)["dag"]["details"]
-    assert len(details) == len(step.dag_top)
-    j = step.dag_path[1]
+    assert len(details) == len(step.dag.top)
+    j = step.dag.path[1]
     assert f"Vertex {j}</b>" in details[j] and "on the decoded path" in details[j]
-    for text, p in zip(step.dag_top_texts[j], step.dag_top_p[j]):
+    for text, p in zip(step.dag.top_texts[j], step.dag.top_p[j]):
         assert f"<code>{html.escape(text) or '∅'}</code>" in details[j] and _prob(p) in details[j]
     incoming = {a: p for a, b, p in views_dag.transitions(step) if b == j}
     outgoing = {b: p for a, b, p in views_dag.transitions(step) if a == j}
@@ -140,7 +140,7 @@ def test_details_of_each_vertex_list_its_top_tokens_and_strongest_transitions(ru
 def test_model_text_is_escaped_in_labels_details_and_the_embedded_json(runs):
     started, steps, _ = runs["dag"]
     step = steps[0]
-    evil = replace(step, dag_top_texts=[[EVIL] * len(t) for t in step.dag_top_texts],
+    evil = replace(step, dag=replace(step.dag, top_texts=[[EVIL] * len(t) for t in step.dag.top_texts]),
                    texts=[EVIL] * len(step.texts))
     page = views_dag.dag_html(started, [evil])
     assert "<script" not in page and "<img" not in page  # nothing but our own tags, in the page itself
@@ -156,7 +156,7 @@ def test_gad_marks_the_drafted_tokens_the_verifier_accepted(runs):
     first = views_dag.graph_step(steps)
     assert first is steps[0] and first.drafted
     states = views_dag.states(first)
-    path = first.dag_path[1:]
+    path = first.dag.path[1:]
     assert [states[v] for v in path[:first.accepted]] == ["accepted"] * first.accepted
     if first.accepted < len(first.drafted):
         assert states[path[first.accepted]] == "rejected"

@@ -52,11 +52,11 @@ def test_one_frame_per_step_and_the_masks_give_way(runs):
         assert [f["name"] for f in frames] == [str(s.number) for s in steps]
         done = 0
         for frame, step in zip(frames, steps):
-            done += len(step.positions)
+            done += len(step.canvas.positions)
             assert committed_cells(frame) == done  # a token appears at the step that committed it
             assert masked_cells(frame) == N - done  # the rest stay grey
             outline = frame["data"][2]["x"]
-            assert outline.count(None) == len(step.positions)  # the cells this step committed, outlined
+            assert outline.count(None) == len(step.canvas.positions)  # the cells this step committed, outlined
         grey = [masked_cells(f) for f in frames]
         assert all(a > b for a, b in zip(grey, grey[1:]))
         slider = fig["layout"]["sliders"][0]
@@ -71,10 +71,10 @@ def test_hover_tells_position_token_confidence_and_step(runs):
     masked, committed = fig["frames"][-1]["data"][:2]
     hovers = [h for row in committed["hovertext"] for h in row if h]
     assert all(t == "" for row, zs in zip(committed["text"], committed["z"]) for t, z in zip(row, zs) if z is None)
-    assert len(hovers) == sum(len(s.positions) for s in steps[:3])
+    assert len(hovers) == sum(len(s.canvas.positions) for s in steps[:3])
     first = steps[0]
-    r, c = divmod(first.positions[0], 8)
-    assert f"position {first.positions[0]}" in committed["hovertext"][r][c]
+    r, c = divmod(first.canvas.positions[0], 8)
+    assert f"position {first.canvas.positions[0]}" in committed["hovertext"][r][c]
     assert f"committed at step {first.number}" in committed["hovertext"][r][c] and "confidence" in \
         committed["hovertext"][r][c]
     assert all("masked" in h and "guess" in h for row in masked["hovertext"] for h in row if h)
@@ -92,7 +92,8 @@ def test_many_steps_share_frames(runs, monkeypatch):
 def test_model_text_is_escaped(runs):
     started, steps, finished = runs["threshold"]
     evil = "<script>alert(1)</script>"
-    steps = [replace(s, texts=[evil] * len(s.tokens), canvas_texts=[evil] * len(s.canvas_guess)) for s in steps]
+    steps = [replace(s, texts=[evil] * len(s.tokens), canvas=replace(s.canvas, texts=[evil] * len(s.canvas.guess)))
+             for s in steps]
     out = views_diffusion.canvas_html(started, steps[:4])
     assert "<script" not in out
     data = re.search(r'<div class="pg-anim-data" hidden>(.*?)</div>', out, re.S).group(1)
@@ -122,11 +123,11 @@ def test_run_view_shows_the_canvas_instead_of_the_drafting_views(runs):
     view = views.run_view(started, steps, finished)
     assert view.canvas and 'class="pg-canvas"' in view.canvas
     assert all(getattr(view, name) is None for name in views.OPTIONAL if name != "canvas")
-    committed = {i for s in steps for i in s.positions}  # one chip with a data-step per token (line breaks add
+    committed = {i for s in steps for i in s.canvas.positions}  # one chip with a data-step per token (line breaks add
     assert view.chips.count(' data-step="') == len(committed) <= N  # continuation chips without one)
     assert "pg-masked" not in view.chips
     partial = views.run_view(started, steps[:1], finished, total=len(steps))  # a replay at step 1
-    assert partial.chips.count("pg-masked") == N - len(steps[0].positions)
+    assert partial.chips.count("pg-masked") == N - len(steps[0].canvas.positions)
     assert 'data-steps="1"' in partial.canvas
     chain = Step(index=0, tokens=[5], sources=["target"], p=[0.5], q=[None])
     assert views.run_view(None, [chain]).canvas is None

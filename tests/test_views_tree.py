@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 
 from playground.events import ACCEPTED as COMMITTED
-from playground.events import BONUS, REPLACEMENT, RunStarted, Step
+from playground.events import BONUS, REPLACEMENT, RunStarted, Step, TreeRecord
 from playground.runtime.tree import NODE_ACCEPTED as ACCEPTED
 from playground.runtime.tree import NODE_PRUNED as PRUNED
 from playground.runtime.tree import NODE_REJECTED as REJECTED
@@ -32,7 +32,7 @@ def runs(shipped_pair, run_engine) -> dict:
                                     ("small", "tree_speculative", {"nodes": 4}, 12),
                                     ("recycling", "token_recycling", {}, 16)):
         started, steps, finished = run_engine(method=method, params=params, max_new_tokens=n, **common)
-        assert finished.status == "finished" and any(s.tree_tokens for s in steps)
+        assert finished.status == "finished" and any(s.tree for s in steps)
         out[name] = (started, steps)
     return out
 
@@ -47,20 +47,21 @@ def test_each_step_grows_round_by_round_then_shows_the_target_s_verdict(runs):
         at = uids(fig)
         frames = {f["name"]: f["data"] for f in fig["frames"]}
         names = [f["name"] for f in fig["frames"]]
-        trees = [s for s in steps if s.tree_tokens]
-        assert len(names) == sum(len(set(s.tree_round)) + 1 for s in trees)
+        trees = [s for s in steps if s.tree]
+        assert len(names) == sum(len(set(s.tree.rounds)) + 1 for s in trees)
         for step in trees:
-            rounds = sorted(set(step.tree_round))
+            rounds = sorted(set(step.tree.rounds))
             assert [n for n in names if n.startswith(f"{step.index}:")] == \
                 [*(f"{step.index}:{r}" for r in rounds), f"{step.index}:verified"]
             for r in rounds:  # growing: every node drafted so far, none with a verdict yet
                 data = frames[f"{step.index}:{r}"]
-                assert len(data[at["drafted"]]["x"]) + len(data[at["new"]]["x"]) == sum(x <= r for x in step.tree_round)
-                assert len(data[at["new"]]["x"]) == step.tree_round.count(r)
+                assert len(data[at["drafted"]]["x"]) + len(data[at["new"]]["x"]) == \
+                    sum(x <= r for x in step.tree.rounds)
+                assert len(data[at["new"]]["x"]) == step.tree.rounds.count(r)
                 assert all(not data[at[s]]["x"] for s in (ACCEPTED, REJECTED, UNREACHED, PRUNED))
             verified = frames[f"{step.index}:verified"]
             for state in (ACCEPTED, REJECTED, UNREACHED, PRUNED):
-                assert len(verified[at[state]]["x"]) == step.tree_state.count(state)
+                assert len(verified[at[state]]["x"]) == step.tree.states.count(state)
             assert len(verified[at[ACCEPTED]]["x"]) == step.accepted  # the accepted path, one node per depth
             assert sorted(verified[at[ACCEPTED]]["x"]) == list(range(1, step.accepted + 1))
             own = verified[at["target"]]["x"]  # the target's own token, one deeper than the path
@@ -77,10 +78,10 @@ def test_a_small_node_budget_prunes_nodes_that_are_never_verified(runs):
     at = uids(fig)
     frames = {f["name"]: f["data"] for f in fig["frames"]}
     pruned = 0
-    for step in (s for s in steps if s.tree_tokens):
+    for step in (s for s in steps if s.tree):
         assert step.proposed <= 4
         drawn = frames[f"{step.index}:verified"][at[PRUNED]]
-        assert len(drawn["x"]) == step.tree_state.count(PRUNED) == len(step.tree_tokens) - step.proposed
+        assert len(drawn["x"]) == step.tree.states.count(PRUNED) == len(step.tree.tokens) - step.proposed
         assert all(p is None for p in drawn["customdata"])  # no target probability: never sent to the target
         pruned += len(drawn["x"])
     assert pruned > 0
@@ -96,12 +97,12 @@ def test_token_recycling_colours_by_the_recycled_probability(runs):
 
 def test_layout_layers_by_depth_and_edges_never_cross(runs):
     for _, steps in runs.values():
-        for step in (s for s in steps if s.tree_tokens):
+        for step in (s for s in steps if s.tree):
             pos = views_tree.positions(step)
-            depth = depths(step.tree_parents)
+            depth = depths(step.tree.parents)
             assert pos[views_tree.ROOT] == (0, 0)
-            assert all(pos[i][0] == depth[i] for i in range(len(step.tree_tokens)))
-            parent = dict(enumerate(step.tree_parents))
+            assert all(pos[i][0] == depth[i] for i in range(len(step.tree.tokens)))
+            parent = dict(enumerate(step.tree.parents))
             if views_tree.TARGET_NODE in pos:
                 parent[views_tree.TARGET_NODE] = views_tree.target_parent(step)
             for a in parent:
@@ -114,8 +115,9 @@ def test_layout_layers_by_depth_and_edges_never_cross(runs):
 
 def test_model_text_is_escaped_and_whitespace_shown(runs):
     started, steps = runs["dynamic"]
-    step = next(s for s in steps if s.tree_tokens)
-    step = replace(step, tree_texts=["<script>alert(1)</script>", 'a "b"\n\t', *step.tree_texts[2:]])
+    step = next(s for s in steps if s.tree)
+    step = replace(step, tree=replace(step.tree, texts=["<script>alert(1)</script>", 'a "b"\n\t',
+                                                        *step.tree.texts[2:]]))
     out = views_tree.tree_html(started, [step])
     assert "<script" not in out
     data = re.search(r'<div class="pg-anim-data" hidden>(.*?)</div>', out, re.S).group(1)
@@ -136,9 +138,10 @@ def test_depth_acceptance_counts_steps_by_hand():
         for p in parents:
             depth.append(1 if p < 0 else depth[p] + 1)
         return Step(index=index, tokens=[1] * (accepted + 1), sources=[COMMITTED] * accepted + [REPLACEMENT],
-                    p=[0.5] * (accepted + 1), q=[0.5] * accepted + [None], accepted=accepted, tree_tokens=[7] * n,
-                    tree_parents=parents, tree_q=[0.5] * n, tree_p=[None if s == PRUNED else 0.5 for s in states],
-                    tree_state=states, tree_round=[d - 1 for d in depth], tree_texts=["t"] * n)
+                    p=[0.5] * (accepted + 1), q=[0.5] * accepted + [None], accepted=accepted,
+                    tree=TreeRecord(tokens=[7] * n, parents=parents, q=[0.5] * n,
+                                    p=[None if s == PRUNED else 0.5 for s in states], states=states,
+                                    rounds=[d - 1 for d in depth], texts=["t"] * n))
 
     steps = [tree_step(0, [-1, 0, -1], [ACCEPTED, REJECTED, REJECTED], 1),              # verified depth 2
              tree_step(1, [-1, 0], [REJECTED, PRUNED], 0),                             # depth 1 (2 is pruned)
@@ -164,6 +167,6 @@ def test_run_view_shows_the_tree_views_for_tree_runs_only(runs):
         assert live.tree_size.to_json() == replay.tree_size.to_json()
         assert live.drafts is None, "a tree run's size chart replaces the chain's draft-length chart"
     overview = views_tree.tree_figure(started, steps, overview=True)
-    best = max((s for s in steps if s.tree_tokens), key=lambda s: s.accepted)
+    best = max((s for s in steps if s.tree), key=lambda s: s.accepted)
     opened = overview["frames"][overview["layout"]["sliders"][0]["active"]]
     assert opened["name"] == f"{best.index}:verified"  # Compare's overview opens at the step that accepted most

@@ -24,21 +24,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from playground.events import Stats, Step
+from playground.events import CHAIN, TREE, Stats, Step
 from playground.runtime.tree import NODE_ACCEPTED, NODE_PRUNED
 
 
 def chain_steps(steps: list[Step]) -> list[Step]:
     """The steps of a run that drafts chains, or [] for any other run (autoregressive, trees, canvases, graphs)."""
-    if any(s.tree_tokens or s.positions or s.dag_path for s in steps) or not any(s.drafted for s in steps):
+    if any(s.kind != CHAIN for s in steps) or not any(s.drafted for s in steps):
         return []
     return steps
 
 
 def tree_steps(steps: list[Step]) -> list[Step]:
     """The steps of a run that drafts trees, or []."""
-    return steps if steps and all(s.tree_tokens or not s.drafted for s in steps) and any(s.tree_tokens
-                                                                                         for s in steps) else []
+    if any(s.kind == TREE for s in steps) and all(s.kind == TREE or not s.drafted for s in steps):
+        return steps
+    return []
 
 
 def acceptance(steps: list[Step]) -> float | None:
@@ -49,13 +50,16 @@ def acceptance(steps: list[Step]) -> float | None:
 
 
 def ranked_children(step: Step) -> dict[int, list[int]]:
-    """Each verified node's verified children (-1: the root's), most likely first by draft probability."""
+    """Each verified node's verified children (-1: the root's), most likely first by draft probability; none for a
+    step without a tree (drafting stopped at the token budget)."""
     children: dict[int, list[int]] = {}
-    for i, (parent, state) in enumerate(zip(step.tree_parents, step.tree_state)):
+    if step.tree is None:
+        return children
+    for i, (parent, state) in enumerate(zip(step.tree.parents, step.tree.states)):
         if state != NODE_PRUNED:
             children.setdefault(parent, []).append(i)
     for kids in children.values():
-        kids.sort(key=lambda i: -step.tree_q[i])  # stable: ties keep the drafter's order
+        kids.sort(key=lambda i: -step.tree.q[i])  # stable: ties keep the drafter's order
     return children
 
 
@@ -64,9 +68,9 @@ def by_rank(steps: list[Step]) -> list[tuple[int, int, int]]:
     tried: dict[int, list[int]] = {}
     for s in tree_steps(steps):
         for parent, kids in ranked_children(s).items():
-            if parent >= 0 and s.tree_state[parent] != NODE_ACCEPTED:
+            if parent >= 0 and s.tree.states[parent] != NODE_ACCEPTED:
                 continue
-            taken = next((k for k, i in enumerate(kids, 1) if s.tree_state[i] == NODE_ACCEPTED), None)
+            taken = next((k for k, i in enumerate(kids, 1) if s.tree.states[i] == NODE_ACCEPTED), None)
             for k in range(1, len(kids) + 1 if taken is None else taken + 1):
                 tried.setdefault(k, [0, 0])
                 tried[k][0] += 1
@@ -78,12 +82,13 @@ def node_acceptance(step: Step, p: dict[int, float]) -> list[float]:
     """The probability that each node of the step's tree is accepted under positional acceptance p (by sibling
     rank); 0 for pruned nodes."""
     children, reach = ranked_children(step), {-1: 1.0}
-    for parent in [-1, *range(len(step.tree_tokens))]:  # parents come before their children
+    nodes = len(step.tree.tokens) if step.tree is not None else 0
+    for parent in [-1, *range(nodes)]:  # parents come before their children
         miss = reach.get(parent, 0.0)
         for k, i in enumerate(children.get(parent, []), 1):
             reach[i] = miss * p.get(k, 0.0)
             miss *= 1 - p.get(k, 0.0)
-    return [reach.get(i, 0.0) for i in range(len(step.tree_tokens))]
+    return [reach.get(i, 0.0) for i in range(nodes)]
 
 
 def tree_expected_tokens(step: Step, p: dict[int, float]) -> float:

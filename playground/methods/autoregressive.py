@@ -6,7 +6,6 @@ top-k / top-p, seeded). Yields one `Step` per token.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 from playground.events import TARGET, Step
@@ -30,12 +29,11 @@ def autoregressive(target: CachedLM, draft, prompt_ids: list[int], cfg: DecodeCo
     feed, produced, index, done = list(prompt_ids), 0, 0, False
     while not done:
         logits = target.forward(feed)[-1]  # the first call is the prefill of the whole prompt
-        start = time.perf_counter()
         token, p = decode_one_token(logits, cfg, gen)
         committed, done = clip_to_budget([token], produced, cfg)
         forwards, target_s = target.take_counters()
         yield Step(index=index, tokens=committed, sources=[TARGET], p=[p], q=[None],
-                   target_forwards=forwards, target_s=target_s, other_s=time.perf_counter() - start)
+                   target_forwards=forwards, target_s=target_s)
         feed, produced, index = [token], produced + 1, index + 1
 
 

@@ -14,10 +14,9 @@ emit the corrected token, then lookahead from there. Identical to autoregressive
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Iterator
 
-from playground.events import ACCEPTED, BONUS, REPLACEMENT, TARGET, Step
+from playground.events import ACCEPTED, BONUS, REPLACEMENT, TARGET, DagRecord, Step
 from playground.methods.base import DecodeConfig, Method, Param, clip_to_budget
 from playground.runtime.dag_graph import (
     STRATEGIES,
@@ -32,12 +31,12 @@ from playground.runtime.dag_graph import (
 from playground.runtime.lm import CachedSeq2Seq
 
 
-def graph_fields(decoded: Decoded) -> dict:
+def graph_record(decoded: Decoded) -> DagRecord:
     """What a Step records of the graph: each vertex's top tokens and passing probability, the likely transitions,
     the chosen path."""
     top, top_p = decoded.graph.top_tokens()
-    return {"dag_top": top, "dag_top_p": top_p, "dag_passing": rounded(decoded.graph.passing()).tolist(),
-            "dag_edges": decoded.graph.edges(), "dag_path": list(decoded.path)}
+    return DagRecord(top=top, top_p=top_p, passing=rounded(decoded.graph.passing()).tolist(),
+                     edges=decoded.graph.edges(), path=list(decoded.path))
 
 
 def emitted_probs(graph: Graph, path: list[int], tokens: list[int]) -> list[float]:
@@ -52,7 +51,7 @@ def dag(target: DagRunner, draft, prompt_ids: list[int], cfg: DecodeConfig, stra
     forwards, seconds = target.take_counters()
     yield Step(index=0, tokens=tokens, sources=[TARGET] * len(tokens),
                p=emitted_probs(decoded.graph, decoded.path[1:], tokens), q=[None] * len(tokens),
-               target_forwards=forwards, target_s=seconds, other_s=decoded.decode_seconds, **graph_fields(decoded))
+               target_forwards=forwards, target_s=seconds, dag=graph_record(decoded))
 
 
 def redraft(graph: Graph, successor: list[int], after: int, token: int) -> tuple[int, list[int], list[int]]:
@@ -77,7 +76,6 @@ def gad(target: CachedSeq2Seq, draft: DagRunner, prompt_ids: list[int], cfg: Dec
         draft_forwards, draft_s = draft.take_counters()
         before = target.length
         logits = target.forward(feed + proposal, keep=len(proposal) + 1)
-        start = time.perf_counter()
         choice = logits.argmax(-1).tolist()
         accepted = 0
         while accepted < len(proposal) and choice[accepted] == proposal[accepted]:
@@ -87,13 +85,12 @@ def gad(target: CachedSeq2Seq, draft: DagRunner, prompt_ids: list[int], cfg: Dec
         sources = ([ACCEPTED] * accepted + [BONUS if accepted == len(proposal) else REPLACEMENT])[: len(tokens)]
         p = logits.softmax(-1)
         forwards, target_s = target.take_counters()
-        extra = graph_fields(decoded) if index == 0 else {}
         yield Step(index=index, tokens=tokens, sources=sources, p=[float(p[i, t]) for i, t in enumerate(tokens)],
                    q=[None] * len(tokens), drafted=list(proposal), accepted=accepted, gamma=len(proposal),
                    draft_p=[float(p[i, t]) for i, t in enumerate(proposal)],
                    draft_q=emitted_probs(graph, vertices, proposal), target_forwards=forwards,
                    target_s=target_s, draft_forwards=draft_forwards, draft_s=draft_s,
-                   other_s=time.perf_counter() - start, **extra)
+                   dag=graph_record(decoded) if index == 0 else None)
         target.crop(before + len(feed) + accepted)  # keep what was fed and the accepted draft; `fix` comes next
         produced, index, feed = produced + len(tokens), index + 1, [fix]
         anchor, vertices, proposal = redraft(graph, successor, vertices[accepted - 1] if accepted else anchor, fix)

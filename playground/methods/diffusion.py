@@ -21,7 +21,7 @@ import math
 import torch
 
 from playground.errors import PlaygroundError
-from playground.events import TARGET, Step
+from playground.events import TARGET, CanvasRecord, Step
 from playground.methods.base import DecodeConfig, Method, Param
 from playground.runtime.canvas import CACHES, Canvas, Denoiser, Prediction, check_cache
 
@@ -69,7 +69,8 @@ def sched_threshold(progress: float, schedule: str, high: float, low: float) -> 
     return low + (high - low) * math.exp(-5 * progress)
 
 
-def make_step(index: int, canvas: Canvas, positions: list[int], pred: Prediction, den: Denoiser, **extra) -> Step:
+def make_step(index: int, canvas: Canvas, positions: list[int], pred: Prediction, den: Denoiser,
+              margin: float | None = None, **extra) -> Step:
     """Commit `positions` (the prediction's tokens there) and describe it; the canvas snapshot goes with the step."""
     positions = sorted(positions)
     tokens = [int(pred.token[0, i - pred.first]) for i in positions]
@@ -78,8 +79,8 @@ def make_step(index: int, canvas: Canvas, positions: list[int], pred: Prediction
     canvas.commit(positions, tokens, conf, index)
     forwards, seconds = den.take_counters()
     return Step(index=index, tokens=tokens, sources=[TARGET] * len(tokens), p=conf, q=[None] * len(tokens),
-                positions=positions, canvas_guess=list(canvas.guess), canvas_conf=list(canvas.conf),
-                target_forwards=forwards, target_s=seconds, **extra)
+                canvas=CanvasRecord(positions=positions, guess=list(canvas.guess), conf=list(canvas.conf),
+                                    margin=margin), target_forwards=forwards, target_s=seconds, **extra)
 
 
 def static_decode(den: Denoiser, canvas: Canvas, cfg: DecodeConfig, strategy: str, steps: int, threshold: float,

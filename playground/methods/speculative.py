@@ -13,7 +13,6 @@ model; `prompt_lookup` copies from the context) and its draft-length schedule.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 
 import torch
@@ -92,7 +91,6 @@ def speculate(target: CachedLM, drafter: Drafter, prompt_ids: list[int], cfg: De
         draft = drafter.propose(committed, asked, gen, schedule.stop_after) if asked > 0 else Draft()
         drafted = draft.tokens
         logits = target.forward(committed[target.length:] + drafted, keep=len(drafted) + 1)
-        start = time.perf_counter()
         k, next_token = verify(logits, drafted, draft.dists, cfg, gen)
         shown_p = display_probs(logits) if cfg.sampling.greedy else probs(logits, cfg.sampling)
         p_drafted = [float(shown_p[i, x]) for i, x in enumerate(drafted)]
@@ -112,8 +110,7 @@ def speculate(target: CachedLM, drafter: Drafter, prompt_ids: list[int], cfg: De
                    gamma=asked if draft.gamma is None else draft.gamma,
                    gamma_reason=why, draft_source=draft.source, threshold=threshold,
                    skipped=draft.skipped, layers=draft.layers,
-                   target_forwards=t_forwards, draft_forwards=d_forwards, draft_s=draft_s, target_s=target_s,
-                   other_s=time.perf_counter() - start)
+                   target_forwards=t_forwards, draft_forwards=d_forwards, draft_s=draft_s, target_s=target_s)
         produced, index = produced + len(new), index + 1
 
 

@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from collections.abc import Iterator
 
 import torch
 
 from playground.errors import PlaygroundError
-from playground.events import ACCEPTED, BONUS, REPLACEMENT, TARGET, Step
+from playground.events import ACCEPTED, BONUS, REPLACEMENT, TARGET, Step, TreeRecord
 from playground.methods.base import DecodeConfig, Method, Param, TreeDrafter, clip_to_budget
 from playground.runtime import tree as trees
 from playground.runtime.lm import CachedLM
@@ -144,7 +143,6 @@ def tree_speculate(target: CachedLM, drafter: TreeDrafter, prompt_ids: list[int]
         fresh = committed[target.length:]
         every = trees.forward_tree(target, fresh, tokens, parents)
         logits = every[len(fresh) - 1:]  # row 0: after the root; row 1 + c: after node c
-        start = time.perf_counter()
         shown = display_probs(logits) if cfg.sampling.greedy else probs(logits, cfg.sampling)
         if cfg.sampling.greedy:
             path, next_token = trees.greedy_path(logits, tokens, parents)
@@ -169,10 +167,9 @@ def tree_speculate(target: CachedLM, drafter: TreeDrafter, prompt_ids: list[int]
                    q=([tree.q[kept[c]] for c in path] + [None])[:len(new)],
                    drafted=[tokens[c] for c in chain], draft_p=[node_p[c] for c in chain],
                    draft_q=[tree.q[kept[c]] for c in chain], accepted=len(path), gamma=len(tokens),
-                   tree_tokens=tree.tokens, tree_parents=tree.parents, tree_q=tree.q, tree_p=p_tree,
-                   tree_state=state, tree_round=tree.rounds,
-                   target_forwards=t_forwards, draft_forwards=d_forwards, draft_s=draft_s, target_s=target_s,
-                   other_s=time.perf_counter() - start)
+                   tree=TreeRecord(tokens=tree.tokens, parents=tree.parents, q=tree.q, p=p_tree, states=state,
+                                   rounds=tree.rounds) if tree.tokens else None,
+                   target_forwards=t_forwards, draft_forwards=d_forwards, draft_s=draft_s, target_s=target_s)
         produced, index = produced + len(new), index + 1
 
 

@@ -32,7 +32,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 from playground.errors import PlaygroundError
-from playground.events import RunFinished, RunStarted, Stats, Step, step_from_dict
+from playground.events import RunFinished, RunStarted, Stats, Step
+from playground.storage import payload as step_format
 
 DEFAULT_DB = "playground.db"
 FLUSH_EVERY_STEPS = 64
@@ -77,13 +78,13 @@ class StepRow(Base):
     accepted: Mapped[int] = mapped_column(Integer)
     drafted: Mapped[int] = mapped_column(Integer)
     committed: Mapped[int] = mapped_column(Integer)
-    payload: Mapped[dict] = mapped_column(JSON)  # the whole Step: tokens, sources, p/q, drafts, timings
+    payload: Mapped[dict] = mapped_column(JSON)  # the whole Step, versioned: storage/payload.py
     run: Mapped[RunRow] = relationship(back_populates="steps")
 
 
 def _step_row(run_id: int, step: Step) -> dict:
     return {"run_id": run_id, "index": step.index, "accepted": step.accepted, "drafted": step.proposed,
-            "committed": len(step.tokens), "payload": asdict(step)}
+            "committed": len(step.tokens), "payload": step_format.step_payload(step)}
 
 
 def _reason(exc: BaseException) -> str:
@@ -176,12 +177,11 @@ class Recorder:
         with Session(self.engine) as s:
             row = s.get(RunRow, run_id)
             if row.status == "running":
-                steps = [step_from_dict(r.payload) for r in row.steps]
+                steps = self._steps(row)
                 row.status = status
                 row.token_ids = [t for st in steps for t in st.tokens]
                 row.text = "".join(t for st in steps for t in st.texts)  # the engine's decode never ran
-                row.stats = asdict(Stats.from_steps(steps, sum(st.draft_s + st.target_s + st.other_s
-                                                               for st in steps)))
+                row.stats = asdict(Stats.from_steps(steps, sum(st.seconds for st in steps)))
                 s.commit()
 
     # ------------------------------------------------------------ reading
@@ -206,15 +206,22 @@ class Recorder:
             started = RunStarted(method=row.method, model=row.model, draft=row.draft, prompt=row.prompt,
                                  prompt_ids=list(row.prompt_ids), settings=dict(row.settings), run_id=row.id,
                                  prompt_texts=list(row.prompt_texts or []))
-            steps = [step_from_dict(r.payload) for r in row.steps]
+            steps = self._steps(row)
             finished = RunFinished(status=row.status, text=row.text or "", token_ids=list(row.token_ids or []),
                                    stats=Stats(**(row.stats or {})), error=row.error, run_id=row.id)
             return started, steps, finished
 
+    def _steps(self, row: RunRow) -> list[Step]:
+        try:
+            return [step_format.step_from_payload(r.payload) for r in row.steps]
+        except PlaygroundError as exc:
+            raise PlaygroundError(f"cannot read run {row.id} of {self.path!r}: {exc}") from None
+
     def export(self, run_id: int) -> dict:
+        """The run as JSON-ready data: its steps in the current step format, whose version is `version`."""
         started, steps, finished = self.replay(run_id)
-        return {"run_id": started.run_id, "run": asdict(started), "steps": [asdict(s) for s in steps],
-                "result": asdict(finished)}
+        return {"version": step_format.VERSION, "run_id": started.run_id, "run": asdict(started),
+                "steps": [step_format.step_record(s) for s in steps], "result": asdict(finished)}
 
 
 def _migrate(engine) -> None:

@@ -8,7 +8,7 @@ from itertools import accumulate
 
 import plotly.graph_objects as go
 
-from playground.events import ACCEPTED, SOURCES, Step
+from playground.events import ACCEPTED, SOURCES, TREE, Step
 from playground.views.common import (
     COLOURS,
     LABELS,
@@ -58,7 +58,7 @@ def step_html(step: Step | None) -> str:
         state = "pg-accepted" if i < step.accepted else "pg-rejected" if i == step.accepted else "pg-unverified"
         title = f"drafted #{i + 1}\nq (draft) = {fmt_prob(step.draft_q[i])}\np (target) = {fmt_prob(step.draft_p[i])}"
         drafted.append(chip(text, state, title, breaks=False))
-    if step.tree_tokens:  # `drafted` holds the path the target walked down the tree, then the node it turned down
+    if step.kind == TREE:  # `drafted` holds the path the target walked down the tree, then the node it turned down
         lead, verdict = "the target walked the tree", f"accepted {step.accepted} of its {step.proposed} verified nodes"
     else:
         lead, verdict = "draft proposed", f"accepted {step.accepted} of {len(step.drafted)} (gamma {step.gamma})"
@@ -81,7 +81,7 @@ def accepted_figure(steps: list[Step]) -> go.Figure:
         if any(counts):
             fig.add_bar(x=x, y=counts, name=LABELS[source], marker_color=COLOURS[source][0])
     if any(s.gamma for s in steps):
-        drafted = "draft tree nodes" if any(s.tree_tokens for s in steps) else "gamma (drafted)"
+        drafted = "draft tree nodes" if any(s.kind == TREE for s in steps) else "gamma (drafted)"
         fig.add_scatter(x=x, y=[s.gamma for s in steps], name=drafted, mode="lines",
                         line=dict(color="#111827", dash="dot", shape="hvh", width=1.5))
     fig.update_layout(barmode="stack", bargap=0.15)

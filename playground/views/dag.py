@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import html
 
-from playground.events import ACCEPTED, RunStarted, Step
+from playground.events import ACCEPTED, DAG, RunStarted, Step
 from playground.views.chain import step_html
 from playground.views.common import COLOURS, clip, fmt_prob
 from playground.views.tree import animated_html, shown
@@ -121,15 +121,15 @@ watch('value', draw);
 
 def graph_step(steps: list[Step]) -> Step | None:
     """The step that carries the graph: a dag run's only step, gad's first."""
-    return next((s for s in steps if s.dag_top), None)
+    return next((s for s in steps if s.kind == DAG), None)
 
 
 def states(step: Step) -> list[str]:
     """Each vertex's state: the start, on the decoded path (gad: its drafted token accepted, rejected, or after
     the rejection), or off the path."""
-    out = [OFF] * len(step.dag_top)
+    out = [OFF] * len(step.dag.top)
     out[0] = START
-    for i, vertex in enumerate(step.dag_path[1:]):
+    for i, vertex in enumerate(step.dag.path[1:]):
         if not step.drafted:
             out[vertex] = PATH
         else:
@@ -139,23 +139,23 @@ def states(step: Step) -> list[str]:
 
 def labels(step: Step) -> list[str]:
     """Each vertex's label: the token it emits on the path (gad: the token it drafted), else its likeliest one."""
-    out = [texts[0] if texts else "" for texts in step.dag_top_texts]
+    out = [texts[0] if texts else "" for texts in step.dag.top_texts]
     emitted = step.drafted_texts if step.drafted else step.texts
     out[0] = "<s>"
-    for vertex, text in zip(step.dag_path[1:], emitted):
+    for vertex, text in zip(step.dag.path[1:], emitted):
         out[vertex] = text
     return out
 
 
 def passing(step: Step) -> list[float]:
     """Each vertex's probability that a path (drawn by the transitions) passes through it."""
-    return [step.dag_passing[j] if j < len(step.dag_passing) else 0.0 for j in range(len(step.dag_top))]
+    return [step.dag.passing[j] if j < len(step.dag.passing) else 0.0 for j in range(len(step.dag.top))]
 
 
 def transitions(step: Step) -> list[list]:
     """The recorded transitions that go forward: a path only moves to later vertices (the last vertex has no
     successor, so whatever its row of the transition matrix holds is not a transition)."""
-    return [e for e in step.dag_edges if e[0] < e[1]]
+    return [e for e in step.dag.edges if e[0] < e[1]]
 
 
 def rows(size: int, path: list[int]) -> list[int]:
@@ -182,7 +182,7 @@ def _arc(a: tuple[int, int], b: tuple[int, int]) -> tuple[list, list]:
 def _edge_traces(step: Step, row: list[int]) -> list[dict]:
     """The transitions off the path in BUCKETS by probability (one trace each: Plotly gives a trace one width),
     then the path's own. Every point carries [from, to, probability] as customdata, so DAG_JS prunes whole lines."""
-    path = list(zip(step.dag_path, step.dag_path[1:]))
+    path = list(zip(step.dag.path, step.dag.path[1:]))
     probability = {(a, b): p for a, b, p in transitions(step)}
     traces = [dict(type="scatter", meta="edges", uid=f"edges-{low:g}", mode="lines", x=[], y=[], customdata=[],
                    hoverinfo="skip", opacity=alpha, line=dict(color=EDGE, width=width))
@@ -202,8 +202,8 @@ def _edge_traces(step: Step, row: list[int]) -> list[dict]:
 def _vertex_trace(step: Step, row: list[int], label: list[str], state: list[str]) -> dict:
     """One marker per vertex, sized by its passing probability, coloured by its state, labelled above (below, on
     the lower rows and for every other path vertex, so neighbours on the path alternate)."""
-    size, side = len(step.dag_top), {}
-    for i, vertex in enumerate(step.dag_path):
+    size, side = len(step.dag.top), {}
+    for i, vertex in enumerate(step.dag.path):
         side[vertex] = "top center" if i % 2 == 0 else "bottom center"
     through = passing(step)
     font = dict(family="ui-monospace, SFMono-Regular, Menlo, Consolas, monospace", size=12, color="#111827",
@@ -229,8 +229,8 @@ def dag_figure(started: RunStarted | None, steps: list[Step]) -> dict | None:
     step = graph_step(steps)
     if step is None:
         return None
-    size = len(step.dag_top)
-    row, label, state = rows(size, step.dag_path), labels(step), states(step)
+    size = len(step.dag.top)
+    row, label, state = rows(size, step.dag.path), labels(step), states(step)
     selected = dict(type="scatter", meta="selected", uid="selected", mode="markers", x=[], y=[], hoverinfo="skip",
                     marker=dict(symbol="circle-open", size=40, color=SELECTED, line=dict(width=3)))
     data = [*_edge_traces(step, row), _vertex_trace(step, row, label, state), selected]
@@ -244,7 +244,7 @@ def dag_figure(started: RunStarted | None, steps: list[Step]) -> dict | None:
                   yaxis=dict(range=[min(row) - 0.75, max(row) + 0.75], visible=False, fixedrange=True))
     return dict(data=data, layout=layout, config=dict(displaylogo=False, responsive=True, modeBarButtonsToRemove=[
         "select2d", "lasso2d", "autoScale2d"]), dag=dict(
-        path=step.dag_path, rows=row, passing=passing(step), edges=transitions(step),
+        path=step.dag.path, rows=row, passing=passing(step), edges=transitions(step),
         details=details_html(step, label, state)))
 
 
@@ -264,10 +264,10 @@ def details_html(step: Step, label: list[str], state: list[str]) -> list[str]:
             or "<br>none at least 0.01 likely"
 
     out, through = [], passing(step)
-    for j, tops in enumerate(step.dag_top):
-        texts = step.dag_top_texts[j] if j < len(step.dag_top_texts) else [str(t) for t in tops]
+    for j, tops in enumerate(step.dag.top):
+        texts = step.dag.top_texts[j] if j < len(step.dag.top_texts) else [str(t) for t in tops]
         table = "".join(f'<tr><td><code>{esc(t)}</code></td><td><span class="pg-dag-bar" style="width:{p * 80:.0f}px">'
-                        f'</span> {fmt_prob(p)}</td></tr>' for t, p in zip(texts, step.dag_top_p[j]))
+                        f'</span> {fmt_prob(p)}</td></tr>' for t, p in zip(texts, step.dag.top_p[j]))
         out.append(f'<div data-vertex="{j}"><b>Vertex {j}</b> · <code>{esc(label[j])}</code><br>'
                    f'<small>{ROLE[state[j]]}</small><br>passing probability <b>{fmt_prob(through[j])}</b>'
                    f'<table data-top="{len(tops)}"><tr><th>top tokens</th><th>p</th></tr>{table}</table>'
@@ -294,10 +294,10 @@ def dag_html(started: RunStarted | None, steps: list[Step]) -> str | None:
     if fig is None:
         return None
     step = graph_step(steps)
-    size, edges = len(step.dag_top), len(transitions(step))
+    size, edges = len(step.dag.top), len(transitions(step))
     what = "the draft the autoregressive model verified" if step.drafted else "the decoded path"
     cap = (f'<div class="pg-cap"><b>DAG</b> · {size} vertices built in one parallel pass · {what} visits '
-           f'{len(step.dag_path)} of them</div>')
+           f'{len(step.dag.path)} of them</div>')
     slider = lambda name, text, low: (  # noqa: E731
         f'<label>{text} <input type="range" data-prune="{name}" min="{low}" max="1" step="0.01" value="{low}">'
         f'<output data-for="{name}">{low:.2f}</output></label>')
@@ -309,7 +309,7 @@ def dag_html(started: RunStarted | None, steps: list[Step]) -> str | None:
             f'{animated_html(fig, "pg-dag-plot")}</div></div><div class="pg-dag-details">Click a vertex to see its '
             f'top tokens, its passing probability and its strongest transitions.</div></div>')
     drafts = drafts_html(steps) or ""
-    return (f'<div class="pg-dag" data-vertices="{size}" data-edges="{edges}" data-path="{len(step.dag_path)}">'
+    return (f'<div class="pg-dag" data-vertices="{size}" data-edges="{edges}" data-path="{len(step.dag.path)}">'
             f'{cap}{legend_html(step)}{controls}{plot}{drafts}</div>')
 
 

@@ -18,7 +18,7 @@ import math
 
 import plotly.graph_objects as go
 
-from playground.events import RunStarted, Step
+from playground.events import CANVAS, RunStarted, Step
 from playground.views.chain import progress_figure
 from playground.views.common import chip, fmt_prob, new_figure, style_figure
 from playground.views.tree import animated_html, player, shown
@@ -41,13 +41,13 @@ CSS = "\n".join([
 
 def diffusion_steps(started: RunStarted | None, steps: list[Step]) -> bool:
     """Whether the run is a diffusion run (a canvas of positions rather than a chain of tokens)."""
-    return started.method == "diffusion" if started else any(s.positions for s in steps)
+    return started.method == "diffusion" if started else any(s.kind == CANVAS for s in steps)
 
 
 def committed(steps: list[Step]) -> dict[int, tuple[int, str, float, int]]:
     """Position -> (token, text, confidence, index of the step) of every token committed by `steps`."""
     return {pos: (tok, step.texts[i] if i < len(step.texts) else str(tok), step.p[i], step.index)
-            for step in steps for i, (pos, tok) in enumerate(zip(step.positions, step.tokens))}
+            for step in steps for i, (pos, tok) in enumerate(zip(step.canvas.positions, step.tokens))}
 
 
 def label(text: str) -> str:
@@ -57,7 +57,7 @@ def label(text: str) -> str:
 def _cells(started: RunStarted | None, steps: list[Step]) -> tuple[int, int, int]:
     """(canvas length, block length, cells per row)."""
     settings = started.settings if started else {}
-    length = len(steps[-1].canvas_guess) if steps else int(settings.get("max_new_tokens") or 0)
+    length = len(steps[-1].canvas.guess) if steps else int(settings.get("max_new_tokens") or 0)
     block = max(1, min(int(settings.get("block") or length or 1), length or 1))
     return length, block, min(block, COLUMNS)
 
@@ -65,8 +65,8 @@ def _cells(started: RunStarted | None, steps: list[Step]) -> tuple[int, int, int
 def _frame(steps: list[Step], upto: int, since: int, length: int, cols: int, padding: bool) -> list[dict]:
     """The canvas after steps[:upto], the cells committed by steps[since:upto] outlined; `padding`: the run is
     over, so a cell still masked was never decoded."""
-    done, last = committed(steps[:upto]), steps[upto - 1]
-    new = {p for s in steps[since:upto] for p in s.positions}
+    done, last = committed(steps[:upto]), steps[upto - 1].canvas
+    new = {p for s in steps[since:upto] for p in s.canvas.positions}
     rows = math.ceil(length / cols)
     grid = lambda blank: [[blank] * cols for _ in range(rows)]  # noqa: E731  (a text of None would show "null")
     masked, tokens = ({"z": grid(None), "text": grid(""), "hovertext": grid("")} for _ in range(2))
@@ -82,9 +82,9 @@ def _frame(steps: list[Step], upto: int, since: int, length: int, cols: int, pad
                 outline["y"] += [r - 0.5, r - 0.5, r + 0.5, r + 0.5, r - 0.5, None]
             target = tokens
         else:
-            text = last.canvas_texts[pos] if pos < len(last.canvas_texts) else str(last.canvas_guess[pos])
+            text = last.texts[pos] if pos < len(last.texts) else str(last.guess[pos])
             why = "never decoded: the text ended before it (padding)" if padding else \
-                f"masked · the model's guess now: <b>{shown(text)}</b> (p = {fmt_prob(last.canvas_conf[pos])})"
+                f"masked · the model's guess now: <b>{shown(text)}</b> (p = {fmt_prob(last.conf[pos])})"
             cell, target = (0, label(text) if not padding else "", f"position {pos}<br>{why}"), masked
         for key, value in zip(("z", "text", "hovertext"), cell):
             target[key][r][c] = value
@@ -117,7 +117,8 @@ def canvas_figure(started: RunStarted | None, steps: list[Step], done: bool = Fa
     """The canvas as a Plotly figure dict with one frame per step (or per run of steps, when there are many),
     shown after the newest; `done`: the run is over (cells still masked then are padding). None when there is
     no diffusion step."""
-    if not steps or not diffusion_steps(started, steps) or not steps[-1].canvas_guess:
+    last = steps[-1].canvas if steps else None
+    if last is None or not last.guess or not diffusion_steps(started, steps):
         return None
     length, block, cols = _cells(started, steps)
     per = math.ceil(len(steps) / max(4, min(MAX_FRAMES, FRAME_CELLS // length)))  # steps per frame
@@ -171,7 +172,8 @@ def canvas_html(started: RunStarted | None, steps: list[Step], done: bool = Fals
 
 def early_exit(step: Step) -> bool:
     """A SchED step whose margin reached the exit threshold: it committed the rest of its block at once."""
-    return step.margin is not None and step.threshold is not None and step.margin >= step.threshold
+    margin = step.canvas.margin if step.canvas is not None else None
+    return margin is not None and step.threshold is not None and margin >= step.threshold
 
 
 def commits_figure(steps: list[Step]) -> go.Figure:
@@ -202,7 +204,7 @@ def text_html(started: RunStarted | None, steps: list[Step], done: bool = False)
     """The output in position order: committed tokens as chips (the newest step's outlined), masks as grey
     chips up to the end of the canvas (or, once the run is `done`, up to the last committed token)."""
     length, _, _ = _cells(started, steps)
-    at, newest = committed(steps), set(steps[-1].positions) if steps else set()
+    at, newest = committed(steps), set(steps[-1].canvas.positions) if steps else set()
     end = max(at, default=-1) + 1 if done else length
     chips = []
     for pos in range(end):
@@ -220,11 +222,12 @@ def step_html(step: Step | None) -> str:
     """The latest step in words: forwards, what it committed where, and why (threshold, SchED exit, FreeDave)."""
     if step is None:
         return '<div class="pg-step pg-empty">No step yet.</div>'
+    canvas = step.canvas
     chips = "".join(chip(t, "pg-committed", f"position {pos}\nconfidence = {fmt_prob(p)}", breaks=False)
-                    for t, pos, p in zip(step.texts, step.positions, step.p))
+                    for t, pos, p in zip(step.texts, canvas.positions, step.p))
     why = []
-    if step.margin is not None:
-        why.append(f"margin {step.margin:.2f} {'≥' if early_exit(step) else '<'} exit threshold "
+    if canvas.margin is not None:
+        why.append(f"margin {canvas.margin:.2f} {'≥' if early_exit(step) else '<'} exit threshold "
                    f"{step.threshold:.2f}{' → early exit: the rest of the block at once' if early_exit(step) else ''}")
     elif step.threshold is not None:
         why.append(f"threshold {step.threshold:g}")
@@ -232,5 +235,5 @@ def step_html(step: Step | None) -> str:
         why.append(f"FreeDave kept {step.accepted} of {len(step.drafted)} drafted extra tokens")
     forwards = f"{step.target_forwards} forward{'s' if step.target_forwards != 1 else ''}"
     return (f'<div class="pg-step"><b>Step {step.number}</b> · {forwards} → committed {len(step.tokens)} at '
-            f'positions {", ".join(map(str, step.positions))} {chips}{" · " + " · ".join(why) if why else ""} · '
+            f'positions {", ".join(map(str, canvas.positions))} {chips}{" · " + " · ".join(why) if why else ""} · '
             f'{step.target_s * 1e3:.1f} ms</div>')

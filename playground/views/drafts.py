@@ -15,7 +15,7 @@ import html
 
 import plotly.graph_objects as go
 
-from playground.events import ACCEPTED, RunStarted, Step
+from playground.events import ACCEPTED, TREE, RunStarted, Step
 from playground.views.common import (
     COLOURS,
     LABELS,
@@ -101,7 +101,7 @@ def _esc(text: str) -> str:
 def draft_length_figure(steps: list[Step]) -> go.Figure | None:
     """Per step: draft length asked (gamma), tokens drafted and accepted; markers where the schedule moved. Not for
     tree runs: their tree size chart (views_tree) says this of trees."""
-    if not drafts(steps) or any(s.tree_tokens for s in steps):
+    if not drafts(steps) or any(s.kind == TREE for s in steps):
         return None
     x = [s.number for s in steps]
     reasons = [html.escape(s.gamma_reason) or "schedule unchanged" for s in steps]

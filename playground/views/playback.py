@@ -19,7 +19,7 @@ LONGEST_S = 12.0  # a run that took longer plays back faster, in this many secon
 
 def step_ends(steps: list[Step]) -> list[float]:
     """Seconds of the method's own time from the start of the run to the end of each step."""
-    return list(accumulate(s.draft_s + s.target_s + s.other_s for s in steps))
+    return list(accumulate(s.seconds for s in steps))
 
 
 def pace(ends: list[float], longest: float = LONGEST_S) -> float:

@@ -102,7 +102,7 @@ def run_stats(source: RunFinished | Stats | list[Step]) -> Stats:
     if isinstance(source, Stats):
         return source
     steps = list(source)
-    return Stats.from_steps(steps, sum(s.draft_s + s.target_s + s.other_s for s in steps))
+    return Stats.from_steps(steps, sum(s.seconds for s in steps))
 
 
 def stats_html(source: RunFinished | Stats | list[Step]) -> str:

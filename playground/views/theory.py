@@ -10,7 +10,7 @@ from itertools import accumulate
 import plotly.graph_objects as go
 
 from playground.analysis import theory
-from playground.events import ACCEPTED, RunFinished, Step
+from playground.events import ACCEPTED, RunFinished, Step, TreeRecord
 from playground.runtime.tree import depths
 from playground.views import tree as views_tree
 from playground.views.common import (
@@ -129,8 +129,9 @@ def best_tree_view(p: list[float], nodes: int, depth: int, c: float, v1: float, 
     the same budget. Verifying n nodes costs v as for a chain of n (verify_cost); each level one draft forward."""
     value, parents = theory.best_tree(p, nodes, depth)
     n, levels = len(parents), max(depths(parents), default=0)
-    step = Step(index=0, tokens=[], sources=[], p=[], q=[], tree_tokens=list(range(n)), tree_parents=parents,
-                tree_q=[1.0 - i / (n + 1) for i in range(n)], tree_state=["unreached"] * n)  # q: children in rank order
+    step = Step(index=0, tokens=[], sources=[], p=[], q=[], tree=TreeRecord(
+        tokens=list(range(n)), parents=parents, q=[1.0 - i / (n + 1) for i in range(n)],  # q: children in rank order
+        states=["unreached"] * n))
     reach = theory.node_acceptance(step, {k: pk for k, pk in enumerate(p, 1)})
     where = views_tree.positions(step)
     fig = new_figure()

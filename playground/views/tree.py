@@ -7,6 +7,7 @@
   `player` (slider and Play/Pause) and `animated_html` serve every animated figure (views_diffusion's canvas too).
 - `tree_size_figure`: per step, the nodes drafted, verified and accepted.
 - `depth_acceptance_figure`: for each depth, how often the accepted path got as deep as the verified tree.
+- `positions` (views/tree_layout.py): where each node goes, the layers and rows the figure draws it at.
 
 Each returns None for runs without trees; the app then hides it. Model text is untrusted: every label and hover
 goes through `html.escape` (Plotly reads tags in them), and the figure's JSON is escaped again inside the HTML.
@@ -16,12 +17,10 @@ from __future__ import annotations
 
 import html
 import json
-from itertools import accumulate
 
-import networkx as nx
 import plotly.graph_objects as go
 
-from playground.events import ACCEPTED, BONUS, REPLACEMENT, RunStarted, Step
+from playground.events import ACCEPTED, BONUS, REPLACEMENT, TREE, RunStarted, Step
 from playground.runtime.tree import NODE_ACCEPTED, NODE_PRUNED, NODE_REJECTED, NODE_UNREACHED, depths
 from playground.views.common import (
     COLOURS,
@@ -31,10 +30,10 @@ from playground.views.common import (
     new_figure,
     style_figure,
 )
+from playground.views.tree_layout import ROOT, TARGET_NODE, positions, target_parent  # noqa: F401 (ROOT: as before)
 
 MAX_STEPS = 60       # the figure animates the last steps only: frames of a long run would weigh megabytes
 FRAME_MS = 600       # Play: time per frame
-ROOT, TARGET_NODE = -1, -2
 WHITESPACE = {"\n": "↵", " ": "·", "\t": "⇥"}
 DRAFTED, NEW = "drafted", "new"  # a node's look while its tree grows: made in an earlier round, in this one
 SCALE = [[0, "#eff6ff"], [0.35, "#93c5fd"], [0.7, "#3b82f6"], [1, "#1e3a8a"]]  # q, 0..1
@@ -98,7 +97,7 @@ watch('value', draw);
 
 
 def tree_steps(steps: list[Step]) -> list[Step]:
-    return [s for s in steps if s.tree_tokens]
+    return [s for s in steps if s.kind == TREE]
 
 
 def shown(text: str, cut: int | None = None) -> str:
@@ -109,64 +108,6 @@ def shown(text: str, cut: int | None = None) -> str:
         return "∅"
     visible = "".join(WHITESPACE.get(c, c) for c in text)
     return html.escape(visible if cut is None else clip(visible, cut), quote=False)
-
-
-def target_parent(step: Step) -> int | None:
-    """The node below which the target's own token (replacement or bonus) goes: the last accepted node or the
-    root; None when the step committed no such token (the token budget ran out)."""
-    if len(step.tokens) != step.accepted + 1 or step.sources[-1] not in (REPLACEMENT, BONUS):
-        return None
-    depth = depths(step.tree_parents)
-    path = [i for i, s in enumerate(step.tree_state) if s == NODE_ACCEPTED]
-    return max(path, key=lambda i: depth[i]) if path else ROOT
-
-
-def positions(step: Step) -> dict[int, tuple[int, float]]:
-    """(depth, row) of each node, the root (-1) and the target's own token (-2): layers by depth, siblings in the
-    order of q and the layers in depth-first order, so edges never cross. Rows start evenly spread, then each
-    node moves toward the middle of its children (a leaf toward its parent) as far as the order and the spacing
-    allow, a few times over; the tree is as tall as its widest layer."""
-    graph = nx.DiGraph()
-    graph.add_node(ROOT)
-    extra = target_parent(step)
-    if extra is not None:
-        graph.add_edge(extra, TARGET_NODE)  # first among its siblings: it sits on top of the rejected ones
-    for i in sorted(range(len(step.tree_tokens)), key=lambda i: -step.tree_q[i]):
-        graph.add_edge(step.tree_parents[i], i)
-    depth = nx.single_source_shortest_path_length(graph, ROOT)
-    layers: dict[int, list[int]] = {}
-    for node in nx.dfs_preorder_nodes(graph, ROOT):
-        if node != ROOT:
-            layers.setdefault(depth[node], []).append(node)
-    parent = {child: up for up, child in graph.edges}
-    kids = {n: list(graph.successors(n)) for n in graph}
-    gaps = {d: [0.0] + [1.0 if parent[a] == parent[b] else 1.4 for a, b in zip(nodes, nodes[1:])]
-            for d, nodes in layers.items()}
-    height = max(sum(g) for g in gaps.values())
-    row = {ROOT: height / 2}
-    for d, nodes in layers.items():
-        row.update(zip(nodes, _fit([height / 2] * len(nodes), gaps[d], height)))
-    for _ in range(6):
-        for d in [*sorted(layers)[1:], *sorted(layers, reverse=True)]:
-            want = [sum(row[c] for c in kids[n]) / len(kids[n]) if kids[n] else row[parent[n]] for n in layers[d]]
-            row.update(zip(layers[d], _fit(want, gaps[d], height)))
-    row[ROOT] = sum(row[c] for c in kids[ROOT]) / len(kids[ROOT])
-    return {n: (depth[n], round(row[ROOT] - y, 3)) for n, y in row.items()}  # the root at 0, first children on top
-
-
-def _fit(want: list[float], gaps: list[float], height: float) -> list[float]:
-    """Rows for one layer, in order, closest (least squares) to `want`, each at least `gaps[i]` below the one
-    before, all within [0, height]: pool-adjacent-violators on the rows less their cumulative gaps."""
-    offset = list(accumulate(gaps))
-    blocks: list[list[float]] = []  # [sum, count] of pooled rows
-    for w, o in zip(want, offset):
-        blocks.append([w - o, 1])
-        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
-            total, count = blocks.pop()
-            blocks[-1][0] += total
-            blocks[-1][1] += count
-    free = [min(max(total / count, 0.0), height - offset[-1]) for total, count in blocks for _ in range(int(count))]
-    return [z + o for z, o in zip(free, offset)]
 
 
 def _edge(edge: dict, a: tuple[int, float], b: tuple[int, float]) -> None:
@@ -184,20 +125,21 @@ def _frame(step: Step, pos: dict, root: str, upto: int | None, cut: int | None =
     the tree as the target verified it, with the target's own token. Node labels are `cut` to fit their column."""
     edges = {look: dict(x=[], y=[]) for look in (*EDGES, "target")}
     nodes = {look: dict(x=[], y=[], text=[], hovertext=[], customdata=[], marker=dict(color=[])) for look in LOOKS}
-    for i, parent in enumerate(step.tree_parents):
-        if upto is not None and step.tree_round[i] > upto:
+    tree = step.tree
+    for i, parent in enumerate(tree.parents):
+        if upto is not None and tree.rounds[i] > upto:
             continue
-        look = step.tree_state[i] if upto is None else NEW if step.tree_round[i] == upto else DRAFTED
+        look = tree.states[i] if upto is None else NEW if tree.rounds[i] == upto else DRAFTED
         _edge(edges[DRAFTED if upto is not None else look], pos[parent], pos[i])
         node = nodes[look]
         node["x"].append(pos[i][0])
         node["y"].append(pos[i][1])
-        token = step.tree_texts[i] if i < len(step.tree_texts) else str(step.tree_tokens[i])
+        token = tree.texts[i] if i < len(tree.texts) else str(tree.tokens[i])
         node["text"].append(shown(token, cut))
         node["hovertext"].append(shown(token))
-        node["marker"]["color"].append(round(step.tree_q[i], 4))
-        p = step.tree_p[i] if i < len(step.tree_p) else None
-        node["customdata"].append(step.tree_round[i] + 1 if upto is not None else None if p is None else round(p, 4))
+        node["marker"]["color"].append(round(tree.q[i], 4))
+        p = tree.p[i] if i < len(tree.p) else None
+        node["customdata"].append(tree.rounds[i] + 1 if upto is not None else None if p is None else round(p, 4))
     extra = target_parent(step) if upto is None else None
     own = dict(x=[], y=[], text=[], hovertext=[], customdata=[])
     if extra is not None:
@@ -213,10 +155,10 @@ def _title(step: Step, upto: int | None, rounds: int, short: bool) -> str:
     """What a frame shows: in full, or `short` for a narrow column."""
     head = f"<b>Step {step.number}</b> · "
     if upto is not None:
-        made = sum(r <= upto for r in step.tree_round)
+        made = sum(r <= upto for r in step.tree.rounds)
         return head + (f"round {upto + 1}/{rounds} · {made} drafted" if short else
                        f"draft round {upto + 1} of {rounds}: {made} nodes drafted")
-    pruned = step.tree_state.count(NODE_PRUNED)
+    pruned = step.tree.states.count(NODE_PRUNED)
     if short:
         return head + f"{step.proposed} verified{f' · {pruned} pruned' if pruned else ''} · {step.accepted} accepted"
     own = f" + the target's own token ({LABELS[step.sources[-1]]})" if target_parent(step) is not None else ""
@@ -265,7 +207,7 @@ def tree_figure(started: RunStarted | None, steps: list[Step], overview: bool = 
     if not shown_steps:
         return None
     frames, labels, xs, ys, drawn = [], [], [1], [0.0], {id(s) for s in shown_steps}
-    deepest = max(max(depths(s.tree_parents), default=0) for s in shown_steps) + 1  # the target's own token too
+    deepest = max(max(depths(s.tree.parents), default=0) for s in shown_steps) + 1  # the target's own token too
     cut = max(4, SIZES[overview]["width"] // ((deepest + 1) * SIZES[overview]["char"]))  # a label fits its column
     opened = max(shown_steps, key=lambda s: s.accepted) if overview else shown_steps[-1]
     root = started.prompt_texts[-1] if started and started.prompt_texts else "root"
@@ -274,7 +216,7 @@ def tree_figure(started: RunStarted | None, steps: list[Step], overview: bool = 
             pos = positions(step)
             xs += [x for x, _ in pos.values()]
             ys += [y for _, y in pos.values()]
-            rounds = sorted(set(step.tree_round))
+            rounds = sorted(set(step.tree.rounds))
             for upto in [*rounds, None]:
                 frames.append(dict(name=f"{step.index}:{'verified' if upto is None else upto}",
                                    data=_frame(step, pos, root, upto, cut), layout=dict(title=dict(
@@ -375,7 +317,7 @@ def tree_size_figure(steps: list[Step]) -> go.Figure | None:
         return None
     fig = new_figure()
     x = [s.number for s in trees]
-    for name, counts, colour in (("drafted (pruned included)", [len(s.tree_tokens) for s in trees], "#e2e8f0"),
+    for name, counts, colour in (("drafted (pruned included)", [len(s.tree.tokens) for s in trees], "#e2e8f0"),
                                  ("verified by the target", [s.proposed for s in trees], "#93c5fd"),
                                  ("accepted path", [s.accepted for s in trees], GREEN)):
         fig.add_bar(x=x, y=counts, name=name, marker_color=colour, hovertemplate=f"{name}: %{{y}}<extra></extra>")
@@ -388,7 +330,7 @@ def depth_acceptance(steps: list[Step]) -> list[tuple[int, int, int]]:
     """(depth d, tree steps whose verified tree reached d, those of them whose accepted path reached d)."""
     reached: dict[int, list[int]] = {}
     for s in tree_steps(steps):
-        verified = [d for d, state in zip(depths(s.tree_parents), s.tree_state) if state != NODE_PRUNED]
+        verified = [d for d, state in zip(depths(s.tree.parents), s.tree.states) if state != NODE_PRUNED]
         for d in range(1, max(verified, default=0) + 1):
             reached.setdefault(d, [0, 0])
             reached[d][0] += 1
