@@ -1,8 +1,8 @@
 """What a diffusion run (method `diffusion`) looks like, drawn from its events alone (no Gradio here).
 
 - `canvas_figure` / `canvas_html`: the canvas of generated positions, one animation frame per step (views_tree's
-  `player` and `ANIMATED_JS`): still-masked cells grey with the model's current guess written faintly, committed
-  tokens coloured by their confidence, the cells the step committed outlined, each block framed.
+  `player`; static/player.js draws it): still-masked cells grey with the model's current guess written faintly,
+  committed tokens coloured by their confidence, the cells the step committed outlined, each block framed.
 - `commits_figure`: tokens committed per step; `forwards_figure`: tokens against forward passes, next to one
   token per forward.
 - `text_html`: the text in position order, masks included; `step_html`: the latest step in words.
@@ -156,7 +156,7 @@ def canvas_figure(started: RunStarted | None, steps: list[Step], done: bool = Fa
 
 
 def canvas_html(started: RunStarted | None, steps: list[Step], done: bool = False) -> str | None:
-    """The canvas figure as HTML for a gr.HTML running views_tree.ANIMATED_JS, with a caption."""
+    """The canvas figure as HTML for a gr.HTML running static/player.js, with a caption."""
     fig = canvas_figure(started, steps, done)
     if fig is None:
         return None

@@ -3,8 +3,9 @@
 - `tree_figure`: each step's draft tree as a Plotly figure (a dict) with frames: per step, one frame per draft round
   (the tree growing, nodes coloured by q) and one once the target verified it (the accepted path green, rejected
   nodes red, the rest faded); its slider and Play/Pause walk through the run.
-- `tree_html`: that figure as HTML for a gr.HTML that draws it with Plotly.js (`ANIMATED_JS`; gr.Plot drops frames).
-  `player` (slider and Play/Pause) and `animated_html` serve every animated figure (views_diffusion's canvas too).
+- `tree_html`: that figure as HTML for a gr.HTML that draws it with Plotly.js (static/player.js; gr.Plot drops
+  frames). `player` (slider and Play/Pause) and `animated_html` serve every animated figure (views_diffusion's
+  canvas too).
 - `tree_size_figure`: per step, the nodes drafted, verified and accepted.
 - `depth_acceptance_figure`: for each depth, how often the accepted path got as deep as the verified tree.
 
@@ -50,44 +51,11 @@ LEGEND = ((ACCEPTED, "accepted path"), (REJECTED, "rejected by the target"),
           (UNREACHED, "unreached (below a rejection)"), (PRUNED, "pruned by the node budget, never verified"),
           (NEW, "drafted in the round shown"))
 
-CSS = "\n".join([
-    ".pg-tree{font:13px system-ui,sans-serif;color:#374151}",
-    ".pg-tree .pg-legend{margin:2px 0 4px 2px}",
-    ".pg-tree .pg-key{display:inline-flex;align-items:center;gap:5px}",
-    ".pg-dot{display:inline-block;width:13px;height:13px;border-radius:50%;background:#60a5fa;box-sizing:border-box}",
-    ".pg-dash{display:inline-block;width:20px;border-top:3px solid}",
-    ".pg-tree-plot{width:100%;min-height:380px}",
-    ".pg-anim-data{display:none}",
-    *(f".pg-key-{s} .pg-dot{{border:{max(2, w)}px solid {c};opacity:{max(o, 0.45)}}}"
-      f".pg-key-{s} .pg-dash{{border-top-color:{e[0]};border-top-style:{'dotted' if e[2] == 'dot' else 'solid'}}}"
-      for s, (e, (c, w), o, _) in LOOKS.items()),
-    ".pg-diamond{display:inline-block;width:10px;height:10px;transform:rotate(45deg);margin:0 2px}",
-    ".pg-key-target .pg-dash{border-top:2px dashed #6b7280}",
-])
-
-# js_on_load of a gr.HTML showing `animated_html` (a tree, a diffusion canvas): draw the figure with its frames,
-# again whenever the value changes.
-ANIMATED_JS = """
-const draw = () => {
-  const plot = element.querySelector('.pg-anim-plot'), data = element.querySelector('.pg-anim-data');
-  if (!plot || !data || !window.Plotly) return;
-  const fig = JSON.parse(data.textContent), names = fig.frames.map((f) => f.name);
-  let current = names[fig.layout.sliders[0].active];
-  Plotly.purge(plot);
-  Plotly.newPlot(plot, fig.data, fig.layout, {displaylogo: false, responsive: true,
-                 modeBarButtonsToRemove: ['select2d', 'lasso2d', 'autoScale2d']}).then(() => {
-    Plotly.addFrames(plot, fig.frames);
-    plot.on('plotly_animatingframe', (e) => { current = e.name; });
-    plot.on('plotly_buttonclicked', (e) => {  // Play at the last frame plays the run again from its start
-      if (e.button.label.includes('Play') && current === names[names.length - 1]) {
-        Plotly.animate(plot, names, {...e.button.args[1], fromcurrent: false, mode: 'immediate'});
-      }
-    });
-  });
-};
-draw();
-watch('value', draw);
-"""
+# the legend's keys, made from LOOKS (the figure's looks); the rest of the style sheet is static/playground.css
+KEY_CSS = "\n".join(
+    f".pg-key-{s} .pg-dot{{border:{max(2, w)}px solid {c};opacity:{max(o, 0.45)}}}"
+    f".pg-key-{s} .pg-dash{{border-top-color:{e[0]};border-top-style:{'dotted' if e[2] == 'dot' else 'solid'}}}"
+    for s, (e, (c, w), o, _) in LOOKS.items())
 
 
 def tree_steps(steps: list[Step]) -> list[Step]:
@@ -333,8 +301,8 @@ def _merge(base: dict, update: dict) -> None:
 
 
 def tree_html(started: RunStarted | None, steps: list[Step], overview: bool = False) -> str | None:
-    """The tree figure as HTML for a gr.HTML running ANIMATED_JS: a caption, the legend, a box Plotly draws in, and
-    the figure's JSON (escaped) as hidden text."""
+    """The tree figure as HTML for a gr.HTML running static/player.js: a caption, the legend, a box Plotly draws in,
+    and the figure's JSON (escaped) as hidden text."""
     fig = tree_figure(started, steps, overview)
     if fig is None:
         return None
@@ -354,7 +322,7 @@ def tree_html(started: RunStarted | None, steps: list[Step], overview: bool = Fa
 
 
 def animated_html(fig: dict, plot_class: str) -> str:
-    """A box (of class `plot_class`) that ANIMATED_JS draws `fig` in, and the figure's JSON, escaped, as hidden
+    """A box (of class `plot_class`) that static/player.js draws `fig` in, and the figure's JSON, escaped, as hidden
     text beside it."""
     data = html.escape(json.dumps(fig, separators=(",", ":")), quote=False)
     return f'<div class="pg-anim-plot {plot_class}"></div><div class="pg-anim-data" hidden>{data}</div>'
