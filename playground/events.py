@@ -45,7 +45,7 @@ class TreeRecord:
     parents: list[int] = field(default_factory=list)        # parent node, -1 = the root (newest committed token)
     q: list[float] = field(default_factory=list)            # draft probability of the node's token given its parent
     p: list[float | None] = field(default_factory=list)     # target probability given its ancestors (None: pruned)
-    states: list[str] = field(default_factory=list)         # accepted / rejected / unreached / pruned (runtime.tree)
+    states: list[str] = field(default_factory=list)         # accepted / rejected / unreached / pruned (NODE_*)
     rounds: list[int] = field(default_factory=list)         # the draft round that made the node (the view grows by it)
     texts: list[str] = field(default_factory=list)          # decoded text of each node's token
 

@@ -10,7 +10,7 @@ from conftest import PROMPTS
 
 from playground.models import loading as models
 from playground.runtime.lm import CachedLM
-from playground.runtime.tree import (
+from playground.runtime.tree_attention import (
     ancestors,
     depths,
     forward_tree,
@@ -83,7 +83,7 @@ def test_one_tree_forward_equals_plain_forwards_along_each_path(any_pair):
 
 def test_a_model_that_ignores_the_tree_mask_is_refused(llama_pair):
     from playground.errors import PlaygroundError
-    from playground.runtime.tree import check_tree_attention
+    from playground.runtime.tree_attention import check_tree_attention
 
     loaded = models.load(llama_pair.target)
     check_tree_attention(loaded.model)  # a real tree mask: accepted

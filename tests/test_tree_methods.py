@@ -15,10 +15,10 @@ from playground.events import ACCEPTED, BONUS, REPLACEMENT, TreeRecord
 from playground.methods.token_recycling import RecyclingDrafter, template
 from playground.methods.tree_speculative import parse_branching
 from playground.runtime.sampling import Sampling, probs
-from playground.runtime.tree import NODE_PRUNED as PRUNED
-from playground.runtime.tree import NODE_REJECTED as REJECTED
-from playground.runtime.tree import NODE_UNREACHED as UNREACHED
-from playground.runtime.tree import sample_path
+from playground.runtime.tree_attention import NODE_PRUNED as PRUNED
+from playground.runtime.tree_attention import NODE_REJECTED as REJECTED
+from playground.runtime.tree_attention import NODE_UNREACHED as UNREACHED
+from playground.runtime.tree_attention import sample_path
 
 TREES = {
     "dynamic": ("tree_speculative", {}),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from playground.app import static_files
 from playground.events import (
     ACCEPTED,
     BONUS,
@@ -187,7 +188,7 @@ def test_copy_view_links_each_copied_token_to_its_source_span_in_the_context():
     assert out.count("pg-src-latest") == 3  # the latest copied span: positions 2-4
     assert "<script" not in out and out.count("&lt;script&gt;") == 2  # in the context and in the drafted chips
     assert "1 of 2 steps copied a draft" in out and "<b>3</b> copied from position 2" in out
-    assert "window.pgCopyHover" in views_drafts.COPY_HOVER_JS  # the hover script the app attaches to this view
+    assert "window.pgCopyHover" in static_files.copy_hover_js()  # the hover script the app attaches to this view
     assert views_drafts.copy_html(started, steps[1:]) is None
     assert views_drafts.copy_html(STARTED, STEPS) is None
 
@@ -208,7 +209,7 @@ def test_run_view_hides_the_draft_views_that_do_not_apply():
 
 
 def test_compare_verdict_and_ratios_are_against_the_autoregressive_reference():
-    from playground.compare import methods as compare
+    from playground.compare import drafting as compare
 
     def done(ids, tps, run_id):
         return RunFinished(status="finished", text="", token_ids=ids, run_id=run_id,
@@ -231,7 +232,7 @@ def test_compare_verdict_and_ratios_are_against_the_autoregressive_reference():
 def test_a_replayed_run_finds_the_autoregressive_run_made_to_compare_with_it():
     from dataclasses import replace
 
-    from playground.compare import methods as compare
+    from playground.compare import drafting as compare
     settings = {"max_new_tokens": 32, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "seed": 0, "stop_at_eos": True}
     run = RunStarted(method="speculative", model="m", draft="d", prompt="p", prompt_ids=[1],
                      settings={**settings, "gamma": 4}, run_id=7)

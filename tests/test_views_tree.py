@@ -12,11 +12,11 @@ import pytest
 
 from playground.events import ACCEPTED as COMMITTED
 from playground.events import BONUS, REPLACEMENT, RunStarted, Step, TreeRecord
-from playground.runtime.tree import NODE_ACCEPTED as ACCEPTED
-from playground.runtime.tree import NODE_PRUNED as PRUNED
-from playground.runtime.tree import NODE_REJECTED as REJECTED
-from playground.runtime.tree import NODE_UNREACHED as UNREACHED
-from playground.runtime.tree import depths
+from playground.runtime.tree_attention import NODE_ACCEPTED as ACCEPTED
+from playground.runtime.tree_attention import NODE_PRUNED as PRUNED
+from playground.runtime.tree_attention import NODE_REJECTED as REJECTED
+from playground.runtime.tree_attention import NODE_UNREACHED as UNREACHED
+from playground.runtime.tree_attention import depths
 from playground.views import run as views
 from playground.views import tree as views_tree
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from playground.events import CHAIN, TREE, Stats, Step
-from playground.runtime.tree import NODE_ACCEPTED, NODE_PRUNED
+from playground.runtime.tree_attention import NODE_ACCEPTED, NODE_PRUNED
 
 
 def chain_steps(steps: list[Step]) -> list[Step]:

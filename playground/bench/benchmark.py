@@ -31,7 +31,7 @@ from playground.methods import METHODS, parse_params
 from playground.models import loading as models
 from playground.models.loading import is_masked_lm
 from playground.runtime.lm import CachedLM
-from playground.runtime.tree import forward_tree
+from playground.runtime.tree_attention import forward_tree
 from playground.storage.recorder import Recorder, db_path
 
 PEERS = ("hf_greedy", "hf_assisted", "hf_prompt_lookup")

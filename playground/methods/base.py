@@ -32,7 +32,7 @@ import torch
 
 from playground.errors import PlaygroundError
 from playground.runtime.sampling import Sampling
-from playground.runtime.tree import DraftTree
+from playground.runtime.tree_attention import DraftTree
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import torch
 from playground.events import Step
 from playground.methods.base import DecodeConfig, Method, Param
 from playground.methods.tree_speculative import check_model, tree_speculate
-from playground.runtime import tree as trees
+from playground.runtime import tree_attention as trees
 from playground.runtime.lm import CachedLM
 from playground.runtime.sampling import display_probs
 

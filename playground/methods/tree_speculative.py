@@ -29,7 +29,7 @@ import torch
 from playground.errors import PlaygroundError
 from playground.events import ACCEPTED, BONUS, REPLACEMENT, TARGET, Step, TreeRecord
 from playground.methods.base import DecodeConfig, Method, Param, TreeDrafter, clip_to_budget
-from playground.runtime import tree as trees
+from playground.runtime import tree_attention as trees
 from playground.runtime.lm import CachedLM
 from playground.runtime.sampling import display_probs, probs
 

@@ -5,13 +5,13 @@
   sized by the probability that a path passes through them; transitions as lines whose width and opacity grow with
   their probability; the decoded path on the middle row, thick and in its own colour. For gad the path is the draft:
   its vertices say whether the autoregressive verifier accepted the token each one drafted.
-- `dag_html`: that figure for a gr.HTML running `DAG_JS`: two sliders prune vertices (by passing probability) and
+- `dag_html`: that figure for a gr.HTML running static/dag.js: two sliders prune vertices (by passing probability) and
   transitions (by probability) in the browser, and clicking a vertex fills the details box beside the plot.
 - `drafts_html`: gad's drafts, step by step, each drafted token accepted or rejected (views.step_html).
 The DAG tab's four runs side by side are in `compare_dag`.
 
-Model text is untrusted: labels go through views_tree.shown, details through html.escape, and the figure's JSON is
-escaped again inside the HTML (views_tree.animated_html).
+Model text is untrusted: labels go through views.player.shown, details through html.escape, and the figure's JSON is
+escaped again inside the HTML (views.player.animated_html).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import html
 from playground.events import ACCEPTED, DAG, RunStarted, Step
 from playground.views.chain import step_html
 from playground.views.common import COLOURS, clip, fmt_prob
-from playground.views.tree import animated_html, shown
+from playground.views.player import animated_html, shown
 
 START, PATH, REJECTED, UNVERIFIED, OFF = "start", "path", "rejected", "unverified", "off"
 LOOK = {START: "#111827", PATH: "#4f46e5", ACCEPTED: COLOURS[ACCEPTED][0], REJECTED: "#b91c1c",
@@ -38,85 +38,6 @@ LABEL_CHARS = 10
 STRONGEST = 3       # incoming and outgoing transitions listed in a vertex's details
 PX_PER_VERTEX = 28  # the plot scrolls sideways rather than squeeze labels together
 DRAFT_ROWS = 12     # gad steps listed
-
-CSS = "\n".join([
-    ".pg-dag{font:13px system-ui,sans-serif;color:#374151}",
-    ".pg-dag-controls{display:flex;flex-wrap:wrap;gap:6px 22px;align-items:center;margin:4px 2px 6px}",
-    ".pg-dag-controls label{display:inline-flex;gap:6px;align-items:center}",
-    ".pg-dag-controls output{font:12px ui-monospace,monospace;min-width:2.6em}",
-    ".pg-dag-count{color:#6b7280}",
-    ".pg-dag-body{display:flex;gap:10px;align-items:flex-start}",
-    ".pg-dag-scroll{flex:1 1 auto;min-width:0;overflow-x:auto}",
-    ".pg-dag-plot{width:100%;min-height:360px}",
-    ".pg-dag-details{flex:0 0 220px;border:1px solid #d8dee8;border-radius:10px;padding:8px 10px;"
-    "background:#fcfcfd;min-height:120px}",
-    ".pg-dag-details table{border-collapse:collapse;width:100%;margin:4px 0}",
-    ".pg-dag-details td{padding:1px 4px}.pg-dag-details code{white-space:pre}",
-    ".pg-dag-bar{display:inline-block;height:8px;background:#818cf8;border-radius:2px;vertical-align:middle}",
-    ".pg-dag-key{display:inline-flex;align-items:center;gap:5px}",
-    ".pg-dag-drafts{margin-top:6px}",
-    ".pg-dag-output{font:600 17px ui-monospace,monospace;color:#111827;margin:4px 0 8px;min-height:1.4em}",
-    "@media (max-width:900px){.pg-dag-body{flex-direction:column}.pg-dag-details{flex-basis:auto;width:100%}}",
-])
-
-# js_on_load of the gr.HTML showing `dag_html`: draw the graph; the sliders prune it without a server round trip
-# (the decoded path always stays); a click on a vertex shows its details (HTML escaped by dag_html) and rings it.
-DAG_JS = """
-const draw = () => {
-  const box = element.querySelector('.pg-dag');
-  if (!box || !window.Plotly) return;
-  const plot = box.querySelector('.pg-anim-plot'), details = box.querySelector('.pg-dag-details');
-  const fig = JSON.parse(box.querySelector('.pg-anim-data').textContent), dag = fig.dag;
-  const cut = (name) => box.querySelector(`input[data-prune=${name}]`);
-  const onPath = new Set(dag.path), pathEdges = new Set(dag.path.slice(1).map((v, i) => `${dag.path[i]}-${v}`));
-  let selected = null;
-  const pick = (t, ok) => {  // the trace with only the points whose customdata ok() keeps
-    const at = t.customdata.map((c, i) => (ok(c) ? i : -1)).filter((i) => i >= 0);
-    const out = t.marker ? {...t, marker: {...t.marker}} : {...t};
-    for (const key of ['x', 'y', 'text', 'customdata', 'textposition']) {
-      if (Array.isArray(t[key])) out[key] = at.map((i) => t[key][i]);
-    }
-    for (const key of ['size', 'color']) {
-      if (t.marker && Array.isArray(t.marker[key])) out.marker[key] = at.map((i) => t.marker[key][i]);
-    }
-    return out;
-  };
-  const update = () => {
-    const v = +cut('vertices').value, e = +cut('edges').value;
-    const keep = dag.passing.map((p, j) => p >= v || onPath.has(j));
-    const edgeOk = (c) => keep[c[0]] && keep[c[1]] && (c[2] >= e || pathEdges.has(`${c[0]}-${c[1]}`));
-    if (selected !== null && !keep[selected]) selected = null;
-    const data = fig.data.map((t) => t.meta === 'vertices' ? pick(t, (c) => keep[c[0]])
-      : t.meta === 'edges' ? pick(t, edgeOk)
-      : t.meta === 'selected' ? {...t, x: selected === null ? [] : [selected],
-                                 y: selected === null ? [] : [dag.rows[selected]]} : t);
-    box.querySelector('output[data-for=vertices]').textContent = v.toFixed(2);
-    box.querySelector('output[data-for=edges]').textContent = e.toFixed(2);
-    const vertices = keep.filter(Boolean).length, edges = dag.edges.filter(edgeOk).length;
-    const count = box.querySelector('.pg-dag-count');
-    count.dataset.shownVertices = vertices;
-    count.dataset.shownEdges = edges;
-    count.textContent = `${vertices} of ${dag.passing.length} vertices · ${edges} of ${dag.edges.length} ` +
-                        'transitions shown (the decoded path always)';
-    return Plotly.react(plot, data, fig.layout, fig.config);
-  };
-  Plotly.purge(plot);
-  Plotly.newPlot(plot, fig.data, fig.layout, fig.config).then(() => {
-    update();
-    plot.on('plotly_click', (ev) => {
-      const point = ev.points.find((p) => p.data.meta === 'vertices');
-      if (!point) return;
-      selected = point.customdata[0];
-      details.innerHTML = dag.details[selected];
-      details.dataset.vertex = selected;
-      update();
-    });
-  });
-  for (const name of ['vertices', 'edges']) cut(name).addEventListener('input', update);
-};
-draw();
-watch('value', draw);
-"""
 
 
 def graph_step(steps: list[Step]) -> Step | None:
@@ -181,7 +102,8 @@ def _arc(a: tuple[int, int], b: tuple[int, int]) -> tuple[list, list]:
 
 def _edge_traces(step: Step, row: list[int]) -> list[dict]:
     """The transitions off the path in BUCKETS by probability (one trace each: Plotly gives a trace one width),
-    then the path's own. Every point carries [from, to, probability] as customdata, so DAG_JS prunes whole lines."""
+    then the path's own. Every point carries [from, to, probability] as customdata, so static/dag.js prunes whole
+    lines."""
     path = list(zip(step.dag.path, step.dag.path[1:]))
     probability = {(a, b): p for a, b, p in transitions(step)}
     traces = [dict(type="scatter", meta="edges", uid=f"edges-{low:g}", mode="lines", x=[], y=[], customdata=[],
@@ -224,7 +146,7 @@ def short(text: str) -> str:
 
 
 def dag_figure(started: RunStarted | None, steps: list[Step]) -> dict | None:
-    """The graph as a Plotly figure dict (data, layout, config) plus `dag`: what DAG_JS needs to prune it and to
+    """The graph as a Plotly figure dict (data, layout, config) plus `dag`: what static/dag.js needs to prune it and to
     show a vertex's details. None when no step carries a graph."""
     step = graph_step(steps)
     if step is None:
@@ -288,7 +210,7 @@ def legend_html(step: Step) -> str:
 
 
 def dag_html(started: RunStarted | None, steps: list[Step]) -> str | None:
-    """The graph for a gr.HTML running DAG_JS: a caption, the legend, the two prune sliders, the plot beside the
+    """The graph for a gr.HTML running static/dag.js: a caption, the legend, the two prune sliders, the plot beside the
     details box, and, for gad, its drafts step by step. None when no step carries a graph."""
     fig = dag_figure(started, steps)
     if fig is None:

@@ -1,14 +1,14 @@
 """What a diffusion run (method `diffusion`) looks like, drawn from its events alone (no Gradio here).
 
 - `canvas_figure` / `canvas_html`: the canvas of generated positions, one animation frame per step (views_tree's
-  `player` and `ANIMATED_JS`): still-masked cells grey with the model's current guess written faintly, committed
-  tokens coloured by their confidence, the cells the step committed outlined, each block framed.
+  `player`; static/player.js draws it): still-masked cells grey with the model's current guess written faintly,
+  committed tokens coloured by their confidence, the cells the step committed outlined, each block framed.
 - `commits_figure`: tokens committed per step; `forwards_figure`: tokens against forward passes, next to one
   token per forward.
 - `text_html`: the text in position order, masks included; `step_html`: the latest step in words.
 
 Each returns None for runs that are not diffusion runs. Model text is untrusted: labels and hovers go through
-`views_tree.shown` (html.escape), and the figure's JSON is escaped again inside the HTML.
+`views.player.shown` (html.escape), and the figure's JSON is escaped again inside the HTML.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 from playground.events import CANVAS, RunStarted, Step
 from playground.views.chain import progress_figure
 from playground.views.common import chip, fmt_prob, new_figure, style_figure
-from playground.views.tree import animated_html, player, shown
+from playground.views.player import animated_html, player, shown
 
 COLUMNS = 16          # cells per row (fewer when a block is shorter: then each block is a row)
 FRAME_CELLS = 8192    # frames x cells the figure carries at most (each frame holds the whole canvas)
@@ -30,13 +30,6 @@ LABEL_CHARS = 5       # a cell shows this much of its token, whitespace drawn (t
 MASK, INK, FAINT, OUTLINE = "#e5e7eb", "#111827", "#6b7280", "#111827"
 SCALE = [[0, "#fecaca"], [0.5, "#fde68a"], [1, "#86efac"]]  # confidence, 0..1: unsure red, sure green
 EARLY, DRAFTS = "#c2410c", "#7e22ce"
-
-CSS = "\n".join([
-    ".pg-canvas{font:13px system-ui,sans-serif;color:#374151}",
-    ".pg-canvas-plot{width:100%;min-height:300px}",
-    ".pg-chip.pg-masked{background:#e5e7eb;color:#9ca3af}",
-    ".pg-chip.pg-committed{background:#dcfce7;border-bottom:2px solid #15803d}",
-])
 
 
 def diffusion_steps(started: RunStarted | None, steps: list[Step]) -> bool:
@@ -158,7 +151,7 @@ def canvas_figure(started: RunStarted | None, steps: list[Step], done: bool = Fa
 
 
 def canvas_html(started: RunStarted | None, steps: list[Step], done: bool = False) -> str | None:
-    """The canvas figure as HTML for a gr.HTML running views_tree.ANIMATED_JS, with a caption."""
+    """The canvas figure as HTML for a gr.HTML running static/player.js, with a caption."""
     fig = canvas_figure(started, steps, done)
     if fig is None:
         return None

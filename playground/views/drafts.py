@@ -31,62 +31,6 @@ COPY_ROWS = 40        # copy steps listed, newest first
 CONTEXT_TOKENS = 1500  # context chips shown at least (from the end), plus every listed source span
 SPAN_LEAD = 24         # context tokens shown before the earliest listed source span
 
-CSS = "\n".join([
-    ".pg-layers,.pg-copy{font:13px system-ui,sans-serif;color:#374151}",
-    ".pg-cap{margin:2px 0 8px 2px}.pg-cap b{color:#111827}",
-    ".pg-stack{display:flex;flex-wrap:wrap;gap:6px;align-items:stretch}",
-    ".pg-io{align-self:center;color:#6b7280;font-size:12px}",
-    ".pg-layer{display:flex;flex-direction:column;gap:3px;align-items:stretch;min-width:44px;text-align:center}",
-    ".pg-layer small{color:#6b7280;font-size:11px}",
-    ".pg-sub{border:1px solid #4f6d8f;background:#e3eaf3;border-radius:5px;padding:2px 6px;font:12px ui-monospace,"
-    "monospace;color:#111827}",
-    ".pg-sub.pg-mlp{border-color:#7e22ce;background:#f1e4ff}",
-    ".pg-sub.pg-skipped{border:1px dashed #d1d5db;background:#f3f4f6;color:#9ca3af;text-decoration:line-through}",
-    ".pg-note{color:#6b7280;font-size:12px;margin-top:6px}",
-    ".pg-ctx-panel{max-height:260px}",
-    ".pg-chip.pg-ctx-prompt{background:#f9fafb;border-bottom:2px solid #e5e7eb;color:#4b5563}",
-    ".pg-chip.pg-src-latest{box-shadow:inset 0 -3px 0 #f59e0b}",
-    ".pg-chip.pg-src-span{background:#fde68a !important;border-bottom-color:#d97706 !important}",
-    ".pg-chip.pg-src-tok{outline:2px solid #d97706;outline-offset:0}",
-    ".pg-chip.pg-src-from{outline:2px solid #d97706}",
-    ".pg-copy [data-src]{cursor:help}",
-    ".pg-rows{max-height:240px;overflow-y:auto;margin-top:8px;line-height:2}",
-    ".pg-row b{display:inline-block;min-width:2.2em;text-align:right}",
-    ".pg-row .pg-chip{font-family:ui-monospace,monospace}",
-])
-
-# On hover of a drafted chip (data-src: its source position; data-span: "start end" of its copied span), light up
-# the context chips (data-a..data-b: the positions each covers) of that span. One listener on the document serves
-# every copy view, whenever it is (re)drawn.
-COPY_HOVER_JS = """
-if (!window.pgCopyHover) {
-  window.pgCopyHover = true;
-  const mark = (chip, on) => {
-    const box = chip.closest('.pg-copy');
-    if (!box) return;
-    const [a, b] = chip.dataset.span.split(' ').map(Number);
-    const src = Number(chip.dataset.src);
-    let first = null;
-    box.querySelectorAll('.pg-ctx').forEach((c) => {
-      const ca = Number(c.dataset.a), cb = Number(c.dataset.b);
-      const inSpan = on && ca < b && cb > a;
-      c.classList.toggle('pg-src-span', inSpan);
-      c.classList.toggle('pg-src-tok', on && ca <= src && src < cb);
-      if (inSpan && !first) first = c;
-    });
-    chip.classList.toggle('pg-src-from', on);
-    const panel = box.querySelector('.pg-ctx-panel');
-    if (first && panel) {
-      const top = first.offsetTop - panel.offsetTop;
-      if (top < panel.scrollTop || top > panel.scrollTop + panel.clientHeight - 20) panel.scrollTop = top - 20;
-    }
-  };
-  const chipOf = (e) => e.target.closest && e.target.closest('.pg-copy [data-src]');
-  document.addEventListener('mouseover', (e) => { const c = chipOf(e); if (c) mark(c, true); });
-  document.addEventListener('mouseout', (e) => { const c = chipOf(e); if (c) mark(c, false); });
-}
-"""
-
 
 def drafts(steps: list[Step]) -> bool:
     return any(s.gamma > 0 or s.drafted for s in steps)

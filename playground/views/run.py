@@ -35,39 +35,10 @@ from playground.views.chain import (
 )
 from playground.views.common import COLOURS, cards_html
 
-CSS = "\n".join([
-    ".pg-panel{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:14px;line-height:1.9;"
-    "white-space:pre-wrap;word-break:break-word;padding:12px 14px;border:1px solid #d8dee8;border-radius:10px;"
-    "background:#fcfcfd;color:#111827;max-height:460px;overflow-y:auto}",
-    ".pg-prompt{color:#6b7280}",
-    ".pg-empty{color:#9ca3af;font-style:italic}",
-    ".pg-chip{display:inline-block;white-space:pre;line-height:1.5;border-radius:4px;padding:0 1px;margin:2px 1px;"
-    "color:#111827}",
-    ".pg-chip.pg-new{outline:2px solid #111827;outline-offset:0}",
-    ".pg-ws{color:#6b7280;padding:0 1px}",
-    ".pg-legend{display:flex;flex-wrap:wrap;gap:6px 16px;font:13px system-ui,sans-serif;"
-    "margin:0 0 8px 2px;align-items:center}",
-    ".pg-legend span.pg-chip{padding:1px 8px}",
-    ".pg-legend .pg-new{background:#fff}",
-    ".pg-step{font:13px system-ui,sans-serif;margin-top:8px;line-height:2}",
-    ".pg-step .pg-chip{font-family:ui-monospace,monospace}",
-    ".pg-chip.pg-rejected{background:#fee2e2;border-bottom:2px solid #b91c1c;text-decoration:line-through}",
-    ".pg-chip.pg-unverified{background:#f3f4f6;border-bottom:2px dashed #9ca3af;color:#6b7280}",
-    # as many columns as the panel's width holds (4 on a wide screen): labels never squeeze into a narrow card
-    ".pg-stats{display:grid;grid-template-columns:repeat(auto-fill,minmax(max(140px,calc(25% - 6px)),1fr));gap:8px}",
-    ".pg-stat{border:1px solid #d8dee8;border-radius:10px;padding:8px 12px;background:#fcfcfd}",
-    ".pg-stat b{display:block;font:600 20px system-ui,sans-serif;color:#111827}",
-    ".pg-stat small{font:12px system-ui,sans-serif;color:#6b7280}",
-    ".pg-status{font:14px system-ui,sans-serif;display:flex;gap:10px;align-items:center;"
-    "flex-wrap:wrap}",
-    ".pg-badge{border-radius:999px;padding:2px 10px;font-weight:600;color:white}",
-    ".pg-badge.running{background:#2563eb}.pg-badge.finished{background:#15803d}",
-    ".pg-badge.cancelled{background:#b45309}.pg-badge.error{background:#b91c1c}",
-    ".pg-error{border:1px solid #fca5a5;background:#fef2f2;color:#991b1b;border-radius:10px;padding:10px 14px;"
-    "font:14px system-ui,sans-serif}",
-    *(f".pg-chip.pg-{s}{{background:{light};border-bottom:2px solid {strong}}}"
-      for s, (strong, light) in COLOURS.items()),
-])
+# the chip colours of each token source, made from COLOURS (the charts' colours); the rest of the style sheet is
+# static/playground.css
+SOURCE_CSS = "\n".join(f".pg-chip.pg-{s}{{background:{light};border-bottom:2px solid {strong}}}"
+                       for s, (strong, light) in COLOURS.items())
 
 
 class RunView(NamedTuple):

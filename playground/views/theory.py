@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 
 from playground.analysis import theory
 from playground.events import ACCEPTED, RunFinished, Step, TreeRecord
-from playground.runtime.tree import depths
+from playground.runtime.tree_attention import depths
 from playground.views import tree as views_tree
 from playground.views.common import (
     COLOURS,
@@ -22,7 +22,6 @@ from playground.views.common import (
 )
 
 THEORY = "#7c3aed"
-CSS = ".pg-stats.pg-theory{margin-top:8px}\n.pg-theory-verdict{font:600 15px system-ui,sans-serif;margin:4px 0 10px}"
 
 
 def theory_figure(prediction: theory.Prediction | None) -> go.Figure | None:

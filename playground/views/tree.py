@@ -3,8 +3,8 @@
 - `tree_figure`: each step's draft tree as a Plotly figure (a dict) with frames: per step, one frame per draft round
   (the tree growing, nodes coloured by q) and one once the target verified it (the accepted path green, rejected
   nodes red, the rest faded); its slider and Play/Pause walk through the run.
-- `tree_html`: that figure as HTML for a gr.HTML that draws it with Plotly.js (`ANIMATED_JS`; gr.Plot drops frames).
-  `player` (slider and Play/Pause) and `animated_html` serve every animated figure (views_diffusion's canvas too).
+- `tree_html`: that figure as HTML for a gr.HTML that draws it with Plotly.js (static/player.js; gr.Plot drops
+  frames); the controls and that HTML come from views/player.py, which every animated figure shares.
 - `tree_size_figure`: per step, the nodes drafted, verified and accepted.
 - `depth_acceptance_figure`: for each depth, how often the accepted path got as deep as the verified tree.
 - `positions` (views/tree_layout.py): where each node goes, the layers and rows the figure draws it at.
@@ -15,26 +15,21 @@ goes through `html.escape` (Plotly reads tags in them), and the figure's JSON is
 
 from __future__ import annotations
 
-import html
-import json
-
 import plotly.graph_objects as go
 
 from playground.events import ACCEPTED, BONUS, REPLACEMENT, TREE, RunStarted, Step
-from playground.runtime.tree import NODE_ACCEPTED, NODE_PRUNED, NODE_REJECTED, NODE_UNREACHED, depths
+from playground.runtime.tree_attention import NODE_ACCEPTED, NODE_PRUNED, NODE_REJECTED, NODE_UNREACHED, depths
 from playground.views.common import (
     COLOURS,
     LABELS,
-    clip,
     fmt_prob,
     new_figure,
     style_figure,
 )
+from playground.views.player import animated_html, player, shown
 from playground.views.tree_layout import ROOT, TARGET_NODE, positions, target_parent  # noqa: F401 (ROOT: as before)
 
 MAX_STEPS = 60       # the figure animates the last steps only: frames of a long run would weigh megabytes
-FRAME_MS = 600       # Play: time per frame
-WHITESPACE = {"\n": "↵", " ": "·", "\t": "⇥"}
 DRAFTED, NEW = "drafted", "new"  # a node's look while its tree grows: made in an earlier round, in this one
 SCALE = [[0, "#eff6ff"], [0.35, "#93c5fd"], [0.7, "#3b82f6"], [1, "#1e3a8a"]]  # q, 0..1
 GREEN, RED = COLOURS[ACCEPTED][0], "#b91c1c"
@@ -56,58 +51,15 @@ LEGEND = ((NODE_ACCEPTED, "accepted path"), (NODE_REJECTED, "rejected by the tar
           (NODE_UNREACHED, "unreached (below a rejection)"), (NODE_PRUNED, "pruned by the node budget, never verified"),
           (NEW, "drafted in the round shown"))
 
-CSS = "\n".join([
-    ".pg-tree{font:13px system-ui,sans-serif;color:#374151}",
-    ".pg-tree .pg-legend{margin:2px 0 4px 2px}",
-    ".pg-tree .pg-key{display:inline-flex;align-items:center;gap:5px}",
-    ".pg-dot{display:inline-block;width:13px;height:13px;border-radius:50%;background:#60a5fa;box-sizing:border-box}",
-    ".pg-dash{display:inline-block;width:20px;border-top:3px solid}",
-    ".pg-tree-plot{width:100%;min-height:380px}",
-    ".pg-anim-data{display:none}",
-    *(f".pg-key-{s} .pg-dot{{border:{max(2, w)}px solid {c};opacity:{max(o, 0.45)}}}"
-      f".pg-key-{s} .pg-dash{{border-top-color:{e[0]};border-top-style:{'dotted' if e[2] == 'dot' else 'solid'}}}"
-      for s, (e, (c, w), o, _) in LOOKS.items()),
-    ".pg-diamond{display:inline-block;width:10px;height:10px;transform:rotate(45deg);margin:0 2px}",
-    ".pg-key-target .pg-dash{border-top:2px dashed #6b7280}",
-])
-
-# js_on_load of a gr.HTML showing `animated_html` (a tree, a diffusion canvas): draw the figure with its frames,
-# again whenever the value changes.
-ANIMATED_JS = """
-const draw = () => {
-  const plot = element.querySelector('.pg-anim-plot'), data = element.querySelector('.pg-anim-data');
-  if (!plot || !data || !window.Plotly) return;
-  const fig = JSON.parse(data.textContent), names = fig.frames.map((f) => f.name);
-  let current = names[fig.layout.sliders[0].active];
-  Plotly.purge(plot);
-  Plotly.newPlot(plot, fig.data, fig.layout, {displaylogo: false, responsive: true,
-                 modeBarButtonsToRemove: ['select2d', 'lasso2d', 'autoScale2d']}).then(() => {
-    Plotly.addFrames(plot, fig.frames);
-    plot.on('plotly_animatingframe', (e) => { current = e.name; });
-    plot.on('plotly_buttonclicked', (e) => {  // Play at the last frame plays the run again from its start
-      if (e.button.label.includes('Play') && current === names[names.length - 1]) {
-        Plotly.animate(plot, names, {...e.button.args[1], fromcurrent: false, mode: 'immediate'});
-      }
-    });
-  });
-};
-draw();
-watch('value', draw);
-"""
+# the legend's keys, made from LOOKS (the figure's looks); the rest of the style sheet is static/playground.css
+KEY_CSS = "\n".join(
+    f".pg-key-{s} .pg-dot{{border:{max(2, w)}px solid {c};opacity:{max(o, 0.45)}}}"
+    f".pg-key-{s} .pg-dash{{border-top-color:{e[0]};border-top-style:{'dotted' if e[2] == 'dot' else 'solid'}}}"
+    for s, (e, (c, w), o, _) in LOOKS.items())
 
 
 def tree_steps(steps: list[Step]) -> list[Step]:
     return [s for s in steps if s.kind == TREE]
-
-
-def shown(text: str, cut: int | None = None) -> str:
-    """A token as a Plotly label: its whitespace made visible (↵ newline, · space, ⇥ tab, ∅ nothing) and <, >, &
-    escaped, so Plotly shows tags as text; quotes stay, as Plotly would show &quot; as it is. With `cut`, at most
-    that many characters, the last an ellipsis (the hover shows the whole token)."""
-    if not text:
-        return "∅"
-    visible = "".join(WHITESPACE.get(c, c) for c in text)
-    return html.escape(visible if cut is None else clip(visible, cut), quote=False)
 
 
 def _edge(edge: dict, a: tuple[int, float], b: tuple[int, float]) -> None:
@@ -254,25 +206,6 @@ def _plot_layout(frames: list[dict], labels: list[str], at: int, extent: tuple, 
         **player(frames, labels, at))
 
 
-def player(frames: list[dict], labels: list[str], at: int) -> dict:
-    """Layout of an animated figure's controls: Play/Pause under the plot on the left, the current frame's label on
-    the right, and below them a slider over all `frames` (labelled, at frame `at`), the whole width: beside the
-    buttons, a slider placed in fractions of the width ran under them in narrow panels. Needs about 130 px of
-    bottom margin."""
-    jump = dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))
-    play = dict(fromcurrent=True, frame=dict(duration=FRAME_MS, redraw=True), transition=dict(duration=0))
-    return dict(
-        sliders=[dict(x=0, len=1, pad=dict(t=50), active=at, y=0, yanchor="top", ticklen=2, tickcolor="#d1d5db",
-                      font=dict(color="rgba(0,0,0,0)", size=8),
-                      currentvalue=dict(prefix="", xanchor="right", font=dict(size=13, color="#111827")),
-                      steps=[dict(label=label, method="animate", args=[[f["name"]], jump])
-                             for label, f in zip(labels, frames)])],
-        updatemenus=[dict(type="buttons", direction="left", x=0, y=0, xanchor="left", yanchor="top",
-                          pad=dict(t=38), showactive=False,
-                          buttons=[dict(label="▶ Play", method="animate", args=[None, play]),
-                                   dict(label="❚❚ Pause", method="animate", args=[[None], jump])])])
-
-
 def _merge(base: dict, update: dict) -> None:
     for key, value in update.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
@@ -282,8 +215,8 @@ def _merge(base: dict, update: dict) -> None:
 
 
 def tree_html(started: RunStarted | None, steps: list[Step], overview: bool = False) -> str | None:
-    """The tree figure as HTML for a gr.HTML running ANIMATED_JS: a caption, the legend, a box Plotly draws in, and
-    the figure's JSON (escaped) as hidden text."""
+    """The tree figure as HTML for a gr.HTML running static/player.js: a caption, the legend, a box Plotly draws in,
+    and the figure's JSON (escaped) as hidden text."""
     fig = tree_figure(started, steps, overview)
     if fig is None:
         return None
@@ -300,13 +233,6 @@ def tree_html(started: RunStarted | None, steps: list[Step], overview: bool = Fa
            f'round by round, then get verified</div>')
     return (f'<div class="pg-tree" data-steps="{shown_count}" data-frames="{len(fig["frames"])}">{cap}'
             f'<div class="pg-legend">{"".join(keys)}</div>{animated_html(fig, "pg-tree-plot")}</div>')
-
-
-def animated_html(fig: dict, plot_class: str) -> str:
-    """A box (of class `plot_class`) that ANIMATED_JS draws `fig` in, and the figure's JSON, escaped, as hidden
-    text beside it."""
-    data = html.escape(json.dumps(fig, separators=(",", ":")), quote=False)
-    return f'<div class="pg-anim-plot {plot_class}"></div><div class="pg-anim-data" hidden>{data}</div>'
 
 
 def tree_size_figure(steps: list[Step]) -> go.Figure | None:

@@ -8,7 +8,7 @@ from itertools import accumulate
 import networkx as nx
 
 from playground.events import BONUS, REPLACEMENT, Step
-from playground.runtime.tree import NODE_ACCEPTED, depths
+from playground.runtime.tree_attention import NODE_ACCEPTED, depths
 
 ROOT, TARGET_NODE = -1, -2  # the newest committed token, and the target's own token (replacement or bonus)
 

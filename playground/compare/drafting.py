@@ -97,19 +97,6 @@ def verdict_html(finished: list[RunFinished | None], running: str = "") -> str:
             f'lossless. {reference}</div>')
 
 
-CSS = "\n".join([
-    ".pg-verdict{font:600 15px system-ui,sans-serif;padding:10px 14px;border-radius:10px;border:1px solid #d8dee8;"
-    "background:#f8fafc;color:#374151}",
-    ".pg-verdict.pg-same{background:#ecfdf5;border-color:#86efac;color:#14532d}",
-    ".pg-verdict.pg-differ{background:#fef2f2;border-color:#fca5a5;color:#991b1b}",
-    ".pg-verdict-ref{display:block;font-weight:400;font-size:13px;margin-top:2px}",
-    ".pg-stats.pg-cmp{grid-template-columns:repeat(2,minmax(0,1fr))}",
-    ".pg-stats.pg-cmp .pg-stat:first-child{grid-column:1 / -1}",
-    ".pg-cmp-note{font:13px system-ui,sans-serif;color:#6b7280;border:1px dashed #d1d5db;border-radius:10px;"
-    "padding:10px 14px}",
-])
-
-
 def chain_note() -> str:
     return ('<div class="pg-cmp-note">A chain has no tree: each step the draft proposes one line of 4 tokens and '
             'the target accepts a prefix of it. The chips above show, token by token, what was accepted and what '

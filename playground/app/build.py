@@ -1,0 +1,82 @@
+"""The whole app: its tabs in one gr.Blocks, the style sheet, and the command that serves it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import gradio as gr
+
+from playground.app import static_files
+from playground.app.common import PLOTLY_JS
+from playground.app.compare import compare_tab
+from playground.app.dag import dag_tab
+from playground.app.diffusion import diffusion_tab
+from playground.app.generate import generate_events, generate_tab
+from playground.app.history import history_events, history_tab
+from playground.app.inputs import name_range_errors
+from playground.app.theory import theory_events, theory_tab
+from playground.errors import PlaygroundError
+from playground.models import loading as models
+from playground.storage.recorder import Recorder, db_path
+from playground.views import run as views
+from playground.views import tree as views_tree
+
+THEME = gr.themes.Soft(primary_hue="indigo", font=["system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"],
+                       font_mono=["ui-monospace", "Menlo", "Consolas", "monospace"])
+
+
+def build_app(db: str) -> gr.Blocks:
+    gr.set_static_paths([str(PLOTLY_JS)])
+    name_range_errors()
+    recorder = Recorder(db)
+    shipped = list(models.shipped_models())
+    targets = sorted({*shipped, models.DEFAULT_MODEL} - {models.DEFAULT_DRAFT})
+    drafts = sorted({*shipped, models.DEFAULT_DRAFT})
+    with gr.Blocks(title="Decoding Playground") as demo:
+        gr.Markdown("# Decoding Playground\nWatch a language model decode, token by token: plain autoregressive "
+                    "decoding next to speculative decoding, where a small draft model proposes tokens and the "
+                    "target checks them in one forward pass. Every run is recorded and can be replayed.",
+                    elem_id="title")
+        with gr.Tabs() as tabs:
+            with gr.Tab("Generate", id="generate"):
+                generating = generate_tab(targets, drafts)
+            with gr.Tab("History", id="history") as history:
+                replaying = history_tab()
+            with gr.Tab("Compare", id="compare"):
+                compare_tab(recorder, targets, drafts)
+            with gr.Tab("Diffusion", id="diffusion"):
+                diffusion_tab(recorder, targets)
+            with gr.Tab("DAG", id="dag"):
+                dag_tab(recorder)
+            with gr.Tab("Theory", id="theory"):
+                theory = theory_tab()
+        generate_events(demo, recorder, generating)
+        theory_events(demo, theory, tabs, generating.explore_btn, generating.explored)
+        history_events(demo, recorder, replaying, history)
+    return demo
+
+
+def css_text() -> str:
+    """The page's style sheet: static/playground.css, then the rules made from colour tables (the chips' sources, the
+    tree legend's keys), which stay beside their tables so that charts and chips cannot drift apart."""
+    return "\n".join([static_files.css(), views.SOURCE_CSS, views_tree.KEY_CSS])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Decoding Playground web app")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    parser.add_argument("--db", help="SQLite file for runs (else $PLAYGROUND_DB, else playground.db)")
+    parser.add_argument("--device", help="where the models run: cpu (default), cuda, cuda:N or mps "
+                                         "(else $PLAYGROUND_DEVICE)")
+    args = parser.parse_args(argv)
+    try:
+        if args.device:
+            models.use_device(args.device)
+        demo = build_app(db_path(args.db))
+        css = css_text()
+    except PlaygroundError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    demo.queue(default_concurrency_limit=1).launch(server_name=args.host, server_port=args.port, theme=THEME,
+                                                   css=css, footer_links=[])

@@ -1,0 +1,95 @@
+"""The Diffusion tab: one prompt decoded by a diffusion model the slow way and a fast way, side by side, and a
+speed-quality curve across thresholds."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from playground.app.common import EXAMPLES, failed, progress_only, tree_view, warm_up_all
+from playground.app.inputs import whole
+from playground.compare import diffusion as cd
+from playground.compare import drafting as compare
+from playground.engine import generate
+from playground.errors import PlaygroundError
+from playground.storage.recorder import Recorder
+from playground.views import diffusion as views_diffusion
+from playground.views import run as views
+
+DIFFUSION_MODEL = "tiny-code-diffusion"  # the Diffusion tab's default
+ABOUT = ("### Slow vs fast diffusion decoding on the same prompt\nThe slow setting commits one token per "
+         "forward (`fixed_steps`, steps 0); the fast one commits several per forward. Both are recorded "
+         "(see History). Parallel decoding is lossy: agreement with the slow output and generative perplexity "
+         "under the autoregressive tiny-code say what the speed cost. The curve decodes the prompt once per "
+         "threshold (not recorded).")
+
+
+def diffusion_tab(recorder: Recorder, targets: list[str]) -> None:
+    """The Diffusion tab: one prompt decoded by a diffusion model the slow way and a fast way, side by side, and a
+    speed-quality curve across thresholds."""
+    gr.Markdown(ABOUT)
+    with gr.Row():
+        prompt = gr.Textbox(label="Prompt", lines=5, value=EXAMPLES[0], scale=3, elem_id="dlm-prompt")
+        with gr.Column(scale=2, min_width=300):
+            model = gr.Dropdown(targets, value=DIFFUSION_MODEL, allow_custom_value=True, label="Diffusion model",
+                                elem_id="dlm-model")
+            with gr.Row():
+                strategy = gr.Dropdown(list(cd.FAST_STRATEGIES), value="threshold", label="fast strategy",
+                                       elem_id="dlm-strategy")
+                threshold = gr.Slider(0.05, 1, 0.9, step=0.01, label="threshold", elem_id="dlm-threshold")
+            with gr.Row():
+                max_new = gr.Slider(1, 256, 32, step=1, label="max new tokens", elem_id="dlm-max-new")
+                block = gr.Slider(1, 256, 32, step=1, label="block", elem_id="dlm-block")
+            thresholds = gr.Textbox(", ".join(f"{t:g}" for t in cd.THRESHOLDS), label="curve thresholds",
+                                    info="empty: no curve", elem_id="dlm-thresholds")
+            button = gr.Button("Run slow, fast and the curve", variant="primary", elem_id="dlm-btn")
+    outputs = [gr.HTML(cd.verdict_html(None, None), elem_id="dlm-verdict")]
+    with gr.Row(equal_height=False):
+        for key, title in (("slow", "Slow · fixed_steps, one token per forward"), ("fast", "Fast")):
+            with gr.Column(min_width=320, elem_id=f"dlm-{key}"):
+                gr.Markdown(f"#### {title}")
+                outputs += [gr.HTML(cd.stats_html(None), elem_id=f"dlm-{key}-stats"),
+                            gr.HTML(views_diffusion.text_html(None, []), elem_id=f"dlm-{key}-text"),
+                            tree_view(f"dlm-{key}-canvas")]
+    outputs.append(gr.Plot(cd.curve_figure([], None), show_label=False, elem_id="dlm-curve"))
+
+    def run(prompt, model, strategy, threshold, max_new, block, thresholds):
+        runs, judged, points = [None, None], [None, None], []
+        try:
+            n, size = whole(max_new, "max new tokens"), whole(block, "block")
+            wanted = cd.parse_thresholds(thresholds) if (thresholds or "").strip() else []
+            requests = cd.requests(prompt or "", model or "", n, strategy, float(threshold), size)
+            yield shown(runs, judged, points, "a short warm-up of each setting")
+            warm_up_all(requests)
+            for i, (name, request) in enumerate(zip(("the slow setting", f"the fast setting ({strategy})"),
+                                                    requests)):
+                yield progress_only(cd.verdict_html(*judged, name), outputs)
+                runs[i] = compare.collect(recorder.record(generate(request)))
+                started, _, finished = runs[i]
+                if finished.status != "finished":
+                    raise PlaygroundError(finished.error or f"the run was {finished.status}")
+                judged[i] = cd.judge(started, finished, runs[0][2].token_ids)
+            for t in wanted:
+                yield progress_only(cd.verdict_html(*judged, f"the curve: threshold {t:g}"), outputs)
+                if strategy == "threshold" and t == float(threshold):
+                    points.append((t, judged[1]))  # already decoded
+                    continue
+                started, _, finished = compare.collect(generate(cd.curve_request(prompt, model, n, t, size)))
+                points.append((t, cd.judge(started, finished, runs[0][2].token_ids)))
+            yield shown(runs, judged, points)
+        except Exception as exc:  # shown, never a traceback
+            yield [views.error_html(failed(exc)), *shown(runs, judged, points)[1:]]
+
+    button.click(run, [prompt, model, strategy, threshold, max_new, block, thresholds], outputs,
+                 show_progress="hidden")
+
+
+def shown(runs: list, judged: list, points: list, running: str = "") -> list:
+    """The tab's outputs: the verdict, each setting's stats, text and canvas, and the curve."""
+    out = [cd.verdict_html(*judged, running)]
+    for run, mine in zip(runs, judged):
+        started, steps, finished = run or (None, [], None)
+        canvas = views_diffusion.canvas_html(started, steps, finished is not None)
+        out += [cd.stats_html(mine, judged[0] if mine is not judged[0] else None),
+                views_diffusion.text_html(started, steps, finished is not None),
+                gr.update(value=canvas, visible=canvas is not None)]
+    return [*out, cd.curve_figure(points, judged[0])]

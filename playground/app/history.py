@@ -1,0 +1,155 @@
+"""The History tab: the stored runs, one replayed step by step (buttons, a slider, or played on a timer)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import gradio as gr
+
+from playground.app.common import shown_if, warn
+from playground.app.method_inputs import compares_with_ar
+from playground.app.panel import RunPanel, run_panel, view_panel
+from playground.compare import drafting as compare
+from playground.errors import PlaygroundError
+from playground.storage.recorder import Recorder
+from playground.views import run as views
+from playground.views import theory as views_theory
+from playground.views.common import clip
+
+REPLAY_TICK_S = 0.3
+PICK_A_RUN = "Pick a run above to replay it."
+
+
+class HistoryTab(NamedTuple):
+    run_pick: gr.Dropdown
+    refresh: gr.Button
+    runs_table: gr.Dataframe
+    moves: list  # (button, steps it moves by): first, back, forward, last
+    play_btn: gr.Button
+    pause_btn: gr.Button
+    position: gr.Slider
+    speed: gr.Radio
+    replay_view: RunPanel
+
+
+def history_tab() -> HistoryTab:
+    """The History tab's table, player controls and run panel; history_events wires them."""
+    with gr.Row():
+        run_pick = gr.Dropdown([], label="Run", scale=4, elem_id="run-pick")
+        refresh = gr.Button("Refresh", scale=1, elem_id="refresh-btn")
+    runs_table = gr.Dataframe(headers=["id", "time (UTC)", "status", "method", "model", "draft",
+                                       "tokens", "tokens/s", "prompt"],
+                              interactive=False, max_height=260, elem_id="runs-table")
+    with gr.Row():
+        first_btn = gr.Button("◀◀ First", size="sm", elem_id="first-btn")
+        back_btn = gr.Button("◀ Step back", size="sm", elem_id="back-btn")
+        play_btn = gr.Button("▶ Play", size="sm", variant="primary", elem_id="play-btn")
+        pause_btn = gr.Button("■ Pause", size="sm", elem_id="pause-btn")
+        forward_btn = gr.Button("Step ▶", size="sm", elem_id="step-btn")
+        last_btn = gr.Button("Last ▶▶", size="sm", elem_id="last-btn")
+    with gr.Row(equal_height=True):
+        position = gr.Slider(0, 1, 0, step=1, label="steps shown", scale=4, elem_id="position")
+        speed = gr.Radio([1, 4, 16], value=1, label="steps per tick", scale=1, min_width=200, elem_id="speed")
+    replay_view = view_panel("replay", PICK_A_RUN, baseline=True)
+    moves = [(first_btn, -10**9), (back_btn, -1), (forward_btn, 1), (last_btn, 10**9)]
+    return HistoryTab(run_pick, refresh, runs_table, moves, play_btn, pause_btn, position, speed, replay_view)
+
+
+def history_events(demo: gr.Blocks, recorder: Recorder, tab: HistoryTab, selected: gr.Tab) -> None:
+    """The table filled on load, on Refresh and when the tab is `selected`; a run picked loaded and replayed. The
+    replay's state and timer are made here, outside the tabs."""
+    replays = Replays(recorder)
+    replay_state = gr.State(None)
+    timer = gr.Timer(REPLAY_TICK_S, active=False)
+    listed = [tab.runs_table, tab.run_pick]
+    demo.load(replays.history, None, listed)
+    tab.refresh.click(replays.history, None, listed)
+    selected.select(replays.history, None, listed)
+    tab.runs_table.select(pick_row, None, tab.run_pick)
+    view = tab.replay_view.outputs
+    tab.run_pick.change(replays.load, tab.run_pick, [replay_state, tab.position, *view], show_progress="hidden")
+    tab.position.input(show, [replay_state, tab.position], view, show_progress="hidden")
+    here = [tab.position, *view]
+    for btn, delta in tab.moves:
+        btn.click(lambda r, k, d=delta: move(r, k, d), [replay_state, tab.position], here, show_progress="hidden")
+    tab.play_btn.click(play, [replay_state, tab.position], [timer, *here], show_progress="hidden")
+    tab.pause_btn.click(lambda: gr.Timer(active=False), None, timer, queue=False)
+    timer.tick(tick, [replay_state, tab.position, tab.speed], [timer, *here], show_progress="hidden")
+
+
+class Replays:
+    """The handlers that read the runs `recorder` stored."""
+
+    def __init__(self, recorder: Recorder):
+        self.recorder = recorder
+
+    def history(self):
+        rows = self.recorder.runs()
+        table = [[r["id"], r["created_at"].replace("T", " ")[:19], r["status"], r["method"], r["model"],
+                  r["draft"] or "", r["new_tokens"], round(r["tokens_per_s"] or 0, 1), one_line(r["prompt"], 60)]
+                 for r in rows]
+        return table, gr.update(choices=run_choices(rows))
+
+    def load(self, run_id):
+        if run_id in (None, ""):
+            return None, gr.update(), *show(None, 0)
+        try:
+            replay = self.recorder.replay(int(run_id))
+        except PlaygroundError as exc:
+            warn(str(exc))
+            return None, gr.update(), *run_panel(None, [], status=views.error_html(str(exc))), \
+                gr.update(visible=False)
+        replay = (*replay, self.reference_of(replay[0]))
+        n = len(replay[1])
+        return replay, gr.update(maximum=max(n, 1), value=n), *show(replay, n)
+
+    def reference_of(self, started):
+        """The autoregressive run Generate made right after this one to compare with it, if it did."""
+        if not compares_with_ar(started.method):
+            return None
+        try:
+            ar_started, _, ar_finished = self.recorder.replay(started.run_id + 1)
+        except PlaygroundError:
+            return None
+        return ar_finished if compare.is_reference_of(started, ar_started) else None
+
+
+def show(replay, k):
+    if not replay:
+        return [*run_panel(None, [], status=views.status_html(None, empty=PICK_A_RUN)), gr.update(visible=False)]
+    started, steps, finished, reference = replay
+    k = max(0, min(int(k or 0), len(steps)))
+    against = views_theory.baseline_html(steps, finished, reference, started.settings.get("temperature", 0) <= 0) \
+        if k == len(steps) and reference is not None else None  # whole outputs compared: at the last step
+    return [*run_panel(started, steps[:k], finished, total=len(steps)), shown_if(against)]
+
+
+def move(replay, k, delta):
+    n = len(replay[1]) if replay else 0
+    k = max(0, min(int(k or 0) + delta, n))
+    return k, *show(replay, k)
+
+
+def play(replay, k):
+    n = len(replay[1]) if replay else 0
+    k = 0 if int(k or 0) >= n else int(k)  # at the end: play from the start
+    return gr.Timer(active=n > 0), k, *show(replay, k)
+
+
+def tick(replay, k, speed):
+    n = len(replay[1]) if replay else 0
+    k = min(int(k or 0) + int(speed or 1), n)
+    return gr.Timer(active=False) if k >= n else gr.skip(), k, *show(replay, k)  # never undo a Pause
+
+
+def one_line(text: str, limit: int) -> str:
+    """`text` on one line (its runs of white space as single spaces), clipped to `limit` characters."""
+    return clip(" ".join(text.split()), limit)
+
+
+def run_choices(rows: list[dict]) -> list[tuple[str, int]]:
+    return [(f"#{r['id']} · {r['status']} · {r['method']} · {one_line(r['prompt'], 40)}", r["id"]) for r in rows]
+
+
+def pick_row(evt: gr.SelectData):
+    return evt.row_value[0]  # the run id

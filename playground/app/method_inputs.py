@@ -1,0 +1,134 @@
+"""The Generate tab's inputs for a method: which show, what they hold, and the model and prompt that suit it."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import gradio as gr
+
+from playground.app.common import EXAMPLES, NUMBER_EXAMPLES
+from playground.engine import MAX_NEW_TOKENS
+from playground.methods import METHODS, Param, used
+from playground.models import loading as models
+
+NUMBER_KINDS = ("dag", "seq2seq")  # the kinds of model the numbers methods run on (models.KINDS)
+CHOOSERS = ("schedule", "strategy")  # parameters whose value decides which other inputs show
+
+
+def compares_with_ar(method: str) -> bool:
+    """A lossless method runs on models autoregressive decoding runs on, so its output can be compared with it."""
+    return method != "autoregressive" and method in METHODS and METHODS[method].lossless
+
+
+def takes_draft(method) -> bool:
+    """Show (and send) the draft model for methods that need one or can use one."""
+    return method.needs_draft or method.uses_draft is not None
+
+
+def method_params() -> dict[str, Param]:
+    """Every method parameter by name (one input each; a name shared by methods shares its input)."""
+    return {p.name: p for m in METHODS.values() for p in m.params}
+
+
+SHARED = {name for name, n in Counter(p.name for m in METHODS.values() for p in m.params).items() if n > 1}
+
+
+def defaults(method: str) -> dict:
+    return {p.name: p.default for p in METHODS[method].params}
+
+
+def param_visible(name: str, method: str, values: dict) -> bool:
+    """An input shows when the method has that parameter and the parameter that chooses it (if any) allows it."""
+    chosen = METHODS.get(method)
+    if chosen is None or all(p.name != name for p in chosen.params):
+        return False
+    return used(method, name, values)
+
+
+def param_updates(method: str, values: dict | None = None) -> list[dict]:
+    """Updates of every parameter input for `method` (in method_params order).
+
+    With no values given, the method was just chosen: the inputs it shares with other methods take its defaults
+    and help (prompt_lookup's gamma is 8, speculative's 4), its own keep what was typed in them.
+    """
+    own = {p.name: p for p in METHODS[method].params}
+    if values is None:
+        values = defaults(method)
+        return [gr.update(visible=param_visible(n, method, values),
+                          **(dict(value=own[n].default, info=own[n].help) if n in own and n in SHARED else {}),
+                          **(dict(choices=list(own[n].choices)) if n in own and n in SHARED and own[n].choices else {}))
+                for n in method_params()]
+    return [gr.update(visible=param_visible(n, method, values)) for n in method_params()]
+
+
+def sampling_updates(method: str, values: dict) -> list[dict]:
+    """Updates of the temperature, top-k, top-p and seed inputs: a method that decodes greedily only with these
+    parameter values (dag, gad, FreeDave) sets temperature 0 and locks them, saying why; any other unlocks them."""
+    chosen = METHODS[method]
+    params = {**defaults(method), **{k: v for k, v in values.items() if k in defaults(method)}}
+    if chosen.greedy_only and chosen.greedy_only(params):
+        why = f"{method} decodes greedily" + (f" with strategy {params['strategy']}" if "strategy" in params else "")
+        return [gr.update(value=0, interactive=False, info=why), *[gr.update(interactive=False)] * 3]
+    return [gr.update(interactive=True, info="0 = greedy"), *[gr.update(interactive=True)] * 3]
+
+
+def suited_inputs(method: str, model: str, draft: str, prompt: str) -> list[dict]:
+    """Updates of the model, draft and prompt inputs for `method`: a shipped model (or draft) of a kind the method
+    cannot run swaps for the shipped one it can (models.KINDS; the draft: that model's default), and an example
+    prompt of the other task (code or French numbers) for this task's first example, so choosing the method is
+    enough to get a run that works. What a person typed (another model, a prompt of their own) is left alone."""
+    chosen = METHODS[method]
+    kind = models.shipped_kind(model)
+    target = models.KINDS[chosen.kinds[0]][1] if kind is not None and kind not in chosen.kinds else model
+    draft_kind = models.shipped_kind(draft)
+    new_draft = models.DEFAULT_DRAFTS.get(target) if draft_kind is not None and (
+        draft_kind not in chosen.draft_kinds or target != model) else draft
+    numbers = models.shipped_kind(target) in NUMBER_KINDS
+    examples = (EXAMPLES, NUMBER_EXAMPLES) if numbers else (NUMBER_EXAMPLES, EXAMPLES)
+    return [gr.update(value=target) if target != model else gr.update(),
+            gr.update(value=new_draft) if new_draft and new_draft != draft and takes_draft(chosen) else gr.update(),
+            gr.update(value=examples[1][0]) if prompt in examples[0] else gr.update()]
+
+
+def method_changed(name, model_name, draft_name, prompt_text):
+    """Updates of the model, prompt, draft, method summary, compare checkbox, sampling and parameter inputs when
+    method `name` is chosen."""
+    chosen = METHODS[name]
+    model_up, draft_up, prompt_up = suited_inputs(name, model_name, draft_name, prompt_text)
+    return [model_up, prompt_up, {**draft_up, "visible": takes_draft(chosen)}, f"*{chosen.summary}*",
+            gr.update(visible=compares_with_ar(name)), *sampling_updates(name, {}),
+            *param_updates(name)]
+
+
+def chooser_changed(name, *values):
+    """Updates of the sampling and parameter inputs when a CHOOSERS input changes (`values`: theirs, in order)."""
+    values = dict(zip(CHOOSERS, values))
+    return [*sampling_updates(name, values), *param_updates(name, values)]
+
+
+def room_of(model: str, wanted) -> dict:
+    """The max-new-tokens slider, ending where the shipped model's context does (other models: the engine's limit)."""
+    room = models.shipped_room(model)
+    top = min(MAX_NEW_TOKENS, room) if room else MAX_NEW_TOKENS
+    return gr.update(maximum=top, value=min(int(wanted or 1), top),
+                     info=f"at most {top} with {model.strip()}" if room else None)
+
+
+def param_input(p: Param, method: str):
+    """The input of parameter `p`, as `method` (the one chosen at start) sets it."""
+    p = next((q for q in METHODS[method].params if q.name == p.name), p)
+    common = dict(label=p.name, info=p.help, value=p.default, visible=param_visible(p.name, method, defaults(method)),
+                  elem_id=f"param-{p.name}")
+    if p.choices:
+        return gr.Dropdown(list(p.choices), **common)
+    if isinstance(p.default, str):
+        return gr.Textbox(**common)
+    if p.min is not None and p.max is not None:
+        return gr.Slider(p.min, p.max, step=1 if isinstance(p.default, int) else None, **common)
+    return gr.Number(precision=None, **common)  # not 0: Gradio would round 1.5 to 2; Param.parse refuses it
+
+
+def chosen_params(method: str, values: dict) -> dict:
+    """The values of the inputs that belong to `method` (the others are hidden)."""
+    chosen = METHODS.get(method)
+    return {p.name: values[p.name] for p in chosen.params} if chosen else {}
