@@ -31,6 +31,7 @@ from typing import Protocol, runtime_checkable
 import torch
 
 from playground.errors import PlaygroundError
+from playground.events import ACCEPTED, BONUS, REPLACEMENT, TARGET
 from playground.runtime.sampling import Sampling
 from playground.runtime.tree_attention import DraftTree
 
@@ -106,6 +107,37 @@ def clip_to_budget(tokens: list[int], produced: int, cfg: DecodeConfig) -> tuple
         tokens = tokens[: tokens.index(cfg.eos_id) + 1]
         return tokens, True
     return tokens, produced + len(tokens) >= cfg.max_new_tokens
+
+
+def accepted_prefix(drafted: list[int], choice: list[int]) -> int:
+    """Greedy verification: how many drafted tokens the target keeps, the longest prefix of `drafted` equal to its
+    own argmax `choice` at each position (`choice` has one more entry: the target's token after the last)."""
+    k = 0
+    while k < len(drafted) and drafted[k] == choice[k]:
+        k += 1
+    return k
+
+
+def commit_verified(accepted: list[int], correction: int, drafted: int, produced: int, cfg: DecodeConfig,
+                    whole: bool | None = None) -> tuple[list[int], list[str], bool]:
+    """The end of a verification step, the same for chains, trees and gad: the `accepted` draft tokens and then the
+    target's own `correction` are committed, cut at the token budget and after end-of-text.
+
+    Each committed token's source: ACCEPTED for the draft's; the target's token is TARGET when nothing was drafted,
+    BONUS when the whole draft was accepted (`whole`; by default all `drafted` tokens were), else REPLACEMENT.
+    Returns (tokens, sources, done): e.g. accepted [5, 6] of 3 drafted, correction 9, budget left -> ([5, 6, 9],
+    [ACCEPTED, ACCEPTED, REPLACEMENT], False)."""
+    tokens, done = clip_to_budget(accepted + [correction], produced, cfg)
+    whole = len(accepted) == drafted if whole is None else whole
+    last = TARGET if drafted == 0 else BONUS if whole else REPLACEMENT
+    return tokens, ([ACCEPTED] * len(accepted) + [last])[:len(tokens)], done
+
+
+def step_counters(target, drafter=None) -> dict:
+    """The forwards and seconds of the target and the drafter since the last step, as Step's fields."""
+    draft_forwards, draft_s = drafter.take_counters() if drafter is not None else (0, 0.0)
+    target_forwards, target_s = target.take_counters()
+    return dict(target_forwards=target_forwards, target_s=target_s, draft_forwards=draft_forwards, draft_s=draft_s)
 
 
 @dataclass

@@ -16,8 +16,16 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
-from playground.events import ACCEPTED, BONUS, REPLACEMENT, TARGET, DagRecord, Step
-from playground.methods.base import DecodeConfig, Method, Param, clip_to_budget
+from playground.events import TARGET, DagRecord, Step
+from playground.methods.base import (
+    DecodeConfig,
+    Method,
+    Param,
+    accepted_prefix,
+    clip_to_budget,
+    commit_verified,
+    step_counters,
+)
 from playground.runtime.dag_graph import (
     STRATEGIES,
     DagRunner,
@@ -73,23 +81,17 @@ def gad(target: CachedSeq2Seq, draft: DagRunner, prompt_ids: list[int], cfg: Dec
     target.encode(prompt_ids)
     feed = [target.model.config.decoder_start_token_id]
     while not done:
-        draft_forwards, draft_s = draft.take_counters()
         before = target.length
         logits = target.forward(feed + proposal, keep=len(proposal) + 1)
         choice = logits.argmax(-1).tolist()
-        accepted = 0
-        while accepted < len(proposal) and choice[accepted] == proposal[accepted]:
-            accepted += 1
+        accepted = accepted_prefix(proposal, choice)
         fix = choice[accepted]
-        tokens, done = clip_to_budget(proposal[:accepted] + [fix], produced, cfg)
-        sources = ([ACCEPTED] * accepted + [BONUS if accepted == len(proposal) else REPLACEMENT])[: len(tokens)]
+        tokens, sources, done = commit_verified(proposal[:accepted], fix, len(proposal), produced, cfg)
         p = logits.softmax(-1)
-        forwards, target_s = target.take_counters()
         yield Step(index=index, tokens=tokens, sources=sources, p=[float(p[i, t]) for i, t in enumerate(tokens)],
                    q=[None] * len(tokens), drafted=list(proposal), accepted=accepted, gamma=len(proposal),
                    draft_p=[float(p[i, t]) for i, t in enumerate(proposal)],
-                   draft_q=emitted_probs(graph, vertices, proposal), target_forwards=forwards,
-                   target_s=target_s, draft_forwards=draft_forwards, draft_s=draft_s,
+                   draft_q=emitted_probs(graph, vertices, proposal), **step_counters(target, draft),
                    dag=graph_record(decoded) if index == 0 else None)
         target.crop(before + len(feed) + accepted)  # keep what was fed and the accepted draft; `fix` comes next
         produced, index, feed = produced + len(tokens), index + 1, [fix]

@@ -17,9 +17,19 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from playground.events import ACCEPTED, BONUS, REPLACEMENT, TARGET, Step
+from playground.events import Step
 from playground.methods import schedules
-from playground.methods.base import DecodeConfig, Draft, Drafter, DraftSchedule, Method, Param, clip_to_budget
+from playground.methods.base import (
+    DecodeConfig,
+    Draft,
+    Drafter,
+    DraftSchedule,
+    Method,
+    Param,
+    accepted_prefix,
+    commit_verified,
+    step_counters,
+)
 from playground.runtime.lm import CachedLM
 from playground.runtime.sampling import display_probs, probs, sample
 
@@ -58,11 +68,9 @@ def verify(logits: torch.Tensor, drafted: list[int], q_dists: list, cfg: DecodeC
     A q of None stands for a deterministic draft: q is one-hot on the drafted token.
     """
     if cfg.sampling.greedy:
-        target_choice = logits.argmax(-1).tolist()
-        k = 0
-        while k < len(drafted) and drafted[k] == target_choice[k]:
-            k += 1
-        return k, target_choice[k]
+        choice = logits.argmax(-1).tolist()
+        k = accepted_prefix(drafted, choice)
+        return k, choice[k]
     p = probs(logits, cfg.sampling)
     for i, x in enumerate(drafted):
         q = q_dists[i]
@@ -94,23 +102,18 @@ def speculate(target: CachedLM, drafter: Drafter, prompt_ids: list[int], cfg: De
         k, next_token = verify(logits, drafted, draft.dists, cfg, gen)
         shown_p = display_probs(logits) if cfg.sampling.greedy else probs(logits, cfg.sampling)
         p_drafted = [float(shown_p[i, x]) for i, x in enumerate(drafted)]
-        new, done = clip_to_budget(drafted[:k] + [next_token], produced, cfg)
+        new, sources, done = commit_verified(drafted[:k], next_token, len(drafted), produced, cfg)
         committed += new
         target.crop(n + k)  # keep every committed token but the newest, which is fed next step
         drafter.rollback(n + k)
-        last = TARGET if not drafted else BONUS if k == len(drafted) else REPLACEMENT
-        sources = [ACCEPTED] * k + [last]
-        d_forwards, draft_s = drafter.take_counters()
-        t_forwards, target_s = target.take_counters()
         why = schedule.update(len(drafted), k)
-        yield Step(index=index, tokens=new, sources=sources[:len(new)],
+        yield Step(index=index, tokens=new, sources=sources,
                    p=(p_drafted[:k] + [float(shown_p[k, next_token])])[:len(new)],
                    q=(draft.shown[:k] + [None])[:len(new)],
                    drafted=drafted, draft_p=p_drafted, draft_q=draft.shown, accepted=k,
                    gamma=asked if draft.gamma is None else draft.gamma,
                    gamma_reason=why, draft_source=draft.source, threshold=threshold,
-                   skipped=draft.skipped, layers=draft.layers,
-                   target_forwards=t_forwards, draft_forwards=d_forwards, draft_s=draft_s, target_s=target_s)
+                   skipped=draft.skipped, layers=draft.layers, **step_counters(target, drafter))
         produced, index = produced + len(new), index + 1
 
 

@@ -27,8 +27,15 @@ from collections.abc import Iterator
 import torch
 
 from playground.errors import PlaygroundError
-from playground.events import ACCEPTED, BONUS, REPLACEMENT, TARGET, Step, TreeRecord
-from playground.methods.base import DecodeConfig, Method, Param, TreeDrafter, clip_to_budget
+from playground.events import Step, TreeRecord
+from playground.methods.base import (
+    DecodeConfig,
+    Method,
+    Param,
+    TreeDrafter,
+    commit_verified,
+    step_counters,
+)
 from playground.runtime import tree_attention as trees
 from playground.runtime.lm import CachedLM
 from playground.runtime.sampling import display_probs, probs
@@ -154,22 +161,20 @@ def tree_speculate(target: CachedLM, drafter: TreeDrafter, prompt_ids: list[int]
         state, first = walked(tree, kept, path, tokens, parents)
         chain = path + ([first] if first is not None else [])
         accepted = [tokens[c] for c in path]
-        new, done = clip_to_budget(accepted + [next_token], produced, cfg)
+        new, sources, done = commit_verified(accepted, next_token, len(tokens), produced, cfg,
+                                             whole=first is None and bool(path))
         committed += new
-        last = TARGET if not tokens else BONUS if first is None and path else REPLACEMENT
         p_tree = [None] * len(tree)
         for c, i in enumerate(kept):
             p_tree[i] = node_p[c]
-        d_forwards, draft_s = drafter.take_counters()
-        t_forwards, target_s = target.take_counters()
-        yield Step(index=index, tokens=new, sources=([ACCEPTED] * len(path) + [last])[:len(new)],
+        yield Step(index=index, tokens=new, sources=sources,
                    p=([node_p[c] for c in path] + [float(shown[1 + path[-1] if path else 0, next_token])])[:len(new)],
                    q=([tree.q[kept[c]] for c in path] + [None])[:len(new)],
                    drafted=[tokens[c] for c in chain], draft_p=[node_p[c] for c in chain],
                    draft_q=[tree.q[kept[c]] for c in chain], accepted=len(path), gamma=len(tokens),
                    tree=TreeRecord(tokens=tree.tokens, parents=tree.parents, q=tree.q, p=p_tree, states=state,
                                    rounds=tree.rounds) if tree.tokens else None,
-                   target_forwards=t_forwards, draft_forwards=d_forwards, draft_s=draft_s, target_s=target_s)
+                   **step_counters(target, drafter))
         produced, index = produced + len(new), index + 1
 
 
