@@ -109,6 +109,30 @@ def clip_to_budget(tokens: list[int], produced: int, cfg: DecodeConfig) -> tuple
     return tokens, produced + len(tokens) >= cfg.max_new_tokens
 
 
+@dataclass
+class Progress:
+    """Where a verification loop stands: the committed ids (the prompt, then the output), the random stream it samples
+    from (None: greedy), the new tokens so far, the index of the next step, and whether the run is done. `advance`
+    ends every step the same way."""
+    committed: list[int]
+    gen: torch.Generator | None = None
+    produced: int = 0
+    index: int = 0
+    done: bool = False
+
+    def advance(self, tokens: list[int], done: bool) -> None:
+        self.committed += tokens
+        self.produced += len(tokens)
+        self.index += 1
+        self.done = done
+
+
+def draft_budget(wanted: int, produced: int, cfg: DecodeConfig) -> int:
+    """How many tokens (or tree levels) a step may draft: `wanted`, but never past the token budget, which the
+    target's own token after the draft also needs a place in."""
+    return min(wanted, cfg.max_new_tokens - produced - 1)
+
+
 def accepted_prefix(drafted: list[int], choice: list[int]) -> int:
     """Greedy verification: how many drafted tokens the target keeps, the longest prefix of `drafted` equal to its
     own argmax `choice` at each position (`choice` has one more entry: the target's token after the last)."""

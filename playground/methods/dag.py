@@ -21,6 +21,7 @@ from playground.methods.base import (
     DecodeConfig,
     Method,
     Param,
+    Progress,
     accepted_prefix,
     clip_to_budget,
     commit_verified,
@@ -75,26 +76,27 @@ def redraft(graph: Graph, successor: list[int], after: int, token: int) -> tuple
 def gad(target: CachedSeq2Seq, draft: DagRunner, prompt_ids: list[int], cfg: DecodeConfig) -> Iterator[Step]:
     """One Step per verification; the first also records the graph the draft came from."""
     decoded = draft.decode(prompt_ids, "lookahead")
-    graph, successor, produced, index, done = decoded.graph, lookahead_successors(decoded.graph), 0, 0, False
+    graph, successor, run = decoded.graph, lookahead_successors(decoded.graph), Progress([])
     vertices, proposal = decoded.path[1:], decoded.tokens[1:]
     anchor = 0  # the vertex of the newest committed token (or the one the verifier's correction was placed at)
     target.encode(prompt_ids)
     feed = [target.model.config.decoder_start_token_id]
-    while not done:
+    while not run.done:
         before = target.length
         logits = target.forward(feed + proposal, keep=len(proposal) + 1)
         choice = logits.argmax(-1).tolist()
         accepted = accepted_prefix(proposal, choice)
         fix = choice[accepted]
-        tokens, sources, done = commit_verified(proposal[:accepted], fix, len(proposal), produced, cfg)
+        tokens, sources, done = commit_verified(proposal[:accepted], fix, len(proposal), run.produced, cfg)
         p = logits.softmax(-1)
-        yield Step(index=index, tokens=tokens, sources=sources, p=[float(p[i, t]) for i, t in enumerate(tokens)],
+        yield Step(index=run.index, tokens=tokens, sources=sources, p=[float(p[i, t]) for i, t in enumerate(tokens)],
                    q=[None] * len(tokens), drafted=list(proposal), accepted=accepted, gamma=len(proposal),
                    draft_p=[float(p[i, t]) for i, t in enumerate(proposal)],
                    draft_q=emitted_probs(graph, vertices, proposal), **step_counters(target, draft),
-                   dag=graph_record(decoded) if index == 0 else None)
+                   dag=graph_record(decoded) if run.index == 0 else None)
         target.crop(before + len(feed) + accepted)  # keep what was fed and the accepted draft; `fix` comes next
-        produced, index, feed = produced + len(tokens), index + 1, [fix]
+        run.advance(tokens, done)
+        feed = [fix]
         anchor, vertices, proposal = redraft(graph, successor, vertices[accepted - 1] if accepted else anchor, fix)
 
 

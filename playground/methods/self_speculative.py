@@ -145,16 +145,16 @@ def check_early_exit(params: dict, model) -> None:
 SCHEDULE_PARAMS = (Param("schedule", "adaptive", "draft-length schedule", choices=schedules.KINDS),
                    *schedules.PARAMS[1:])
 GAMMA = Param("gamma", 8, "most tokens drafted per step", min=1, max=schedules.MAX_GAMMA)
+SKIP = Param("skip", "auto", "sub-layers to skip: auto (searched set, else uls), searched, uls, or a list like "
+             "3,5.attn,7.mlp")
+ULS_LAYERS = Param("uls_layers", 0, "uls: whole layers to skip, spread evenly (0 = half)", min=0, max=1024)
 
 METHOD = Method(
     name="self_speculative",
     summary="The target drafts with some of its sub-layers skipped, then verifies with all (Draft & Verify; "
             "lossless).",
     decode=self_speculative,
-    params=(Param("skip", "auto", "sub-layers to skip: auto (searched set, else uls), searched, uls, or a list "
-                  "like 3,5.attn,7.mlp"),
-            Param("uls_layers", 0, "uls: whole layers to skip, spread evenly (0 = half)", min=0, max=1024),
-            GAMMA, *SCHEDULE_PARAMS),
+    params=(SKIP, ULS_LAYERS, GAMMA, *SCHEDULE_PARAMS),
     check_model=check_self_speculative,
 )
 

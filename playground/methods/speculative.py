@@ -26,8 +26,10 @@ from playground.methods.base import (
     DraftSchedule,
     Method,
     Param,
+    Progress,
     accepted_prefix,
     commit_verified,
+    draft_budget,
     step_counters,
 )
 from playground.runtime.lm import CachedLM
@@ -90,31 +92,29 @@ def verify(logits: torch.Tensor, drafted: list[int], q_dists: list, cfg: DecodeC
 def speculate(target: CachedLM, drafter: Drafter, prompt_ids: list[int], cfg: DecodeConfig,
               schedule: DraftSchedule) -> Iterator[Step]:
     """Draft, verify in one target forward, commit, roll back; one Step per verification."""
-    gen = cfg.sampling.generator()
-    committed, produced, index, done = list(prompt_ids), 0, 0, False
-    while not done:
-        n = len(committed)
-        asked = min(schedule.gamma, cfg.max_new_tokens - produced - 1)  # never draft past the token budget
+    run = Progress(list(prompt_ids), cfg.sampling.generator())
+    while not run.done:
+        committed, n = run.committed, len(run.committed)
+        asked = draft_budget(schedule.gamma, run.produced, cfg)
         threshold = schedule.threshold
-        draft = drafter.propose(committed, asked, gen, schedule.stop_after) if asked > 0 else Draft()
+        draft = drafter.propose(committed, asked, run.gen, schedule.stop_after) if asked > 0 else Draft()
         drafted = draft.tokens
         logits = target.forward(committed[target.length:] + drafted, keep=len(drafted) + 1)
-        k, next_token = verify(logits, drafted, draft.dists, cfg, gen)
+        k, next_token = verify(logits, drafted, draft.dists, cfg, run.gen)
         shown_p = display_probs(logits) if cfg.sampling.greedy else probs(logits, cfg.sampling)
         p_drafted = [float(shown_p[i, x]) for i, x in enumerate(drafted)]
-        new, sources, done = commit_verified(drafted[:k], next_token, len(drafted), produced, cfg)
-        committed += new
+        new, sources, done = commit_verified(drafted[:k], next_token, len(drafted), run.produced, cfg)
         target.crop(n + k)  # keep every committed token but the newest, which is fed next step
         drafter.rollback(n + k)
         why = schedule.update(len(drafted), k)
-        yield Step(index=index, tokens=new, sources=sources,
+        yield Step(index=run.index, tokens=new, sources=sources,
                    p=(p_drafted[:k] + [float(shown_p[k, next_token])])[:len(new)],
                    q=(draft.shown[:k] + [None])[:len(new)],
                    drafted=drafted, draft_p=p_drafted, draft_q=draft.shown, accepted=k,
                    gamma=asked if draft.gamma is None else draft.gamma,
                    gamma_reason=why, draft_source=draft.source, threshold=threshold,
                    skipped=draft.skipped, layers=draft.layers, **step_counters(target, drafter))
-        produced, index = produced + len(new), index + 1
+        run.advance(new, done)
 
 
 def speculative(target: CachedLM, draft: CachedLM, prompt_ids: list[int], cfg: DecodeConfig, gamma: int = 4,

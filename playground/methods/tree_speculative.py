@@ -32,8 +32,10 @@ from playground.methods.base import (
     DecodeConfig,
     Method,
     Param,
+    Progress,
     TreeDrafter,
     commit_verified,
+    draft_budget,
     step_counters,
 )
 from playground.runtime import tree_attention as trees
@@ -140,11 +142,10 @@ def walked(tree: trees.DraftTree, index: list[int], path: list[int], tokens: lis
 def tree_speculate(target: CachedLM, drafter: TreeDrafter, prompt_ids: list[int], cfg: DecodeConfig,
                    max_depth: int) -> Iterator[Step]:
     """Grow a draft tree, verify it in one target forward, commit the accepted path; one Step per verification."""
-    gen = cfg.sampling.generator()
-    committed, produced, index, done = list(prompt_ids), 0, 0, False
-    while not done:
-        n = len(committed)
-        depth = min(max_depth, cfg.max_new_tokens - produced - 1)  # never draft past the token budget
+    run = Progress(list(prompt_ids), cfg.sampling.generator())
+    while not run.done:
+        committed, n = run.committed, len(run.committed)
+        depth = draft_budget(max_depth, run.produced, cfg)
         tree = drafter.grow(committed, depth) if depth > 0 else trees.DraftTree()
         kept, tokens, parents = tree.verified()
         fresh = committed[target.length:]
@@ -154,20 +155,19 @@ def tree_speculate(target: CachedLM, drafter: TreeDrafter, prompt_ids: list[int]
         if cfg.sampling.greedy:
             path, next_token = trees.greedy_path(logits, tokens, parents)
         else:
-            path, next_token = trees.sample_path(shown, tokens, parents, gen)
+            path, next_token = trees.sample_path(shown, tokens, parents, run.gen)
         trees.keep_path(target, n, path)  # cache: every committed token, then the accepted path
         drafter.verified(every, fresh + tokens)
         node_p = [float(shown[1 + parents[c], tokens[c]]) for c in range(len(tokens))]  # p(token | ancestors)
         state, first = walked(tree, kept, path, tokens, parents)
         chain = path + ([first] if first is not None else [])
         accepted = [tokens[c] for c in path]
-        new, sources, done = commit_verified(accepted, next_token, len(tokens), produced, cfg,
+        new, sources, done = commit_verified(accepted, next_token, len(tokens), run.produced, cfg,
                                              whole=first is None and bool(path))
-        committed += new
         p_tree = [None] * len(tree)
         for c, i in enumerate(kept):
             p_tree[i] = node_p[c]
-        yield Step(index=index, tokens=new, sources=sources,
+        yield Step(index=run.index, tokens=new, sources=sources,
                    p=([node_p[c] for c in path] + [float(shown[1 + path[-1] if path else 0, next_token])])[:len(new)],
                    q=([tree.q[kept[c]] for c in path] + [None])[:len(new)],
                    drafted=[tokens[c] for c in chain], draft_p=[node_p[c] for c in chain],
@@ -175,7 +175,7 @@ def tree_speculate(target: CachedLM, drafter: TreeDrafter, prompt_ids: list[int]
                    tree=TreeRecord(tokens=tree.tokens, parents=tree.parents, q=tree.q, p=p_tree, states=state,
                                    rounds=tree.rounds) if tree.tokens else None,
                    **step_counters(target, drafter))
-        produced, index = produced + len(new), index + 1
+        run.advance(new, done)
 
 
 def tree_speculative(target: CachedLM, draft: CachedLM, prompt_ids: list[int], cfg: DecodeConfig,
