@@ -9,7 +9,7 @@ The baseline is `autoregressive`; for a diffusion model (a masked LM) it is `dif
 token per forward), the canvas is always filled (no stop at end-of-text: every run does the same work), and each row
 also gets the quality of its outputs: generative perplexity under tiny-code (pooled over all output tokens) and
 agreement with the baseline.
-Prompts come from a suite of `assets/prompts/` by name (see `playground.suites`) or from any JSONL file.
+Prompts come from a suite of `assets/prompts/` by name (see `playground.data.suites`) or from any JSONL file.
 """
 
 from __future__ import annotations

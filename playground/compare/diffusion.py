@@ -3,7 +3,7 @@ fast way (threshold by default), side by side, and a speed-quality curve across 
 
 Parallel decoding is lossy: the fast output may differ from the slow one. Each output is judged by its agreement
 with the slow output (share of equal positions) and its generative perplexity under the autoregressive tiny-code
-(`playground.quality`); the curve puts both against the forward passes spent.
+(`playground.analysis.quality`); the curve puts both against the forward passes spent.
 """
 
 from __future__ import annotations

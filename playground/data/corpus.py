@@ -7,7 +7,7 @@ Each package is fetched as its wheel with `pip download` at the version pinned b
 the wheel's own metadata and checked against the licence recorded here: a package whose metadata names another
 licence stops the build. Only `.py` files are read; none is copied into the repository (wheels and token caches live
 under `.cache/`, git-ignored). Files are split into train and held-out by a stable hash of `package/path`, as
-`playground.data` splits the standard library, so no held-out file is ever trained on; a file whose exact text
+`playground.data.stdlib` splits the standard library, so no held-out file is ever trained on; a file whose exact text
 already came earlier (vendored copies) is kept once.
 
 The token cache is uint16 (4096-token vocabulary): about 2 bytes a token, and `pack` writes it xz-compressed for a

@@ -10,10 +10,10 @@ parent's most likely next tokens.
   confidence predicts acceptance, so the budget goes where acceptance is likely. The tree stops growing early
   once even its likeliest new node has a path probability below `min_path` (as SpecDec++ stops a chain), so a
   step where the draft is unsure spends fewer draft forwards.
-The target then scores every kept node in ONE forward (tree attention, `playground.tree`), the longest path it
-agrees with is committed plus one token of its own, and both caches keep only that path. Greedy: the path follows
-the target's argmax; sampling: multi-round rejection over siblings (SpecInfer), so the output keeps the target's
-distribution.
+The target then scores every kept node in ONE forward (tree attention, `playground.runtime.tree_attention`), the
+longest path it agrees with is committed plus one token of its own, and both caches keep only that path. Greedy:
+the path follows the target's argmax; sampling: multi-round rejection over siblings (SpecInfer), so the output keeps
+the target's distribution.
 
 `tree_speculate` is the loop both tree methods share; `token_recycling` differs only in its drafter.
 """

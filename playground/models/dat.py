@@ -5,7 +5,7 @@ An encoder reads the source. The decoder has L = lambda x (source length) vertic
 pass from a uniform copy of the encoder states plus learned vertex embeddings (plus, in glancing training, the
 embeddings of some gold tokens): each vertex j
 gives a token distribution P(y | v_j) and transition probabilities E[j, k] to every later vertex k. An output is
-a path from vertex 0 to vertex L-1 emitting one token per visited vertex; `playground.dag` decodes it.
+a path from vertex 0 to vertex L-1 emitting one token per visited vertex; `playground.runtime.dag_graph` decodes it.
 
 With `graph=False` the same network is a plain non-autoregressive translator (Gu et al. 2018): as many vertices as
 the predicted target length, vertex i emits output token i, no transitions. It is the DAG-free baseline.

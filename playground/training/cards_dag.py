@@ -27,7 +27,7 @@ ROWS = {  # bench spec -> what the card calls it
 }
 VOCABULARY = ("88 word-level tokens (`tokenizers` WordLevel; hyphens are tokens of their own), shared by source and "
               "target and by all four number models")
-TASK = ("French number phrases to English ones, 0 to 999 999 (`playground/numbers.py`); the English side is "
+TASK = ("French number phrases to English ones, 0 to 999 999 (`playground/data/numbers.py`); the English side is "
         "multimodal: each training example takes a random article (\"one thousand\" or \"a thousand\") and for each "
         "group of three digits a style (\"two hundred forty-three\" or \"two hundred and forty-three\")")
 FRONT = "---\nlibrary_name: transformers\npipeline_tag: translation\ntags: [decoding-playground, numbers, {tag}]\n---\n"
@@ -98,7 +98,8 @@ def write_cards(limit: int | None = None) -> None:
         DAT: card(DAT, "dag", "The DA-Transformer of Decoding Playground: a non-autoregressive translator that "
                   "builds a directed acyclic graph of candidate tokens in one parallel pass, for the `dag` method "
                   f"(`gad` drafts with its distilled twin, {KD}).",
-                  "DA-Transformer (Huang et al. 2022; `playground/dat.py`, registered with `AutoConfig`/`AutoModel` "
+                  "DA-Transformer (Huang et al. 2022; `playground/models/dat.py`, registered with "
+                  "`AutoConfig`/`AutoModel` "
                   "as `da-transformer`): 3 encoder and 3 decoder layers (pre-LN), width 128, 4 heads, FFN 512; "
                   f"graph size {facts(DAT)['config']['upsample']} x source length; vertices start from a uniform copy "
                   "of the encoder states plus vertex embeddings; transitions from query-key scores between vertices; "

@@ -8,7 +8,7 @@
 - `dag_html`: that figure for a gr.HTML running static/dag.js: two sliders prune vertices (by passing probability) and
   transitions (by probability) in the browser, and clicking a vertex fills the details box beside the plot.
 - `drafts_html`: gad's drafts, step by step, each drafted token accepted or rejected (views.step_html).
-The DAG tab's four runs side by side are in `compare_dag`.
+The DAG tab's four runs side by side are in `playground.compare.dag`.
 
 Model text is untrusted: labels go through views.player.shown, details through html.escape, and the figure's JSON is
 escaped again inside the HTML (views.player.animated_html).

@@ -3,7 +3,7 @@
 The live view and the History replay both call `run_view`, so a replayed run at step k looks exactly like the live
 run did after k steps. Model text is untrusted: every token goes through `html.escape`.
 The views of how a run drafts (draft length, confidence vs threshold, layer stack, copied spans) are in
-`views_drafts`, those of draft trees in `views_tree`; `run_view` gives None for each that does not apply, and the
+`views.drafts`, those of draft trees in `views.tree`; `run_view` gives None for each that does not apply, and the
 app hides it.
 """
 
