@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import asdict
 
-from playground.errors import PlaygroundError
+from playground.errors import OneLineParser, PlaygroundError
 
 # The commands import the engine (torch, transformers: seconds) inside, so that `--help` and argument errors answer
 # at once; the layers (pyproject's import-linter contracts) count these imports all the same.
@@ -116,7 +117,7 @@ DEVICE_HELP = "where the models run: cpu (default), cuda, cuda:N or mps (else $P
 
 def build_parser() -> argparse.ArgumentParser:
     from playground.models.loading import DEFAULT_MODEL
-    parser = argparse.ArgumentParser(prog="python -m playground", description="Decoding Playground command line")
+    parser = OneLineParser(prog="python -m playground", description="Decoding Playground command line")
     sub = parser.add_subparsers(dest="command", required=True)
 
     g = sub.add_parser("generate", help="decode one prompt with one method, record it, print the result")
@@ -194,3 +195,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `... | head` stopped reading: stop quietly, as other command-line tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush must not fail again
+        return 141

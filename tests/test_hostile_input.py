@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 import sqlite3
+import subprocess
+import sys
 from contextlib import closing
 from pathlib import Path
 
@@ -125,6 +128,23 @@ def test_prompt_records_of_the_wrong_type_name_file_and_line(llama_pair, tmp_pat
     assert f"{path}:2: {words}" in one_error_line(err)
 
 
+@pytest.mark.parametrize("args,words", [
+    (["generate", "--prompt", "x", "--max-new-tokens", "abc"], "argument --max-new-tokens: invalid int value: 'abc'"),
+    (["nosuch"], "invalid choice: 'nosuch'"), (["export", "one"], "argument run_id: invalid int value: 'one'"),
+    (["bench", "--prompts", "complete", "--limit", "1.5"], "argument --limit: invalid int value: '1.5'")])
+def test_a_malformed_argument_is_one_line(run_cli, args, words):
+    """argparse's own refusals read like every other one: one 'error:' line, no usage block (issue 25)."""
+    done = run_cli(*args)
+    assert done.returncode == 2 and done.stdout == "" and words in one_error_line(done.stderr)
+
+
+def test_output_into_a_closed_pipe_stops_quietly():
+    """`python -m playground methods | head -1`: head stops reading; the command ends without a traceback."""
+    done = subprocess.run(f"{shlex.quote(sys.executable)} -m playground methods | head -1", shell=True, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.stdout.startswith("autoregressive") and done.stderr == ""
+
+
 # ------------------------------------------------------------ 3. reading commands create nothing
 
 
@@ -153,6 +173,38 @@ def test_export_of_a_file_that_is_no_run_database(tmp_path, main):
 
 
 # ------------------------------------------------------------ locked or damaged databases
+
+
+def test_export_leaves_a_file_that_is_no_run_database_as_it_was(tmp_path, main):
+    other = tmp_path / "other.db"
+    with closing(sqlite3.connect(other)) as conn:
+        conn.execute("CREATE TABLE notes (text TEXT)")
+    before = other.read_bytes()
+    status, _, err = main("export", 1, "--db", other)
+    assert status == 2 and "not a run database" in one_error_line(err)
+    assert other.read_bytes() == before, "export changed someone else's SQLite file (its journal mode)"
+    assert [p.name for p in tmp_path.iterdir()] == ["other.db"], "export left -wal / -shm files beside it"
+
+
+DAMAGED_STEPS = [("{not json", "not valid JSON"), ("[]", "not a JSON object"), ("null", "not a JSON object"),
+                 ('{"v": 2}', "damaged"), ('{"index": 0, "tokens": 5, "sources": [], "p": [], "q": []}',
+                                           "tokens is not a list"),
+                 ('{"index": 0, "tokens": ["a"], "sources": [], "p": [], "q": []}', "not an integer"),
+                 ('{"v": 2, "index": 0, "tokens": [1], "sources": [], "p": [], "q": [], "tree": 7}', "damaged")]
+
+
+@pytest.mark.parametrize("payload,words", DAMAGED_STEPS)
+def test_a_damaged_step_row_is_one_line(llama_pair, db, main, payload, words):
+    """The database is untrusted input too: a step row changed outside the playground is one line on replay."""
+    assert main(*generate_args(llama_pair, db))[0] == 0
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute("UPDATE steps SET payload = ? WHERE id = (SELECT min(id) FROM steps)", (payload,))
+        conn.commit()
+    status, out, err = main("export", 1, "--db", db)
+    assert status == 2 and out == "" and words in one_error_line(err)
+    with pytest.raises(PlaygroundError, match=words):
+        Recorder(db, create=False).replay(1)
+
 
 
 @pytest.mark.parametrize("command", ["export", "generate"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 
 import gradio as gr
@@ -16,7 +15,7 @@ from playground.app.generate import generate_events, generate_tab
 from playground.app.history import history_events, history_tab
 from playground.app.inputs import name_range_errors
 from playground.app.theory import theory_events, theory_tab
-from playground.errors import PlaygroundError
+from playground.errors import OneLineParser, PlaygroundError
 from playground.models import loading as models
 from playground.storage.recorder import Recorder, db_path
 from playground.views import run as views
@@ -64,7 +63,7 @@ def css_text() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Decoding Playground web app")
+    parser = OneLineParser(description="Decoding Playground web app")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     parser.add_argument("--db", help="SQLite file for runs (else $PLAYGROUND_DB, else playground.db)")

@@ -11,7 +11,6 @@ minutes, so only pairs taken side by side compare. Needs Playwright and Debian's
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import socket
@@ -23,6 +22,7 @@ import urllib.request
 from pathlib import Path
 
 from playground.engine import Request, generate, warm_up
+from playground.errors import OneLineParser
 from playground.events import RunFinished
 from playground.storage.recorder import Recorder
 
@@ -87,7 +87,7 @@ def quiet(method: str, max_new: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--method", default="speculative")
     parser.add_argument("--runs", type=int, default=4)
     parser.add_argument("--max-new", type=int, default=128)

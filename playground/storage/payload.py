@@ -45,14 +45,33 @@ def step_payload(step: Step) -> dict:
 
 
 def step_from_payload(payload: dict) -> Step:
-    """A stored step, whichever version wrote it."""
-    version = payload.get("v", 1) if isinstance(payload, dict) else None
-    if version == 1:
-        return _from_v2(_v1_to_v2(payload))
-    if version == VERSION:
-        return _from_v2(payload)
-    raise PlaygroundError(f"a stored step is in format version {version!r}; this playground reads versions 1 to "
-                          f"{VERSION}: a newer release wrote it")
+    """A stored step, whichever version wrote it. A payload that is no step at all (changed outside the playground,
+    or damaged) is one PlaygroundError, like one from a newer release: the database is untrusted input."""
+    if not isinstance(payload, dict):
+        raise PlaygroundError(f"a stored step is not a JSON object but {type(payload).__name__}: the database was "
+                              "changed outside the playground")
+    version = payload.get("v", 1)
+    if version not in (1, VERSION):
+        raise PlaygroundError(f"a stored step is in format version {version!r}; this playground reads versions 1 to "
+                              f"{VERSION}: a newer release wrote it")
+    try:
+        step = _from_v2(_v1_to_v2(payload) if version == 1 else payload)
+        _check_types(step)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise PlaygroundError(f"a stored step is damaged ({str(exc).splitlines()[0][:200]}): the database was "
+                              "changed outside the playground") from None
+    return step
+
+
+def _check_types(step: Step) -> None:
+    """The fields every view reads, of the types they read them as (a list where a list belongs, ints as tokens)."""
+    if not isinstance(step.index, int) or isinstance(step.index, bool):
+        raise TypeError(f"index is {step.index!r}")
+    for name in ("tokens", "sources", "p", "q", "texts", "drafted"):
+        if not isinstance(getattr(step, name), list):
+            raise TypeError(f"{name} is not a list")
+    if not all(isinstance(t, int) and not isinstance(t, bool) for t in step.tokens + step.drafted):
+        raise TypeError("a token id is not an integer")
 
 
 def _v1_to_v2(flat: dict) -> dict:

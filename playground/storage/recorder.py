@@ -13,6 +13,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import closing
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -101,6 +102,9 @@ def _clear_errors(method):
             return method(self, *args, **kwargs)
         except (SQLAlchemyError, sqlite3.Error) as exc:
             raise PlaygroundError(f"cannot use the run database {self.path!r}: {_reason(exc)}") from None
+        except ValueError as exc:  # json.JSONDecodeError: a stored JSON column that is not JSON
+            raise PlaygroundError(f"cannot read the run database {self.path!r}: a stored row is not valid JSON "
+                                  f"({exc}): the database was changed outside the playground") from None
     return wrapped
 
 
@@ -112,6 +116,8 @@ class Recorder:
         if not create and not Path(self.path).is_file():
             raise PlaygroundError(f"no run database at {self.path!r}")
         try:
+            if not create:  # look before the connection's pragmas switch someone else's SQLite file to WAL
+                _check_holds_runs(self.path)
             if create:
                 Path(self.path).resolve().parent.mkdir(parents=True, exist_ok=True)
             self.engine = create_engine(f"sqlite:///{self.path}", connect_args={"check_same_thread": False})
@@ -222,6 +228,13 @@ class Recorder:
         started, steps, finished = self.replay(run_id)
         return {"version": step_format.VERSION, "run_id": started.run_id, "run": asdict(started),
                 "steps": [step_format.step_record(s) for s in steps], "result": asdict(finished)}
+
+
+def _check_holds_runs(path: str) -> None:
+    """Read-only: a file that is no SQLite database, or one without a runs table, is refused unchanged."""
+    with closing(sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)) as conn:
+        if not conn.execute("PRAGMA table_info(runs)").fetchall():
+            raise PlaygroundError("it holds no runs: not a run database")
 
 
 def _migrate(engine) -> None:

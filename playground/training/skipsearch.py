@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from playground import engine
 from playground.data import stdlib as data
+from playground.errors import OneLineParser
 from playground.methods.self_speculative import (
     SKIP_FILE,
     exit_skip,
@@ -156,7 +157,7 @@ def search(model: str, trials: int, n_prompts: int, max_new_tokens: int, seed: i
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m playground.training.skipsearch", description=__doc__,
+    parser = OneLineParser(prog="python -m playground.training.skipsearch", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=models.DEFAULT_MODEL)
     parser.add_argument("--trials", type=int, default=60)

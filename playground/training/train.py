@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 from playground.data import corpus
+from playground.errors import OneLineParser
 from playground.training import cards, distill
 from playground.training.configs import PRESETS, TokenizerConfig
 from playground.training.loop import checkpoint_path, train_lm
@@ -61,7 +62,7 @@ def write_cards(only: str | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m playground.training.train", description=__doc__,
+    parser = OneLineParser(prog="python -m playground.training.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=["tokenizer", "target", "draft", "diffusion", "diffusion-corpus", "corpus",
                                          "distill", "draft-distilled", "diffusion-distilled", "deep", "deep-draft",

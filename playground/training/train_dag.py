@@ -19,7 +19,6 @@ the drafter learns the renderings the verifier itself would write (train `ar` fi
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from dataclasses import asdict, dataclass, replace
@@ -30,6 +29,7 @@ from tqdm import tqdm
 
 from playground.data import numbers
 from playground.data.suites import suite_path
+from playground.errors import OneLineParser
 from playground.models.dat import NEG, DatConfig, DatModel
 from playground.models.loading import MODELS_DIR
 from playground.runtime.dag_graph import LM_FILE, Bigram
@@ -312,7 +312,7 @@ def write_tokenizer() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m playground.training.train_dag",
+    parser = OneLineParser(prog="python -m playground.training.train_dag",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["tokenizer", *CONFIGS, "lm", "prompts", "card"])
     parser.add_argument("--steps", type=int, help="override the number of training steps")
