@@ -1,4 +1,5 @@
-"""Command line: generate, export, methods, models, bench. A stable contract: tests and users script against it."""
+"""Command line: generate, export, prune, methods, models, bench. A stable contract: tests and users script
+against it."""
 
 from __future__ import annotations
 
@@ -22,12 +23,13 @@ def cmd_generate(args) -> int:
     from playground.methods import parse_params
     from playground.models.loading import load
     from playground.storage.recorder import Recorder, db_path
+    from playground.storage.retention import Retention
 
     req = Request(prompt=args.prompt, model=args.model, method=args.method, draft=args.draft,
                   max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
                   top_p=args.top_p, seed=args.seed, params=parse_params(args.param))
     events = generate(req)  # validates before anything is stored
-    recorder = Recorder(db_path(args.db))
+    recorder = Recorder(db_path(args.db), retention=Retention.from_env())
     started = finished = None
     tokenizer, ids, shown, steps = load(req.model).tokenizer, [], "", []
     for ev in recorder.record(events):
@@ -72,6 +74,18 @@ def _theory(steps: list) -> dict | None:
 def cmd_export(args) -> int:
     from playground.storage.recorder import Recorder, db_path
     print(json.dumps(Recorder(db_path(args.db), create=False).export(args.run_id), indent=2))
+    return 0
+
+
+def cmd_prune(args) -> int:
+    from playground.storage.recorder import Recorder, db_path
+    from playground.storage.retention import Retention
+    retention = Retention.from_env(args.days, args.mb)
+    if not retention.limited:
+        raise PlaygroundError("say what to keep: --days N and/or --mb M (or $PLAYGROUND_KEEP_DAYS / _MB)")
+    removed = Recorder(db_path(args.db), create=False).prune(retention)
+    print(f"removed {len(removed)} run{'s' * (len(removed) != 1)}" + (f" ({removed[0]}..{removed[-1]})" if removed
+                                                                        else ""))
     return 0
 
 
@@ -140,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("run_id", type=int)
     e.add_argument("--db", help="the run database to read; it must exist (else $PLAYGROUND_DB, else playground.db)")
     e.set_defaults(func=cmd_export)
+
+    pr = sub.add_parser("prune", help="remove old runs: older than --days, then the oldest beyond --mb of storage")
+    pr.add_argument("--days", type=float, help="remove runs older than this many days")
+    pr.add_argument("--mb", type=float, help="then remove the oldest runs while the rest weigh more than this")
+    pr.add_argument("--db", help="the run database (else $PLAYGROUND_DB, else playground.db); it must exist")
+    pr.set_defaults(func=cmd_prune)
 
     m = sub.add_parser("methods", help="list decoding methods with their parameters")
     m.add_argument("--json", action="store_true")

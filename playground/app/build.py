@@ -18,6 +18,7 @@ from playground.app.theory import theory_events, theory_tab
 from playground.errors import OneLineParser, PlaygroundError
 from playground.models import loading as models
 from playground.storage.recorder import Recorder, db_path
+from playground.storage.retention import Retention
 from playground.views import run as views
 from playground.views import tree as views_tree
 
@@ -25,10 +26,10 @@ THEME = gr.themes.Soft(primary_hue="indigo", font=["system-ui", "Segoe UI", "Hel
                        font_mono=["ui-monospace", "Menlo", "Consolas", "monospace"])
 
 
-def build_app(db: str) -> gr.Blocks:
+def build_app(db: str, retention: Retention | None = None) -> gr.Blocks:
     gr.set_static_paths([str(PLOTLY_JS)])
     name_range_errors()
-    recorder = Recorder(db)
+    recorder = Recorder(db, retention=retention)
     shipped = list(models.shipped_models())
     targets = sorted({*shipped, models.DEFAULT_MODEL} - {models.DEFAULT_DRAFT})
     drafts = sorted({*shipped, models.DEFAULT_DRAFT})
@@ -69,11 +70,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--db", help="SQLite file for runs (else $PLAYGROUND_DB, else playground.db)")
     parser.add_argument("--device", help="where the models run: cpu (default), cuda, cuda:N or mps "
                                          "(else $PLAYGROUND_DEVICE)")
+    parser.add_argument("--keep-days", type=float, help="History: remove runs older than this (else "
+                                                          "$PLAYGROUND_KEEP_DAYS, else keep them)")
+    parser.add_argument("--keep-mb", type=float, help="History: then remove the oldest runs beyond this many MB (else "
+                                                        "$PLAYGROUND_KEEP_MB, else no budget)")
     args = parser.parse_args(argv)
     try:
         if args.device:
             models.use_device(args.device)
-        demo = build_app(db_path(args.db))
+        demo = build_app(db_path(args.db), Retention.from_env(args.keep_days, args.keep_mb))
         css = css_text()
     except PlaygroundError as exc:
         raise SystemExit(f"error: {exc}") from None

@@ -35,6 +35,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 from playground.errors import PlaygroundError
 from playground.events import RunFinished, RunStarted, Stats, Step
 from playground.storage import payload as step_format
+from playground.storage.retention import Retention, prune
 
 DEFAULT_DB = "playground.db"
 FLUSH_EVERY_STEPS = 64
@@ -109,10 +110,10 @@ def _clear_errors(method):
 
 
 class Recorder:
-    def __init__(self, path: str | Path, create: bool = True):
+    def __init__(self, path: str | Path, create: bool = True, retention: Retention | None = None):
         """Open the run database at `path`; create=False (reading commands) only opens one that exists, and
-        never makes a file or a folder."""
-        self.path = str(path)
+        never makes a file or a folder. With a `retention`, every run that ends prunes the database to it."""
+        self.path, self.retention = str(path), retention
         if not create and not Path(self.path).is_file():
             raise PlaygroundError(f"no run database at {self.path!r}")
         try:
@@ -153,6 +154,8 @@ class Recorder:
             if run_id is not None and not finished:  # the consumer stopped early: keep what was made
                 self._flush(pending)
                 self._mark(run_id, "cancelled")
+            if run_id is not None and self.retention is not None and self.retention.limited:
+                self.prune()
 
     @_clear_errors
     def _start(self, ev: RunStarted) -> int:
@@ -189,6 +192,11 @@ class Recorder:
                 row.text = "".join(t for st in steps for t in st.texts)  # the engine's decode never ran
                 row.stats = asdict(Stats.from_steps(steps, sum(st.seconds for st in steps)))
                 s.commit()
+
+    @_clear_errors
+    def prune(self, retention: Retention | None = None, now: datetime | None = None) -> list[int]:
+        """Remove the runs `retention` (default: this recorder's) does not keep; the ids removed, oldest first."""
+        return prune(self.engine, retention or self.retention or Retention(), now)
 
     # ------------------------------------------------------------ reading
 
