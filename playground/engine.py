@@ -12,11 +12,13 @@ from playground.errors import PlaygroundError
 from playground.events import Event, RunFinished, RunStarted, Stats, Step, output_ids
 from playground.methods import METHODS, DecodeConfig, get_method
 from playground.models import loading as models
+from playground.runtime import lean
 from playground.runtime.dag_graph import DagRunner
 from playground.runtime.lm import CachedLM, CachedSeq2Seq
 from playground.runtime.sampling import Sampling
 
 MAX_NEW_TOKENS = 2048
+RUNTIMES = ("auto", "lean", "transformers")  # auto: lean where the model allows it, transformers elsewhere
 MAX_PROMPT_CHARS = 50_000
 
 
@@ -33,6 +35,7 @@ class Request:
     seed: int = 0
     params: dict = field(default_factory=dict)  # method parameters, raw (strings are parsed)
     stop_at_eos: bool = True
+    runtime: str = "auto"
 
 
 @dataclass
@@ -43,6 +46,7 @@ class Prepared:
     prompt_ids: list[int]
     cfg: DecodeConfig
     params: dict
+    runtime: str = "transformers"  # what runs the causal LMs: lean or transformers
 
 
 def _check_range(name: str, value, low, high) -> None:
@@ -85,7 +89,7 @@ def prepare(req: Request) -> Prepared:
     wants_draft = method.needs_draft or (method.uses_draft is not None and method.uses_draft(params))
     draft_name = None
     if wants_draft:
-        draft_name = models.draft_for(target.name, req.draft)
+        draft_name = models.draft_for(target.name, req.draft, method.draft_kinds[0])
     if method.needs_draft and not draft_name:
         raise PlaygroundError(f"method {method.name} needs a draft model (--draft NAME)")
     draft = models.load(draft_name) if draft_name else None
@@ -113,7 +117,23 @@ def prepare(req: Request) -> Prepared:
         budget = min(budget, target.max_positions - 1)      # a translation ends far sooner (at end-of-text)
     cfg = DecodeConfig(max_new_tokens=budget, sampling=sampling, eos_id=eos,
                        mask_id=target.tokenizer.mask_token_id)
-    return Prepared(req, target, draft, prompt_ids, cfg, params)
+    return Prepared(req, target, draft, prompt_ids, cfg, params, pick_runtime(req.runtime, target, draft))
+
+
+def pick_runtime(asked: str, *loaded: models.LoadedModel | None) -> str:
+    """The runtime a run gets: `lean` for causal Llama-family models (auto or asked), `transformers` otherwise; asking
+    for `lean` where it cannot run is an error."""
+    if asked not in RUNTIMES:
+        raise PlaygroundError(f"unknown runtime {asked!r} (available: {', '.join(RUNTIMES)})")
+    if asked == "transformers":
+        return asked
+    why = next((f"{m.name!r}: {reason}" for m in loaded if m is not None and m.kind == "causal"
+                for reason in [lean.supports(m.model)] if reason), None)
+    if any(m is not None and m.kind not in ("causal", "feature") for m in loaded):  # a head runs on either
+        why = why or "it runs causal LMs only"
+    if why and asked == "lean":
+        raise PlaygroundError(f"the lean runtime cannot run this: {why}; use --runtime transformers")
+    return "transformers" if why else "lean"
 
 
 def check_kind(method, loaded: models.LoadedModel, kinds: tuple[str, ...], role: str) -> None:
@@ -145,12 +165,17 @@ def nested_texts(tokenizer, rows: list[list[int]]) -> list[list[str]]:
     return [[next(flat) for _ in row] for row in rows]
 
 
-def wrap(model):
-    """The runner a method gets for a model: a KV-cached LM, a cached encoder-decoder, or a DAG runner."""
+def wrap(model, runtime: str = "transformers"):
+    """The runner a method gets for a model: a KV-cached LM (lean or transformers), a cached encoder-decoder, or a
+    DAG runner."""
     kind = models.kind_of(model)
     if kind == "dag":
         return DagRunner(model)
-    return CachedSeq2Seq(model) if kind == "seq2seq" else CachedLM(model)
+    if kind == "seq2seq":
+        return CachedSeq2Seq(model)
+    if kind == "feature":
+        return model  # a feature head drafts on the target's runner: the method wraps it (methods/eagle.py)
+    return lean.LeanLM(model) if runtime == "lean" and kind == "causal" else CachedLM(model)
 
 
 def run_events(prep: Prepared, cancel: threading.Event | None = None) -> Iterator[Event]:
@@ -160,12 +185,12 @@ def run_events(prep: Prepared, cancel: threading.Event | None = None) -> Iterato
     """
     req, method = prep.request, get_method(prep.request.method)
     settings = {"max_new_tokens": prep.cfg.max_new_tokens, **asdict(prep.cfg.sampling),
-                "stop_at_eos": req.stop_at_eos, **prep.params}
+                "stop_at_eos": req.stop_at_eos, "runtime": prep.runtime, **prep.params}
     yield RunStarted(method=method.name, model=prep.target.name, draft=prep.draft.name if prep.draft else None,
                      prompt=req.prompt, prompt_ids=list(prep.prompt_ids), settings=settings,
                      prompt_texts=token_texts(prep.target.tokenizer, prep.prompt_ids))
-    target = wrap(prep.target.model)
-    draft = wrap(prep.draft.model) if prep.draft else None
+    target = wrap(prep.target.model, prep.runtime)
+    draft = wrap(prep.draft.model, prep.runtime) if prep.draft else None
     steps: list[Step] = []
     status, error, method_s = "finished", None, 0.0
     decoding = None
@@ -217,7 +242,7 @@ def warm_up(req: Request) -> bool:
     a method's first forwards in a process cost more than later ones (lazy initialisation, first calls of each
     kernel), which would count against whichever run comes first. Returns whether it ran; a bad request raises the
     PlaygroundError the real run would."""
-    key = repr((req.method, req.model, req.draft, sorted((req.params or {}).items())))
+    key = repr((req.method, req.model, req.draft, req.runtime, sorted((req.params or {}).items())))
     if key in _warmed:
         return False
     for _ in generate(replace(req, max_new_tokens=min(req.max_new_tokens, WARM_UP_TOKENS))):

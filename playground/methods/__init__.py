@@ -10,6 +10,7 @@ from playground.methods import (
     copyspec,
     dag,
     diffusion,
+    eagle,
     prompt_lookup,
     schedules,
     self_speculative,
@@ -21,7 +22,7 @@ from playground.methods.base import DecodeConfig, Method, Param
 
 METHODS: dict[str, Method] = {m.name: m for m in (
     autoregressive.METHOD, speculative.METHOD, prompt_lookup.METHOD, self_speculative.METHOD,
-    self_speculative.EARLY_EXIT, copyspec.METHOD, tree_speculative.METHOD, token_recycling.METHOD,
+    self_speculative.EARLY_EXIT, copyspec.METHOD, tree_speculative.METHOD, eagle.METHOD, token_recycling.METHOD,
     diffusion.METHOD, dag.METHOD, dag.GAD)}
 
 

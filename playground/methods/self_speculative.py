@@ -85,16 +85,16 @@ class SelfDrafter(ModelDrafter):
     """Drafts with the target itself, `skip` switched off, on the target's own KV cache (own counters)."""
 
     def __init__(self, target: CachedLM, skip: list[SubLayer], cfg: DecodeConfig):
-        super().__init__(CachedLM(target.model, cache=target.cache), cfg)
-        self.gates, self.skip = Gates.of(target.model), skip
+        super().__init__(target.share(), cfg)
+        self.skip = skip
         self.names = [sublayer_name(s) for s in skip]
 
     def propose(self, committed: list[int], gamma: int, gen, stop) -> Draft:
         start = self.lm.length
-        with self.gates.skipping(self.skip):
+        with self.lm.skipping(self.skip):
             draft = super().propose(committed, gamma, gen, stop)
         self.lm.crop(start)  # drafted entries are the skipped model's, not the target's: verification rewrites them
-        draft.skipped, draft.layers = self.names, self.gates.num_layers
+        draft.skipped, draft.layers = self.names, self.lm.num_layers
         return draft
 
     def rollback(self, length: int) -> None:

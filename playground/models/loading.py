@@ -19,6 +19,7 @@ from playground.models.dat import (  # importing it registers the DA-Transformer
     DatConfig,
     is_dat,
 )
+from playground.models.eagle import EagleConfig, is_eagle  # registers the EAGLE head with the Auto classes
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 MODELS_DIR = ASSETS / "models"
@@ -27,6 +28,7 @@ DEFAULT_DRAFT = "tiny-code-draft"
 # the draft a method that takes one gets when none is named: gad's drafter learned the AR model's own renderings
 DEFAULT_DRAFTS = {DEFAULT_MODEL: DEFAULT_DRAFT, "tiny-code-deep": "tiny-code-deep-draft",
                   "tiny-numbers-ar": "tiny-numbers-dat-kd"}
+DEFAULT_HEADS = {DEFAULT_MODEL: "tiny-code-eagle"}  # the feature head a feature-drafting method gets
 DEVICE_ENV = "PLAYGROUND_DEVICE"  # where models run: cpu (the default), cuda, cuda:1, mps
 
 
@@ -93,6 +95,7 @@ KINDS = {  # what each kind of model is, and a shipped one, for error messages
     "masked": ("a masked-diffusion model", "tiny-code-diffusion"),
     "seq2seq": ("an autoregressive encoder-decoder", "tiny-numbers-ar"),
     "dag": ("a non-autoregressive translator (DA-Transformer or NAT)", "tiny-numbers-dat"),
+    "feature": ("a feature-drafting head (EAGLE)", "tiny-code-eagle"),
 }
 
 
@@ -110,19 +113,24 @@ def kind_of(model: torch.nn.Module) -> str:
     """causal / masked / seq2seq / dag: which methods can run the model."""
     if is_dat(model):
         return "dag"
+    if is_eagle(model):
+        return "feature"
     if getattr(model.config, "is_encoder_decoder", False):
         return "seq2seq"
     return "masked" if is_masked_lm(model) else "causal"
 
 
-AUTO_CLASSES = {"dag": "AutoModel", "seq2seq": "AutoModelForSeq2SeqLM", "masked": "AutoModelForMaskedLM",
-                "causal": "AutoModelForCausalLM"}  # the transformers class that loads each kind
+# the transformers class that loads each kind
+AUTO_CLASSES = {"dag": "AutoModel", "feature": "AutoModel", "seq2seq": "AutoModelForSeq2SeqLM",
+                "masked": "AutoModelForMaskedLM", "causal": "AutoModelForCausalLM"}
 
 
 def config_kind(config) -> str:
     """The kind of model a config describes, before any weights are read."""
     if isinstance(config, DatConfig):
         return "dag"
+    if isinstance(config, EagleConfig):
+        return "feature"
     if getattr(config, "is_encoder_decoder", False):
         return "seq2seq"
     return "masked" if any(a.endswith("ForMaskedLM") for a in config.architectures or []) else "causal"
@@ -205,10 +213,11 @@ def canonical(name: str) -> str:
     return next((n for n, path in shipped.items() if path.resolve() == folder), str(folder))
 
 
-def draft_for(model: str, draft: str | None = None) -> str | None:
-    """The draft a run of `model` gets: `draft` when one is named, else the shipped pairing (DEFAULT_DRAFTS), found
-    however the model is spelled (a path to tiny-code's folder gets tiny-code-draft too); None when there is none."""
-    return draft or DEFAULT_DRAFTS.get(canonical(model))
+def draft_for(model: str, draft: str | None = None, kind: str = "causal") -> str | None:
+    """The draft a run of `model` gets: `draft` when one is named, else the shipped pairing (DEFAULT_DRAFTS, or
+    DEFAULT_HEADS for a method drafting with a feature head), found however the model is spelled (a path to
+    tiny-code's folder gets tiny-code-draft too); None when there is none."""
+    return draft or (DEFAULT_HEADS if kind == "feature" else DEFAULT_DRAFTS).get(canonical(model))
 
 
 def no_such_model(name: str) -> PlaygroundError:
@@ -300,7 +309,12 @@ def load(name: str) -> LoadedModel:
 
 
 def check_pair(target: LoadedModel, draft: LoadedModel) -> None:
-    """A draft can only propose tokens for a target that reads them the same way: same vocabulary, same ids."""
+    """A draft can only propose tokens for a target that reads them the same way: same vocabulary, same ids; a
+    feature head only reads features as wide as it was trained on."""
+    if draft.kind == "feature" and draft.model.config.hidden_size != getattr(target.model.config, "hidden_size", None):
+        raise PlaygroundError(f"head {draft.name!r} reads {draft.model.config.hidden_size}-wide features; "
+                              f"{target.name!r} has {getattr(target.model.config, 'hidden_size', '?')}: use the head "
+                              f"trained on it (this one was trained on {draft.model.config.target!r})")
     if target.vocab_size != draft.vocab_size or target.tokenizer.get_vocab() != draft.tokenizer.get_vocab():
         raise PlaygroundError(
             f"draft {draft.name!r} does not share the vocabulary of target {target.name!r} "

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import inspect
 import time
+from collections.abc import Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
 from transformers import DynamicCache
+
+from playground.runtime.sublayers import Gates, SubLayer
 
 
 @dataclass
@@ -17,7 +21,9 @@ class CachedLM:
     cache: DynamicCache = None
     forwards: int = 0
     seconds: float = 0.0
+    tap: bool = False  # keep the final hidden state of every row (feature drafters read them)
     _keep_arg: bool = field(default=False, repr=False)
+    _features: torch.Tensor | None = field(default=None, repr=False)
 
     def __post_init__(self):
         if self.cache is None:  # a cache passed in is shared: self-speculative drafting runs on the target's own
@@ -38,6 +44,15 @@ class CachedLM:
         """Number of tokens whose keys and values are in the cache."""
         return self.self_cache.get_seq_length()
 
+    @property
+    def num_layers(self) -> int:
+        return self.model.config.num_hidden_layers
+
+    @property
+    def features(self) -> torch.Tensor:
+        """Final (normed) hidden states by cache row, [rows, h]; valid for rows below `length` when tapped."""
+        return self._features
+
     @torch.inference_mode()
     def forward(self, ids: list[int], keep: int = 1, **model_kwargs) -> torch.Tensor:
         """Feed `ids` after the cached tokens; return float32 logits of the last `keep` positions, [keep, vocab].
@@ -45,13 +60,38 @@ class CachedLM:
         `model_kwargs` go to the model as they are (tree verification passes its mask and position ids)."""
         start = time.perf_counter()
         x = torch.tensor([ids], dtype=torch.long, device=self.device)
-        kwargs = {"logits_to_keep": keep} if self._keep_arg else {}
         # `cache=`: transformers 5.24 renamed `past_key_values` (requirements.txt's lower bound); the old name warns
-        out = self.model(input_ids=x, cache=self.cache, use_cache=True, **kwargs, **model_kwargs)
-        logits = out.logits[0, -keep:].float().cpu()  # methods work on the CPU; on a GPU this waits for the forward
+        if self.tap:  # the decoder's last hidden state, then the LM head on the rows asked for
+            begin = self.length
+            hidden = self.model.base_model(input_ids=x, cache=self.cache, use_cache=True, **model_kwargs)
+            hidden = hidden.last_hidden_state[0]  # [n, h]
+            self._store_features(begin, hidden)
+            logits = self.model.get_output_embeddings()(hidden[-keep:]).float().cpu()
+        else:
+            kwargs = {"logits_to_keep": keep} if self._keep_arg else {}
+            out = self.model(input_ids=x, cache=self.cache, use_cache=True, **kwargs, **model_kwargs)
+            logits = out.logits[0, -keep:].float().cpu()  # methods work on the CPU; on a GPU this waits for it
         self.forwards += 1
         self.seconds += time.perf_counter() - start
         return logits
+
+    def _store_features(self, begin: int, hidden: torch.Tensor) -> None:
+        need = begin + hidden.shape[0]
+        if self._features is None or self._features.shape[0] < need:
+            grown = torch.zeros(max(need, 2 * (0 if self._features is None else self._features.shape[0]), 64),
+                                hidden.shape[1], device=hidden.device)
+            if self._features is not None:
+                grown[:self._features.shape[0]] = self._features
+            self._features = grown
+        self._features[begin:need] = hidden
+
+    def forward_masked(self, ids: list[int], positions: list[int], allowed: torch.Tensor) -> torch.Tensor:
+        """Tree attention: `allowed` bool [n, length + n] (as transformers' additive 4D mask), one position per
+        token; float32 logits of every row."""
+        dtype = next(self.model.parameters()).dtype
+        mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)[None, None]
+        return self.forward(ids, keep=len(ids), attention_mask=mask.to(self.device),
+                            position_ids=torch.tensor([positions], device=self.device))
 
     def crop(self, length: int) -> None:
         """Drop cached entries beyond the first `length` tokens (rolling back rejected drafts).
@@ -62,6 +102,33 @@ class CachedLM:
             extra = layer.get_seq_length() - length
             if extra > 0:
                 layer.crop(-extra)  # transformers 5: a negative count of tokens to drop
+
+    @torch.inference_mode()  # the cache holds inference tensors, which only change in place inside it
+    def keep_rows(self, committed: int, path: list[int]) -> None:
+        """Keep the first `committed` rows, then rows committed + i for i in `path`, in that order, in every layer;
+        drop the rest (a tree's other branches).
+
+        The path's entries are moved down in place to follow the committed tokens, then the rest is cropped: this
+        copies a few rows per layer, where gathering the kept rows into new tensors would copy the whole cache."""
+        if path != list(range(len(path))):  # a path through the first nodes is already where it belongs
+            src = torch.tensor([committed + i for i in path], device=self.device)  # index_select wants its device
+            dst = slice(committed, committed + len(path))
+            for layer in self.cache.layers:
+                layer.keys[..., dst, :] = layer.keys.index_select(-2, src)
+                layer.values[..., dst, :] = layer.values.index_select(-2, src)
+            if self._features is not None:
+                self._features[dst] = self._features.index_select(0, src)
+        self.crop(committed + len(path))
+
+    def share(self) -> CachedLM:
+        """Another view of the same cache with its own counters (self-speculative drafting)."""
+        return CachedLM(self.model, cache=self.cache)
+
+    @contextmanager
+    def skipping(self, skip: Iterable[SubLayer]):
+        """Run with the sub-layers `skip` switched off inside the `with` block (gates on the model's modules)."""
+        with Gates.of(self.model).skipping(skip):
+            yield
 
     def take_counters(self) -> tuple[int, float]:
         """Forwards and seconds since the last call, then reset (per-step accounting)."""

@@ -104,14 +104,19 @@ class Gates:
             return forward(*args, **kwargs)
         return gated
 
-    @contextmanager
     def skipping(self, skip: Iterable[SubLayer]):
         """Run the model with `skip` switched off inside the `with` block."""
-        before, self.skip = self.skip, frozenset(skip)
-        try:
-            yield
-        finally:
-            self.skip = before
+        return skipping(self, skip)
+
+
+@contextmanager
+def skipping(holder, skip: Iterable[SubLayer]):
+    """Set `holder.skip` to `skip` inside the `with` block (Gates here, the lean runtime's LeanLM)."""
+    before, holder.skip = holder.skip, frozenset(skip)
+    try:
+        yield
+    finally:
+        holder.skip = before
 
 
 def layer_dropout_mask(batch: int, num_layers: int, p_max: float, gen: torch.Generator | None = None) -> torch.Tensor:

@@ -85,18 +85,11 @@ def ancestors(parents: list[int]) -> torch.Tensor:
     return anc
 
 
-def additive(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """A bool [queries, keys] mask as the additive 4D mask models take: 0 where allowed, the dtype's minimum else."""
-    return torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)[None, None]
-
-
 def forward_nodes(lm: CachedLM, tokens: list[int], positions: list[int], allowed: torch.Tensor) -> torch.Tensor:
     """Feed `tokens` after the cache at their `positions`; `allowed` [n, cached + n] says what each may attend to.
     Returns float32 logits [n, vocab]."""
-    dtype = next(lm.model.parameters()).dtype
     try:
-        return lm.forward(tokens, keep=len(tokens), attention_mask=additive(allowed, dtype).to(lm.device),
-                          position_ids=torch.tensor([positions], device=lm.device))
+        return lm.forward_masked(tokens, positions, allowed)
     except (TypeError, ValueError, RuntimeError) as exc:
         raise PlaygroundError(f"{type(lm.model).__name__} cannot take a tree attention mask: {exc}") from None
 
@@ -138,19 +131,10 @@ def check_tree_attention(model: torch.nn.Module) -> None:
     _mask_ok[model] = True
 
 
-@torch.inference_mode()  # the cache holds inference tensors, which only change in place inside it
 def keep_path(lm: CachedLM, committed: int, path: list[int]) -> None:
     """After forward_tree: keep the `committed` tokens and the nodes of `path` (node indices, root's child first),
-    in that order, in every layer's cache; drop the other branches.
-
-    The path's entries are moved down in place to follow the committed tokens, then the rest is cropped: this
-    copies a few rows per layer, where gathering the kept rows into new tensors would copy the whole cache."""
-    if path != list(range(len(path))):  # a path through the first nodes is already where it belongs
-        src = torch.tensor([committed + i for i in path], device=lm.device)  # index_select wants its device
-        for layer in lm.cache.layers:
-            layer.keys[..., committed:committed + len(path), :] = layer.keys.index_select(-2, src)
-            layer.values[..., committed:committed + len(path), :] = layer.values.index_select(-2, src)
-    lm.crop(committed + len(path))
+    in that order, in the cache (every layer's keys and values, and tapped features); drop the other branches."""
+    lm.keep_rows(committed, path)
 
 
 def children_of(parents: list[int]) -> dict[int, list[int]]:

@@ -11,6 +11,7 @@
     python -m playground.training.train draft-distilled    # second stage: the draft, distilled on them
     python -m playground.training.train deep               # 24 x 128 target distilled from tiny-code -> tiny-code-deep
     python -m playground.training.train deep-draft         # its 2-layer draft, cut from it and distilled
+    python -m playground.training.train eagle              # EAGLE head on tiny-code's features -> tiny-code-eagle
     python -m playground.training.train prompts            # held-out prompt suites -> assets/prompts/*.jsonl
     python -m playground.training.train card [--only causal|diffusion]  # evaluate the models, write their cards
 
@@ -34,7 +35,7 @@ import torch
 from playground.data import corpus
 from playground.errors import OneLineParser
 from playground.training import cards, distill
-from playground.training.configs import PRESETS, TokenizerConfig
+from playground.training.configs import CKPT_DIR, PRESETS, TokenizerConfig
 from playground.training.loop import checkpoint_path, train_lm
 from playground.training.tokenizer import load_tokenizer, train_tokenizer
 
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=["tokenizer", "target", "draft", "diffusion", "diffusion-corpus", "corpus",
                                          "distill", "draft-distilled", "diffusion-distilled", "deep", "deep-draft",
-                                         "prompts", "card"])
+                                         "eagle", "prompts", "card"])
     parser.add_argument("--steps", type=int, help="total optimiser steps (default: the config's)")
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     parser.add_argument("--batch-size", type=int, help="sequences per step (default: the config's)")
@@ -84,6 +85,14 @@ def main(argv: list[str] | None = None) -> None:
         build_corpus(args.pack, args.unpack)
     elif args.what == "distill":
         distill.teacher_continuations(distill.DistillConfig(), load_tokenizer(), torch.device(args.device))
+    elif args.what == "eagle":
+        from playground.training.eagle import EagleTrainConfig, train_eagle
+        cfg = EagleTrainConfig(minutes=args.minutes)
+        cfg.steps = args.steps or cfg.steps
+        cfg.batch_size = args.batch_size or cfg.batch_size
+        if args.fresh:
+            shutil.rmtree(CKPT_DIR / "eagle", ignore_errors=True)
+        train_eagle(cfg)
     elif args.what == "prompts":
         cards.write_prompts()
     elif args.what == "card":

@@ -1,0 +1,100 @@
+"""An EAGLE head driven like a draft LM over token ids, so that the chain and tree drafters run it unchanged.
+
+The head's row t reads (feature of row t-1, token t). A row's predecessor is row t-1 in a chain, and in a tree the
+nearest earlier row its attention mask allows (its parent, or the root). The feature of a predecessor row is the
+target's own (`target.features`, tapped during verification) when the target has computed that row, and otherwise
+the head's own prediction for it (a drafted token has no target feature yet).
+
+Rows fed with predicted features are provisional: once the target has verified their tokens, `crop` rolls the head
+back to the last row fed with real features, and the drafter feeds the accepted tokens again, now with the target's
+features (EAGLE recomputes them the same way).
+
+    >>> target = LeanLM(models.load("tiny-code").model)      # tapped by EagleLM: it keeps its features
+    >>> head = EagleLM(models.load("tiny-code-eagle").model, target)
+    >>> target.forward(prompt[:-1]); head.forward(prompt)[-1].argmax()   # the head's guess after the prompt
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn.functional as F
+
+from playground.models.eagle import EagleHead
+from playground.models.lean import rope_table
+
+
+class EagleLM:
+    """The head, its own one-layer KV cache, and the rows it has fed; the drafting side of `CachedLM`'s interface."""
+
+    def __init__(self, head: EagleHead, target):
+        self.model, self.target = head, target
+        target.tap = True
+        cfg = head.config.lean()
+        self.embed = target.model.get_input_embeddings().weight     # [vocab, h], shared with the target
+        self.head = target.model.get_output_embeddings().weight     # [vocab, h]
+        device = self.embed.device
+        self.cos, self.sin = rope_table(cfg, device)
+        shape = (1, cfg.kv_heads, cfg.max_positions, cfg.head_dim)
+        self.keys, self.values = torch.zeros(shape, device=device), torch.zeros(shape, device=device)
+        self.out = torch.zeros(cfg.max_positions, cfg.hidden, device=device)  # the head's f^ by row
+        self.length = 0   # rows in the head's cache
+        self.real = 0     # the leading rows fed with the target's own features
+        self.forwards, self.seconds = 0, 0.0
+
+    @property
+    def device(self) -> torch.device:
+        return self.embed.device
+
+    def inputs(self, preds: list[int]) -> torch.Tensor:
+        """The feature each row reads, [n, h]: the target's for a row it has computed, the head's own else, zeros
+        before the first row."""
+        known = self.target.length
+        p = torch.tensor(preds, device=self.device)  # [n]
+        own = self.out[p.clamp(min=0)]
+        if known:
+            theirs = self.target.features[p.clamp(0, known - 1)]
+            own = torch.where((p < known)[:, None], theirs, own)
+        return own.masked_fill((p < 0)[:, None], 0.0)  # [n, h]
+
+    @torch.inference_mode()
+    def run(self, ids: list[int], preds: list[int], positions: list[int], mask: torch.Tensor | None,
+            keep: int) -> torch.Tensor:
+        start = time.perf_counter()
+        begin, n = self.length, len(ids)
+        where = torch.tensor(positions, device=self.device)
+        x = self.model(self.inputs(preds)[None], F.embedding(torch.tensor([ids], device=self.device), self.embed),
+                       self.cos[where], self.sin[where], self.keys, self.values, begin, mask)[0]  # [n, h]
+        self.out[begin:begin + n] = x
+        if self.real == begin:  # extend the real prefix by the rows that read the target's features
+            known = self.target.length
+            self.real += next((j for j, p in enumerate(preds) if p >= known), n)
+        self.length = begin + n
+        logits = F.linear(x[-keep:], self.head).float().cpu()
+        self.forwards += 1
+        self.seconds += time.perf_counter() - start
+        return logits
+
+    def forward(self, ids: list[int], keep: int = 1) -> torch.Tensor:
+        begin = self.length
+        rows = list(range(begin, begin + len(ids)))
+        return self.run(ids, [r - 1 for r in rows], rows, None, keep)
+
+    def forward_masked(self, ids: list[int], positions: list[int], allowed: torch.Tensor) -> torch.Tensor:
+        begin = self.length
+        preds = []
+        for j in range(len(ids)):
+            earlier = allowed[j, :begin + j].nonzero()
+            preds.append(int(earlier[-1]) if len(earlier) else -1)
+        return self.run(ids, preds, positions, allowed.to(self.device), len(ids))
+
+    def crop(self, length: int) -> None:
+        """Keep `length` rows at most, and no row fed with the head's own features."""
+        self.length = min(self.length, length, self.real)
+        self.real = min(self.real, self.length)
+
+    def take_counters(self) -> tuple[int, float]:
+        counters = (self.forwards, self.seconds)
+        self.forwards, self.seconds = 0, 0.0
+        return counters
