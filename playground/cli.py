@@ -27,7 +27,7 @@ def cmd_generate(args) -> int:
 
     req = Request(prompt=args.prompt, model=args.model, method=args.method, draft=args.draft,
                   max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
-                  top_p=args.top_p, seed=args.seed, params=parse_params(args.param))
+                  top_p=args.top_p, seed=args.seed, params=parse_params(args.param), runtime=args.runtime)
     events = generate(req)  # validates before anything is stored
     recorder = Recorder(db_path(args.db), retention=Retention.from_env())
     started = finished = None
@@ -126,6 +126,8 @@ def cmd_bench(args) -> int:
     return bench_main(args)
 
 
+RUNTIME_HELP = ("what runs causal LMs: auto (default: the lean runtime for Llama, Qwen2 and Mistral models, "
+                "transformers for the rest), lean, or transformers")
 DEVICE_HELP = "where the models run: cpu (default), cuda, cuda:N or mps (else $PLAYGROUND_DEVICE)"
 
 
@@ -147,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--param", action="append", metavar="KEY=VALUE", help="method parameter (repeatable)")
     g.add_argument("--db")
     g.add_argument("--json", action="store_true")
+    g.add_argument("--runtime", default="auto", help=RUNTIME_HELP)
     g.add_argument("--device", help=DEVICE_HELP)
     g.set_defaults(func=cmd_generate)
 
@@ -195,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--forward-costs", action="store_true",
                    help="instead: time one target and one draft forward over 0-64 draft-tree nodes (after the "
                         "first prompt; --repeats timings each, median)")
+    b.add_argument("--runtime", default="auto",
+                   help=RUNTIME_HELP + "; a method spec's runtime=... overrides it; --forward-costs times both unless "
+                                       "one is named")
     b.add_argument("--db", help="database for --recording-overhead")
     b.add_argument("--device", help=DEVICE_HELP)
     b.add_argument("--json", action="store_true")

@@ -30,7 +30,6 @@ from playground.events import Stats, Step
 from playground.methods import METHODS, parse_params
 from playground.models import loading as models
 from playground.models.loading import is_masked_lm
-from playground.runtime.lm import CachedLM
 from playground.runtime.tree_attention import forward_tree
 from playground.storage.recorder import Recorder, db_path
 
@@ -179,7 +178,9 @@ def parse_spec(spec: str) -> tuple[str, dict, str | None]:
     """'speculative:gamma=2:schedule=heuristic' -> ('speculative', {'gamma': '2', 'schedule': 'heuristic'}, None).
 
     One method can so be benchmarked in several settings side by side; each spec is its own row.
-    'dag@tiny-numbers-dat:strategy=beam' runs on its own model instead of --model (and without the draft)."""
+    'dag@tiny-numbers-dat:strategy=beam' runs on its own model instead of --model (and without the draft).
+    'autoregressive:runtime=transformers' runs on another runtime than the others (engine.RUNTIMES), and
+    'eagle:draft=PATH' with another draft model or head than the default."""
     head, *pairs = [part.strip() for part in spec.split(":")]
     name, _, model = (part.strip() for part in head.partition("@"))
     def error(pair: str) -> str:
@@ -203,12 +204,13 @@ def translation_quality(outputs: list[str], records: list[dict]) -> dict:
 
 def benchmark(model: str, draft: str | None, methods: list[str], prompts: list[str], max_new_tokens: int,
               repeats: int = 1, params: dict | None = None, progress: bool = True, baseline: str | None = None,
-              answers: list | None = None, records: list[dict] | None = None) -> dict:
+              answers: list | None = None, records: list[dict] | None = None, runtime: str = "auto") -> dict:
     """Each entry of `methods` is a method or peer name, or a spec with its own parameters (see parse_spec);
     `params` go to every method that has them, a spec's own parameters override them. Speedups and identity are
     against `baseline` (default: autoregressive, or one-token-per-forward diffusion on a diffusion model).
     `answers` (one per prompt, or None): what a correct continuation starts with; rows then say the share solved.
-    `records` (the suite's, one per prompt): where they give "references", rows get accuracy, BLEU and mixed."""
+    `records` (the suite's, one per prompt): where they give "references", rows get accuracy, BLEU and mixed.
+    `runtime`: what runs our methods' causal LMs (a spec's own runtime=... overrides it); peers run transformers."""
     target = models.load(model)
     diffusion = is_masked_lm(target.model)
     baseline = baseline or ("diffusion:strategy=fixed_steps" if diffusion else "autoregressive")
@@ -219,8 +221,8 @@ def benchmark(model: str, draft: str | None, methods: list[str], prompts: list[s
         raise PlaygroundError(f"unknown method {unknown[0]!r} (methods: {', '.join(METHODS)}; peers: "
                               f"{', '.join(PEERS)})")
     draft_name = models.draft_for(model, draft)
-    needs_draft = [m for m, (name, _, own_model) in specs.items() if not own_model and
-                   (name == "hf_assisted" or (name in METHODS and METHODS[name].needs_draft))]
+    needs_draft = [m for m, (name, _, own_model) in specs.items() if not own_model and (name == "hf_assisted" or (
+        name in METHODS and METHODS[name].needs_draft and "causal" in METHODS[name].draft_kinds))]
     draft_lm = models.load(draft_name) if needs_draft and draft_name else None
     if needs_draft and draft_lm is None:
         raise PlaygroundError(f"{needs_draft[0]} needs a draft model (--draft NAME)")
@@ -229,9 +231,12 @@ def benchmark(model: str, draft: str | None, methods: list[str], prompts: list[s
 
     def request(name: str, own: dict, own_model: str | None, prompt: str, n: int) -> engine.Request:
         shared = {k: v for k, v in (params or {}).items() if any(p.name == k for p in METHODS[name].params)}
-        return engine.Request(prompt=prompt, model=own_model or model, method=name,
-                              draft=None if own_model else draft_name, max_new_tokens=n,
-                              params={**shared, **own}, stop_at_eos=not diffusion)
+        own = dict(own)
+        ran_on = own.pop("runtime", runtime)
+        causal_draft = "causal" in METHODS[name].draft_kinds  # a feature head is the engine's default pairing
+        paired = own.pop("draft", None if own_model or not causal_draft else draft_name)
+        return engine.Request(prompt=prompt, model=own_model or model, method=name, draft=paired, max_new_tokens=n,
+                              params={**shared, **own}, stop_at_eos=not diffusion, runtime=ran_on)
 
     def once(method: str, prompt: str, n: int) -> tuple[list[int], float, int, list[Step]]:
         name, own, own_model = specs[method]
@@ -269,7 +274,7 @@ def benchmark(model: str, draft: str | None, methods: list[str], prompts: list[s
                 [target.tokenizer.decode(ids, skip_special_tokens=True) for ids in t.outputs], records)
     return {"methods": {m: tallies[m].row(base) for m in methods}, "baseline": baseline, "prompts": len(prompts),
             "max_new_tokens": max_new_tokens, "repeats": repeats, "model": model, "draft": draft_name,
-            "threads": torch.get_num_threads(), "device": str(models.device())}
+            "threads": torch.get_num_threads(), "device": str(models.device()), "runtime": runtime}
 
 
 def recording_overhead(model: str, draft: str | None, methods: list[str], prompts: list[str],
@@ -295,28 +300,35 @@ def recording_overhead(model: str, draft: str | None, methods: list[str], prompt
             "prompts": len(prompts), "repeats": repeats, "max_new_tokens": max_new_tokens}
 
 
-def forward_costs(model: str, draft: str | None, prompt: str, sizes: list[int], repeats: int) -> dict:
+def forward_costs(model: str, draft: str | None, prompt: str, sizes: list[int], repeats: int,
+                  runtimes: tuple[str, ...] = ("transformers", "lean")) -> dict:
     """Median milliseconds of one forward over a chain of N draft nodes after the prompt, by N, for the target and
-    the draft: what a tree of N nodes costs to verify (target) or one expansion of N nodes costs (draft).
-    N = 0 is the plain one-token forward of autoregressive decoding."""
-    out = {}
+    the draft on each runtime (where the model allows it): what a tree of N nodes costs to verify (target) or one
+    expansion of N nodes costs (draft). N = 0 is the plain one-token forward of autoregressive decoding. The
+    runtimes alternate within each N, so that drift on a shared machine falls on both alike."""
+    lms = {}
     for name in [model] + ([draft] if draft else []):
         loaded = models.load(name)
         ids = loaded.tokenizer(prompt)["input_ids"]
-        lm = CachedLM(loaded.model)
-        lm.forward(ids[:-1])
-        cached, row = lm.length, {}
-        for n in sizes:
-            nodes = [ids[i % len(ids)] for i in range(n)]
-            times = []
-            for _ in range(repeats + 1):  # the first is a warm-up
+        for runtime in dict.fromkeys(engine.pick_runtime(r, loaded) for r in runtimes):
+            lm = engine.wrap(loaded.model, runtime)
+            lm.forward(ids[:-1])
+            lms[f"{name} ({runtime})"] = (lm, lm.length, ids)
+    out = {key: {} for key in lms}
+    for n in sizes:
+        times = {key: [] for key in lms}
+        for r in range(repeats + 1):  # the first is a warm-up
+            for key, (lm, cached, ids) in lms.items():
+                nodes = [ids[i % len(ids)] for i in range(n)]
                 start = now()
                 forward_tree(lm, ids[-1:], nodes, list(range(-1, n - 1)))
-                times.append(now() - start)
+                if r:
+                    times[key].append(now() - start)
                 lm.crop(cached)
-            row[n] = 1000 * sorted(times[1:])[len(times[1:]) // 2]
-        out[name] = row
-    return {"ms_by_nodes": out, "context": len(ids), "threads": torch.get_num_threads(), "device": str(models.device())}
+        for key, ts in times.items():
+            out[key][n] = 1000 * sorted(ts)[len(ts) // 2]
+    context = len(next(iter(lms.values()))[2])
+    return {"ms_by_nodes": out, "context": context, "threads": torch.get_num_threads(), "device": str(models.device())}
 
 
 COLUMNS = (  # key, header, width, digits, suffix; optional ones show only when some row has them
@@ -360,12 +372,13 @@ def main(args) -> int:
     prompts = [r["prompt"] for r in records]
     if args.forward_costs:
         sizes = [0, 1, 2, 4, 8, 12, 16, 24, 32, 48, 64]
-        result = forward_costs(args.model, args.draft or models.DEFAULT_DRAFT, prompts[0], sizes, args.repeats)
+        result = forward_costs(args.model, args.draft or models.DEFAULT_DRAFT, prompts[0], sizes, args.repeats,
+                               ("transformers", "lean") if args.runtime == "auto" else (args.runtime,))
         print(json.dumps(result, indent=2) if args.json else "\n".join(
             [f"ms per forward over N draft nodes after {result['context']} tokens, {result['threads']} threads, "
              f"{result['device']}",
-             f"{'N':>4}" + "".join(f"{name:>18}" for name in result["ms_by_nodes"])] +
-            [f"{n:>4}" + "".join(f"{row[n]:>18.2f}" for row in result["ms_by_nodes"].values()) for n in sizes]))
+             f"{'N':>4}" + "".join(f"{name:>26}" for name in result["ms_by_nodes"])] +
+            [f"{n:>4}" + "".join(f"{row[n]:>26.2f}" for row in result["ms_by_nodes"].values()) for n in sizes]))
         return 0
     if args.recording_overhead:
         result = recording_overhead(args.model, args.draft, methods, prompts,
@@ -374,6 +387,6 @@ def main(args) -> int:
         return 0
     result = benchmark(args.model, args.draft, methods, prompts, args.max_new_tokens,
                        args.repeats, parse_params(args.param), progress=not args.json, baseline=args.baseline,
-                       answers=[r["answer"] for r in records], records=records)
+                       answers=[r["answer"] for r in records], records=records, runtime=args.runtime)
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0

@@ -58,9 +58,8 @@ class LeanConfig:
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    """As transformers' LlamaRMSNorm: normalise in float32, scale in the weight's dtype."""
-    x32 = x.float()
-    return weight * (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
+    """As transformers' LlamaRMSNorm, in one fused op (float32 throughout: the runtime runs float32 weights)."""
+    return F.rms_norm(x, weight.shape, weight, eps)
 
 
 def matmul(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -124,10 +123,9 @@ class Block(nn.Module):
         qkv = matmul(x, self.qkv)  # [b, n, (H + 2 KV) hd]
         if self.qkv_bias is not None:
             qkv = qkv + self.qkv_bias
-        q, k, v = qkv.split([cfg.heads * cfg.head_dim, cfg.kv_heads * cfg.head_dim, cfg.kv_heads * cfg.head_dim], -1)
-        q = rotate(q.view(b, n, cfg.heads, cfg.head_dim).transpose(1, 2), cos, sin)     # [b, H, n, hd]
-        k = rotate(k.view(b, n, cfg.kv_heads, cfg.head_dim).transpose(1, 2), cos, sin)  # [b, KV, n, hd]
-        v = v.view(b, n, cfg.kv_heads, cfg.head_dim).transpose(1, 2)
+        qkv = qkv.view(b, n, cfg.heads + 2 * cfg.kv_heads, cfg.head_dim).transpose(1, 2)  # [b, H + 2 KV, n, hd]
+        qk = rotate(qkv[:, :cfg.heads + cfg.kv_heads], cos, sin)  # queries and keys turned together
+        q, k, v = qk[:, :cfg.heads], qk[:, cfg.heads:], qkv[:, cfg.heads + cfg.kv_heads:]
         if keys is not None:
             keys[:, :, start:start + n] = k
             values[:, :, start:start + n] = v

@@ -49,7 +49,7 @@ class LeanModel(nn.Module):
     def new_cache(self) -> tuple[torch.Tensor, torch.Tensor]:
         c = self.cfg
         shape = (c.layers, 1, c.kv_heads, c.max_positions, c.head_dim)
-        return torch.zeros(shape, device=self.embed.device), torch.zeros(shape, device=self.embed.device)
+        return torch.empty(shape, device=self.embed.device), torch.empty(shape, device=self.embed.device)
 
 
 _lean: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # transformers model -> its LeanModel
@@ -78,6 +78,7 @@ class CacheState:
 
     def __init__(self, net: LeanModel):
         self.keys, self.values = net.new_cache()
+        self.layer_keys, self.layer_values = list(self.keys), list(self.values)  # per-layer views, made once
         self.length = 0
         self.features = torch.zeros(net.cfg.max_positions, net.cfg.hidden, device=net.embed.device)
 
@@ -119,14 +120,17 @@ class LeanLM:
         begin = state.length
         if begin + n > net.cfg.max_positions:
             raise ValueError(f"the context holds {net.cfg.max_positions} tokens; {begin + n} asked")
-        where = (torch.arange(begin, begin + n) if positions is None else torch.tensor(positions)).to(self.device)
-        cos, sin = net.cos[where], net.sin[where]  # [n, hd]
+        if positions is None:  # rows and positions agree: views, no gather
+            cos, sin = net.cos[begin:begin + n], net.sin[begin:begin + n]  # [n, hd]
+        else:
+            where = torch.tensor(positions, device=self.device)
+            cos, sin = net.cos[where], net.sin[where]
         mask = None if allowed is None else allowed.to(self.device)
         x = F.embedding(torch.tensor([ids], device=self.device), net.embed)  # [1, n, h]
-        for i, block in enumerate(net.blocks):
+        for i, (block, keys, values) in enumerate(zip(net.blocks, state.layer_keys, state.layer_values)):
             attn, mlp = (i, "attn") not in self.skip, (i, "mlp") not in self.skip
             if attn or mlp:
-                x = block(x, cos, sin, state.keys[i], state.values[i], begin, mask, attn, mlp)
+                x = block(x, cos, sin, keys, values, begin, mask, attn, mlp)
         x = rms_norm(x[0], net.norm, net.cfg.eps)  # [n, h]
         if self.tap:
             state.features[begin:begin + n] = x

@@ -127,7 +127,7 @@ def train_eagle(cfg: EagleTrainConfig) -> Path:
         opt.load_state_dict(saved["opt"])
         state = saved["state"]
         print(f"resumed at step {state['step']}")
-        cfg.steps = state.get("fitted_steps", cfg.steps)
+        cfg.steps = min(cfg.steps, state.get("fitted_steps", cfg.steps))
     state["resumed_at"] = state["step"]
     state["fitted_at"] = state["step"] + 20
     gen = torch.Generator().manual_seed(cfg.seed)

@@ -13,7 +13,7 @@
     python -m playground.training.train deep-draft         # its 2-layer draft, cut from it and distilled
     python -m playground.training.train eagle              # EAGLE head on tiny-code's features -> tiny-code-eagle
     python -m playground.training.train prompts            # held-out prompt suites -> assets/prompts/*.jsonl
-    python -m playground.training.train card [--only causal|diffusion]  # evaluate the models, write their cards
+    python -m playground.training.train card [--only causal|diffusion|eagle]  # measure the models, write their cards
 
 Training is resumable: a checkpoint is written to checkpoints/<name>/ every `ckpt_every_s` seconds and picked up on the
 next start. Data order depends only on (seed, step), so a resumed run sees the same batches as an unbroken one.
@@ -55,11 +55,15 @@ def build_corpus(pack: Path | None, unpack: Path | None) -> None:
 
 
 def write_cards(only: str | None) -> None:
-    """The model cards: the causal models' (tiny-code's pair, the deep pair), the diffusion model's, or both."""
-    if only != "diffusion":
+    """The model cards: the causal models' (tiny-code's pair, the deep pair), the diffusion model's, the EAGLE
+    head's, or all."""
+    if only in (None, "causal"):
         cards.write_cards()
-    if only != "causal":
+    if only in (None, "diffusion"):
         cards.write_diffusion_card()
+    if only in (None, "eagle"):
+        from playground.training.cards_eagle import write_eagle_card
+        write_eagle_card()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -75,10 +79,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--pack", type=Path, help="corpus: also write what training elsewhere needs to this file")
     parser.add_argument("--unpack", type=Path, help="corpus: restore a packed corpus under .cache/ instead")
-    parser.add_argument("--only", choices=["causal", "diffusion"],
-                        help="card: only the causal models' cards (tiny-code, tiny-code-draft) or the diffusion one's")
+    parser.add_argument("--only", choices=["causal", "diffusion", "eagle"],
+                        help="card: only the causal models' cards (tiny-code, tiny-code-draft), the diffusion one's or "
+                             "the EAGLE head's")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: every core; 1 is steadier on a "
+                                                    "machine shared with other work)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
     if args.what == "tokenizer":
         train_tokenizer(TokenizerConfig())
     elif args.what == "corpus":
