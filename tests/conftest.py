@@ -196,6 +196,37 @@ def short_context_draft(model_root) -> str:
     return _save(model, model_root / "gpt2-ctx32-draft")
 
 
+def build_head(target: str, root: Path) -> str:
+    """A randomly initialised EAGLE head for the target folder `target`, saved beside it with the target's tokenizer.
+    Llama-family targets give it their own shape (EagleConfig.for_target); others (GPT-2) get one as wide as them."""
+    from playground.models.eagle import EagleConfig, EagleHead
+    from playground.models.loading import load
+
+    config = load(target).model.config
+    try:
+        head_config = EagleConfig.for_target(config, target)
+    except ValueError:  # not a Llama-family shape: the head only has to be as wide as the target's features
+        head_config = EagleConfig(hidden_size=config.hidden_size, intermediate_size=2 * config.hidden_size,
+                                  num_attention_heads=4, num_key_value_heads=4, head_dim=config.hidden_size // 4,
+                                  max_position_embeddings=CONTEXT, vocab_size=VOCAB, target=target)
+    torch.manual_seed(0)
+    return _save(EagleHead(head_config).eval(), root / f"{Path(target).name}-head")
+
+
+_heads: dict[str, str] = {}
+
+
+@pytest.fixture(scope="session")
+def random_head(model_root):
+    """random_head(pair) -> the folder of a random EAGLE head for pair.target (built once per session)."""
+    def head(pair: Pair) -> str:
+        if pair.target not in _heads:
+            _heads[pair.target] = build_head(pair.target, model_root)
+        return _heads[pair.target]
+
+    return head
+
+
 # ------------------------------------------------------------ running things
 
 

@@ -43,6 +43,8 @@ class LeanConfig:
             raise ValueError(f"the lean runtime has no {rope['rope_type']!r} rope scaling")
         if getattr(config, "hidden_act", "silu") != "silu" or getattr(config, "mlp_bias", False):
             raise ValueError("the lean runtime runs a SiLU-gated MLP without biases only")
+        if kind != "qwen2" and getattr(config, "attention_bias", False):  # Qwen2's biases are on q, k and v only
+            raise ValueError("the lean runtime has no bias on the attention's output projection (attention_bias)")
         window = getattr(config, "sliding_window", None)
         sliding = getattr(config, "use_sliding_window", kind == "mistral")
         if window and sliding and window < config.max_position_embeddings:
@@ -53,7 +55,7 @@ class LeanConfig:
             head_dim=getattr(config, "head_dim", None) or config.hidden_size // heads,
             intermediate=config.intermediate_size, eps=config.rms_norm_eps,
             rope_theta=float(rope.get("rope_theta", getattr(config, "rope_theta", 10000.0))),
-            qkv_bias=kind == "qwen2" or bool(getattr(config, "attention_bias", False)),
+            qkv_bias=kind == "qwen2",
             layers=config.num_hidden_layers, vocab=config.vocab_size, max_positions=config.max_position_embeddings)
 
 

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from playground.models.eagle import EagleHead
 from playground.models.lean import rope_table
+from playground.runtime.lean import with_rows
 
 
 class EagleLM:
@@ -64,6 +65,8 @@ class EagleLM:
         start = time.perf_counter()
         begin, n = self.length, len(ids)
         where = torch.tensor(positions, device=self.device)
+        self.keys, self.values = with_rows(self.keys, begin + n, -2), with_rows(self.values, begin + n, -2)
+        self.out = with_rows(self.out, begin + n, 0)  # a tree's nodes near the end of the context: rows past it
         x = self.model(self.inputs(preds)[None], F.embedding(torch.tensor([ids], device=self.device), self.embed),
                        self.cos[where], self.sin[where], self.keys, self.values, begin, mask)[0]  # [n, h]
         self.out[begin:begin + n] = x

@@ -73,6 +73,17 @@ def supports(hf_model: nn.Module) -> str | None:
     return None
 
 
+def with_rows(t: torch.Tensor, rows: int, dim: int) -> torch.Tensor:
+    """`t` with at least `rows` entries along `dim` (zeros added). A cache holds one row per context position, but a
+    draft tree verified near the end of the context takes rows past it: its nodes sit at positions inside the
+    context, side by side in rows after the committed tokens (transformers' cache just grows; so does this one)."""
+    if rows <= t.shape[dim]:
+        return t
+    shape = list(t.shape)
+    shape[dim] = rows - t.shape[dim]
+    return torch.cat([t, t.new_zeros(shape)], dim=dim)
+
+
 class CacheState:
     """The cache and its length, shared by the views of one run (a self-speculative draft reads the target's)."""
 
@@ -81,6 +92,13 @@ class CacheState:
         self.layer_keys, self.layer_values = list(self.keys), list(self.values)  # per-layer views, made once
         self.length = 0
         self.features = torch.zeros(net.cfg.max_positions, net.cfg.hidden, device=net.embed.device)
+
+    def reserve(self, rows: int) -> None:
+        """Room for `rows` rows (past the context only for a tree's nodes; see with_rows)."""
+        if rows > self.keys.shape[-2]:
+            self.keys, self.values = with_rows(self.keys, rows, -2), with_rows(self.values, rows, -2)
+            self.layer_keys, self.layer_values = list(self.keys), list(self.values)
+            self.features = with_rows(self.features, rows, 0)
 
 
 class LeanLM:
@@ -118,8 +136,10 @@ class LeanLM:
         start = time.perf_counter()
         state, net, n = self.state, self.net, len(ids)
         begin = state.length
-        if begin + n > net.cfg.max_positions:
-            raise ValueError(f"the context holds {net.cfg.max_positions} tokens; {begin + n} asked")
+        last = begin + n - 1 if positions is None else max(positions, default=begin)
+        if last >= net.cfg.max_positions:
+            raise ValueError(f"the context holds {net.cfg.max_positions} tokens; position {last} asked")
+        state.reserve(begin + n)
         if positions is None:  # rows and positions agree: views, no gather
             cos, sin = net.cos[begin:begin + n], net.sin[begin:begin + n]  # [n, hd]
         else:
