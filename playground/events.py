@@ -93,7 +93,9 @@ class Step:
     draft_source: int | None = None      # copied drafts: index in prompt + output where the copied span starts
     threshold: float | None = None       # draft-probability stop threshold in force while drafting (None: none)
     skipped: list[str] = field(default_factory=list)  # layer-skipping drafts: sub-layers off, e.g. "3.attn"
-    layers: int = 0                      # layer-skipping drafts: decoder layers of the model
+    layers: int = 0                      # layer-skipping and feature drafts: decoder layers of the model (target)
+    tapped: list[int] = field(default_factory=list)  # feature drafts (eagle): the target's layers whose output the
+                                         # draft head reads (the last one's after the final norm, as the LM head does)
     target_forwards: int = 1
     draft_forwards: int = 0
     draft_s: float = 0.0

@@ -485,6 +485,29 @@ def test_tree_run_shows_the_tree_view_and_its_charts(page):
     assert page.dialogs == []
 
 
+def test_eagle_draws_its_head_beside_the_target_layers_and_matches_autoregressive(page):
+    from playground.models.loading import DEFAULT_HEADS, shipped_models
+    if DEFAULT_HEADS.get(MODEL) not in shipped_models():
+        pytest.skip(f"no shipped EAGLE head for {MODEL}")
+    page.locator("#advanced").get_by_text("Advanced", exact=True).click()  # closed at first
+    choose(page, "runtime", "transformers")
+    start_run(page, TREE_PROMPT, "eagle", max_new=24)
+    assert finish_run(page)[0] == "finished"
+    sync_api.expect(page.locator("#draft input")).to_have_value(DEFAULT_HEADS[MODEL])  # the head, picked for eagle
+    verdict = page.wait_for_selector("#live-baseline [data-verdict=identical]", timeout=RUN_TIMEOUT_MS)
+    assert "Identical to the autoregressive run" in verdict.inner_text()
+    assert "runtime=transformers" in page.locator("#live-status").inner_text()
+    head = page.locator("#live-layers .pg-eagle")
+    shown(page, "#live-layers .pg-eagle [data-role=head]")
+    layers = int(head.get_attribute("data-layers"))
+    assert page.locator("#live-layers .pg-layer.pg-tapped").get_attribute("data-layer") == str(layers - 1)
+    assert "EAGLE head" in head.inner_text() and "fc" in head.inner_text()
+    shown(page, "#live-tree .pg-tree-plot .main-svg")  # EAGLE-2's dynamic tree, and its acceptance by depth
+    assert "Acceptance by depth" in page.locator("#live-depth-acceptance").inner_text()
+    head.scroll_into_view_if_needed()
+    head.screenshot(path=str(ARTIFACTS / "eagle_head.png"))
+
+
 def record_tree_run(db) -> tuple[int, list]:
     """A tree_speculative run stored straight into the app's database; its id and steps."""
     from playground.engine import Request, generate

@@ -30,7 +30,8 @@ def build_app(db: str, retention: Retention | None = None) -> gr.Blocks:
     gr.set_static_paths([str(PLOTLY_JS)])
     name_range_errors()
     recorder = Recorder(db, retention=retention)
-    shipped = list(models.shipped_models())
+    heads = {name for name in models.shipped_models() if models.shipped_kind(name) == "feature"}  # draft heads only
+    shipped = [name for name in models.shipped_models() if name not in heads]
     targets = sorted({*shipped, models.DEFAULT_MODEL} - {models.DEFAULT_DRAFT})
     drafts = sorted({*shipped, models.DEFAULT_DRAFT})
     with gr.Blocks(title="Decoding Playground") as demo:
@@ -40,7 +41,7 @@ def build_app(db: str, retention: Retention | None = None) -> gr.Blocks:
                     elem_id="title")
         with gr.Tabs() as tabs:
             with gr.Tab("Generate", id="generate"):
-                generating = generate_tab(targets, drafts)
+                generating = generate_tab(targets)
             with gr.Tab("History", id="history") as history:
                 replaying = history_tab()
             with gr.Tab("Compare", id="compare"):

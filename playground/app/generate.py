@@ -18,6 +18,7 @@ from playground.app.method_inputs import (
     chooser_changed,
     chosen_params,
     compares_with_ar,
+    draft_choices,
     method_changed,
     method_params,
     param_input,
@@ -25,7 +26,7 @@ from playground.app.method_inputs import (
     takes_draft,
 )
 from playground.app.panel import RunPanel, panel_values, play_back, run_panel, view_panel
-from playground.engine import MAX_NEW_TOKENS, Request, generate
+from playground.engine import MAX_NEW_TOKENS, RUNTIMES, Request, generate
 from playground.methods import METHODS
 from playground.models import loading as models
 from playground.storage.recorder import Recorder
@@ -48,6 +49,7 @@ class GenerateTab(NamedTuple):
     top_k: gr.Number
     top_p: gr.Number
     seed: gr.Number
+    runtime: gr.Dropdown
     against_ar: gr.Checkbox
     generate_btn: gr.Button
     stop_btn: gr.Button
@@ -60,7 +62,7 @@ def first_method() -> str:
     return "speculative" if "speculative" in METHODS else next(iter(METHODS))
 
 
-def generate_tab(targets: list[str], drafts: list[str]) -> GenerateTab:
+def generate_tab(targets: list[str]) -> GenerateTab:
     """The Generate tab's inputs and its run panel; generate_events wires them."""
     first = first_method()
     with gr.Row():
@@ -78,7 +80,7 @@ def generate_tab(targets: list[str], drafts: list[str]) -> GenerateTab:
                                 label="Target model", info="shipped name, Hub id or local folder", elem_id="model")
             method = gr.Dropdown(list(METHODS), value=first, label="Method", elem_id="method")
             method_info = gr.Markdown(f"*{METHODS[first].summary}*")
-            draft = gr.Dropdown(drafts, value=models.DEFAULT_DRAFT, allow_custom_value=True,
+            draft = gr.Dropdown(draft_choices(METHODS[first]), value=models.DEFAULT_DRAFT, allow_custom_value=True,
                                 label="Draft model", visible=takes_draft(METHODS[first]), elem_id="draft")
             param_inputs = [param_input(p, first) for p in method_params().values()]
             with gr.Accordion("Sampling", open=True):
@@ -90,13 +92,17 @@ def generate_tab(targets: list[str], drafts: list[str]) -> GenerateTab:
                     top_k = gr.Number(0, label="top-k (0 = off)", elem_id="top-k")
                     top_p = gr.Number(1.0, label="top-p", minimum=0, maximum=1, elem_id="top-p")
                     seed = gr.Number(0, label="seed", elem_id="seed")
+            with gr.Accordion("Advanced", open=False, elem_id="advanced"):
+                runtime = gr.Dropdown(list(RUNTIMES), value="auto", label="runtime", elem_id="runtime",
+                                      info="what runs the causal models: lean (plain-torch Llama-family blocks, a "
+                                           "static KV cache), transformers, or auto: lean where the model allows")
         with gr.Column(scale=2):
             live = view_panel("live", baseline=True)
             explore_btn = gr.Button("Explore this run in the Theory tab", visible=False, size="sm",
                                     elem_id="explore-btn")
             explored = gr.State(None)
     return GenerateTab(prompt, model, method, method_info, draft, param_inputs, max_new, temperature, top_k, top_p,
-                       seed, against_ar, generate_btn, stop_btn, live, explore_btn, explored)
+                       seed, runtime, against_ar, generate_btn, stop_btn, live, explore_btn, explored)
 
 
 def generate_events(demo: gr.Blocks, recorder: Recorder, tab: GenerateTab) -> None:
@@ -104,7 +110,7 @@ def generate_events(demo: gr.Blocks, recorder: Recorder, tab: GenerateTab) -> No
     cancels: dict[str, threading.Event] = {}  # session -> the Stop signal of its running generation
     params = list(method_params())
 
-    def run(request: gr.Request, prompt, model, method, draft, max_new, temperature, top_k, top_p, seed,
+    def run(request: gr.Request, prompt, model, method, draft, max_new, temperature, top_k, top_p, seed, runtime,
             against_ar, *param_values):
         """Decode quietly (a line of progress, nothing drawn while timed), then the autoregressive reference if
         asked, then play the run back at its pace and show it with the comparison."""
@@ -115,7 +121,7 @@ def generate_events(demo: gr.Blocks, recorder: Recorder, tab: GenerateTab) -> No
                           draft=(draft or None) if uses else None,
                           max_new_tokens=whole(max_new, "max new tokens"), temperature=float(temperature or 0),
                           top_k=whole(top_k, "top-k"), top_p=float(top_p or 0), seed=whole(seed, "seed"),
-                          params=chosen_params(method, dict(zip(params, param_values))))
+                          params=chosen_params(method, dict(zip(params, param_values))), runtime=runtime or "auto")
             yield from decoded(recorder, req, against_ar, cancel)
         except Exception as exc:  # shown, never a traceback
             yield [*run_panel(None, [], status=views.error_html(failed(exc))), *no_comparison()]
@@ -132,7 +138,7 @@ def generate_events(demo: gr.Blocks, recorder: Recorder, tab: GenerateTab) -> No
             cancels[request.session_hash].set()
 
     controls = [tab.prompt, tab.model, tab.method, tab.draft, tab.max_new, tab.temperature, tab.top_k, tab.top_p,
-                tab.seed, tab.against_ar, *tab.param_inputs]
+                tab.seed, tab.runtime, tab.against_ar, *tab.param_inputs]
     buttons = [tab.generate_btn, tab.stop_btn]
     idle = (gr.update(interactive=True), gr.update(interactive=False))
     running = tab.generate_btn.click(arm, None, buttons, queue=False).then(

@@ -12,7 +12,7 @@ from playground.methods import METHODS, Param, used
 from playground.models import loading as models
 
 NUMBER_KINDS = ("dag", "seq2seq")  # the kinds of model the numbers methods run on (models.KINDS)
-CHOOSERS = ("schedule", "strategy")  # parameters whose value decides which other inputs show
+CHOOSERS = ("schedule", "strategy", "tree")  # parameters whose value decides which other inputs show
 
 
 def compares_with_ar(method: str) -> bool:
@@ -23,6 +23,12 @@ def compares_with_ar(method: str) -> bool:
 def takes_draft(method) -> bool:
     """Show (and send) the draft model for methods that need one or can use one."""
     return method.needs_draft or method.uses_draft is not None
+
+
+def draft_choices(method) -> list[str]:
+    """The shipped models `method` can draft with (its draft_kinds: causal drafts, eagle's feature head, gad's
+    DA-Transformers): what the draft picker offers."""
+    return [name for name in models.shipped_models() if models.shipped_kind(name) in method.draft_kinds]
 
 
 def method_params() -> dict[str, Param]:
@@ -81,7 +87,7 @@ def suited_inputs(method: str, model: str, draft: str, prompt: str) -> list[dict
     kind = models.shipped_kind(model)
     target = models.KINDS[chosen.kinds[0]][1] if kind is not None and kind not in chosen.kinds else model
     draft_kind = models.shipped_kind(draft)
-    new_draft = models.DEFAULT_DRAFTS.get(target) if draft_kind is not None and (
+    new_draft = models.draft_for(target, None, chosen.draft_kinds[0]) if draft_kind is not None and (
         draft_kind not in chosen.draft_kinds or target != model) else draft
     numbers = models.shipped_kind(target) in NUMBER_KINDS
     examples = (EXAMPLES, NUMBER_EXAMPLES) if numbers else (NUMBER_EXAMPLES, EXAMPLES)
@@ -95,7 +101,8 @@ def method_changed(name, model_name, draft_name, prompt_text):
     method `name` is chosen."""
     chosen = METHODS[name]
     model_up, draft_up, prompt_up = suited_inputs(name, model_name, draft_name, prompt_text)
-    return [model_up, prompt_up, {**draft_up, "visible": takes_draft(chosen)}, f"*{chosen.summary}*",
+    return [model_up, prompt_up, {**draft_up, "visible": takes_draft(chosen), "choices": draft_choices(chosen)},
+            f"*{chosen.summary}*",
             gr.update(visible=compares_with_ar(name)), *sampling_updates(name, {}),
             *param_updates(name)]
 

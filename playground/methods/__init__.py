@@ -41,6 +41,8 @@ def chooser(method: str, name: str) -> tuple[str, tuple[str, ...]] | None:
         return ("strategy", used_by) if used_by else None
     if method == dag.METHOD.name:  # beam search's width and LM weight
         return ("strategy", ("beam",)) if name in ("beam", "lm_weight") else None
+    if method == eagle.METHOD.name and name in eagle.TREE_SHAPES:  # a chain's, a dynamic tree's or a static one's
+        return "tree", eagle.TREE_SHAPES[name]
     used_by = schedules.PARAM_SCHEDULES.get(name)  # a schedule's own parameter
     return ("schedule", used_by) if used_by else None
 
@@ -63,9 +65,10 @@ def parse_params(pairs: list[str], error: Callable[[str], str] = param_error) ->
 
 
 def used(method: str, name: str, settings: dict) -> bool:
-    """Whether parameter `name` is used by a run of `method` with these `settings`."""
+    """Whether parameter `name` is used by a run of `method` with these `settings`: its chooser's value uses it, and
+    the chooser is used itself (eagle: a schedule's parameter, only in a chain)."""
     rule = chooser(method, name)
-    return rule is None or settings.get(rule[0]) in rule[1]
+    return rule is None or settings.get(rule[0]) in rule[1] and used(method, rule[0], settings)
 
 
 __all__ = ["METHODS", "DecodeConfig", "Method", "Param", "chooser", "get_method", "parse_params", "used"]

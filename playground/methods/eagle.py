@@ -35,14 +35,20 @@ def eagle(target, draft, prompt_ids: list[int], cfg: DecodeConfig, tree: str = "
         target.forward(prompt_ids[:-1])  # the prompt's features: the first draft reads them (counted in step 0)
     if tree == "chain":
         schedule = schedules.make_schedule(gamma, **schedule)
-        yield from speculate(target, ModelDrafter(head, cfg), prompt_ids, cfg, schedule)
-        return
-    widths = parse_branching(branching)
-    drafter = ModelTreeDrafter(head, cfg, tree, widths, depth, topk, nodes, min_path)
-    yield from tree_speculate(target, drafter, prompt_ids, cfg, len(widths) if tree == "static" else depth)
+        steps = speculate(target, ModelDrafter(head, cfg), prompt_ids, cfg, schedule)
+    else:
+        widths = parse_branching(branching)
+        drafter = ModelTreeDrafter(head, cfg, tree, widths, depth, topk, nodes, min_path)
+        steps = tree_speculate(target, drafter, prompt_ids, cfg, len(widths) if tree == "static" else depth)
+    for step in steps:  # what the views draw of the head: the target's layers, the last one's output tapped
+        step.layers, step.tapped = target.num_layers, [target.num_layers - 1]
+        yield step
 
 
 TREE_PARAMS = {p.name: p for p in tree_speculative.METHOD.params}
+# the parameters only one shape of `tree` reads, and that shape (methods.chooser)
+TREE_SHAPES = {"gamma": ("chain",), "schedule": ("chain",), "branching": ("static",),
+               **dict.fromkeys(("nodes", "depth", "topk", "min_path"), ("dynamic",))}
 
 METHOD = Method(
     name="eagle",

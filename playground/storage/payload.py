@@ -5,7 +5,8 @@ Versions (the payload's "v"; a payload without one is version 1):
   tree_q, tree_p, tree_state, tree_round, tree_texts; positions, canvas_guess, canvas_conf, canvas_texts, margin;
   dag_top, dag_top_p, dag_top_texts, dag_passing, dag_edges, dag_path), empty where the family does not apply.
 - 2: {"v": 2, the common fields, "tree": {...} | null, "canvas": {...} | null, "dag": {...} | null}, the sub-records
-  of events.TreeRecord, CanvasRecord and DagRecord under their own field names.
+  of events.TreeRecord, CanvasRecord and DagRecord under their own field names. Common fields added since, with a
+  default that means "none" (so no new version): `tapped` (feature drafts, the eagle method).
 
 Every version reads back into today's Step, so a database written by any release replays; a payload from a newer
 release than this one is one PlaygroundError. Fields a version does not know are left out, fields it lacks get

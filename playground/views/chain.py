@@ -53,17 +53,22 @@ def step_html(step: Step | None) -> str:
     head = f"<b>Step {step.number}</b> · "
     if not step.drafted:
         return f'<div class="pg-step">{head}one target forward → {_committed(step)} · {timing}</div>'
+    if step.kind == TREE:  # `drafted` holds the path the target walked down the tree, then the node it turned down
+        lead, verdict = "the target walked the tree", f"accepted {step.accepted} of its {step.proposed} verified nodes"
+    else:
+        lead, verdict = "draft proposed", f"accepted {step.accepted} of {len(step.drafted)} (gamma {step.gamma})"
+    return (f'<div class="pg-step">{head}{lead} {drafted_chips(step)} · {verdict} → committed '
+            f'{_committed(step)} · {timing}</div>')
+
+
+def drafted_chips(step: Step) -> str:
+    """The step's drafted tokens as chips: accepted, rejected (the first the target turned down), not verified."""
     drafted = []
     for i, text in enumerate(step.drafted_texts or [str(t) for t in step.drafted]):
         state = "pg-accepted" if i < step.accepted else "pg-rejected" if i == step.accepted else "pg-unverified"
         title = f"drafted #{i + 1}\nq (draft) = {fmt_prob(step.draft_q[i])}\np (target) = {fmt_prob(step.draft_p[i])}"
         drafted.append(chip(text, state, title, breaks=False))
-    if step.kind == TREE:  # `drafted` holds the path the target walked down the tree, then the node it turned down
-        lead, verdict = "the target walked the tree", f"accepted {step.accepted} of its {step.proposed} verified nodes"
-    else:
-        lead, verdict = "draft proposed", f"accepted {step.accepted} of {len(step.drafted)} (gamma {step.gamma})"
-    return (f'<div class="pg-step">{head}{lead} {"".join(drafted)} · {verdict} → committed '
-            f'{_committed(step)} · {timing}</div>')
+    return "".join(drafted)
 
 
 def _committed(step: Step) -> str:

@@ -106,8 +106,9 @@ def confidence_figure(steps: list[Step]) -> go.Figure | None:
 
 
 def layer_stack_html(steps: list[Step]) -> str | None:
-    """The decoder layers of the latest layer-skipping step, each with its attention and MLP sub-layer."""
-    step = next((s for s in reversed(steps) if s.layers > 0), None)
+    """The decoder layers of the latest layer-skipping step, each with its attention and MLP sub-layer (not for
+    feature drafts, which skip nothing: views.features draws those)."""
+    step = next((s for s in reversed(steps) if s.layers > 0 and not s.tapped), None)
     if step is None:
         return None
     skipped = set(step.skipped)
@@ -124,7 +125,8 @@ def layer_stack_html(steps: list[Step]) -> str | None:
             subs.append(f'<span class="pg-sub pg-{kind}{" pg-skipped" if off else ""}" data-sublayer="{name}" '
                         f'data-skipped="{int(off)}" title="{title}">{kind}</span>')
         layers.append(f'<div class="pg-layer" data-layer="{i}"><small>{i}</small>{"".join(subs)}</div>')
-    skipping = [s for s in steps if s.layers > 0]  # a step that drafted nothing (token budget) has no skip set
+    # a step that drafted nothing (token budget) has no skip set
+    skipping = [s for s in steps if s.layers > 0 and not s.tapped]
     changes = [s.number for prev, s in zip(skipping, skipping[1:]) if prev.skipped != s.skipped]
     changed = f" · skip set last changed at step {changes[-1]}" if changes else ""
     return (f'<div class="pg-layers" data-skipped="{count}" data-total="{total}"><div class="pg-cap">'

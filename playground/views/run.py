@@ -3,8 +3,8 @@
 The live view and the History replay both call `run_view`, so a replayed run at step k looks exactly like the live
 run did after k steps. Model text is untrusted: every token goes through `html.escape`.
 The views of how a run drafts (draft length, confidence vs threshold, layer stack, copied spans) are in
-`views.drafts`, those of draft trees in `views.tree`; `run_view` gives None for each that does not apply, and the
-app hides it.
+`views.drafts` (a feature-drafting head beside the target's layers: `views.features`), those of draft trees in
+`views.tree`; `run_view` gives None for each that does not apply, and the app hides it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from playground.events import (
 )
 from playground.methods import used
 from playground.views import diffusion as dlm
-from playground.views import drafts
+from playground.views import drafts, features
 from playground.views import theory as views_theory
 from playground.views import tree as trees
 from playground.views.chain import (
@@ -150,6 +150,7 @@ def run_view(started: RunStarted | None, steps: list[Step], finished: RunFinishe
     return RunView(status_html(started, finished, position), chips_html(steps, prompt),
                    step_html(steps[-1] if steps else None), stats_html(stats_source),
                    accepted_figure(steps), views_theory.add_theory_line(progress_figure(steps), prediction),
-                   drafts.draft_length_figure(steps), drafts.confidence_figure(steps), drafts.layer_stack_html(steps),
+                   drafts.draft_length_figure(steps), drafts.confidence_figure(steps),
+                   drafts.layer_stack_html(steps) or features.head_html(steps),
                    drafts.copy_html(started, steps), trees.tree_html(started, steps), trees.tree_size_figure(steps),
                    trees.depth_acceptance_figure(steps), theory=views_theory.theory_figure(prediction))
