@@ -27,12 +27,12 @@ GAMMAS = (1, 4, 8)
 _greedy: dict[tuple, list[int]] = {}
 
 
-def greedy_autoregressive(run_engine, pair, prompt: str, new: int = NEW) -> list[int]:
+def greedy_autoregressive(run_engine, pair, prompt: str, new: int = NEW, runtime: str = "auto") -> list[int]:
     """The target's greedy continuation (no stop at end-of-text), checked step by step, cached per test session."""
-    key = (pair.target, prompt, new)
+    key = (pair.target, prompt, new, runtime)
     if key not in _greedy:
         started, steps, finished = run_engine(prompt=prompt, model=pair.target, method="autoregressive",
-                                              max_new_tokens=new, stop_at_eos=False)
+                                              max_new_tokens=new, stop_at_eos=False, runtime=runtime)
         assert finished.status == "finished", finished.error
         assert started.draft is None and started.method == "autoregressive"
         assert len(steps) == new and all(len(s.tokens) == 1 for s in steps)
@@ -75,13 +75,14 @@ def check_speculative_steps(steps, gamma: int, new: int) -> None:
 
 
 @pytest.mark.parametrize("gamma", GAMMAS)
-def test_speculative_greedy_equals_autoregressive(any_pair, run_engine, gamma):
+@pytest.mark.parametrize("runtime", ["auto", "transformers"])  # auto: lean for Llama, Qwen2 and tiny-code
+def test_speculative_greedy_equals_autoregressive(any_pair, run_engine, gamma, runtime):
     accepted = drafted = rejections = 0
     for prompt in PROMPTS:
-        expected = greedy_autoregressive(run_engine, any_pair, prompt)
+        expected = greedy_autoregressive(run_engine, any_pair, prompt, runtime=runtime)
         started, steps, finished = run_engine(prompt=prompt, model=any_pair.target, draft=any_pair.draft,
                                               method="speculative", params={"gamma": gamma}, max_new_tokens=NEW,
-                                              stop_at_eos=False)
+                                              stop_at_eos=False, runtime=runtime)
         assert finished.status == "finished", finished.error
         assert started.draft == any_pair.draft and started.settings["gamma"] == gamma
         assert finished.token_ids == expected, f"speculative (gamma={gamma}) differs from greedy on {prompt!r}"

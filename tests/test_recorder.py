@@ -15,6 +15,7 @@ from conftest import PROMPTS
 from playground.engine import Request, generate
 from playground.errors import PlaygroundError
 from playground.events import RunFinished, RunStarted, Step
+from playground.runtime.lean import LeanLM
 from playground.runtime.lm import CachedLM
 from playground.storage import recorder as recorder_module
 from playground.storage.recorder import Recorder, db_path
@@ -146,18 +147,19 @@ def test_cancel_before_the_first_step(llama_pair, db, collect):
     assert stored_steps == [] and stored.status == "cancelled"
 
 
-def test_a_model_failing_mid_run_is_stored_as_an_error_with_its_steps(llama_pair, db, collect, monkeypatch):
-    real_forward, calls = CachedLM.forward, {"n": 0}
-
-    def flaky_forward(self, ids, keep=1):
-        calls["n"] += 1
-        if calls["n"] == 6:
-            raise RuntimeError("boom")
-        return real_forward(self, ids, keep)
-
-    monkeypatch.setattr(CachedLM, "forward", flaky_forward)
+@pytest.mark.parametrize("runtime", ["lean", "transformers"])
+def test_a_model_failing_mid_run_is_stored_as_an_error_with_its_steps(llama_pair, db, collect, monkeypatch, runtime):
+    calls = {"n": 0}
+    for runner in (CachedLM, LeanLM):  # the sixth forward fails, whichever runtime runs it
+        def flaky_forward(self, ids, keep=1, real_forward=runner.forward):
+            calls["n"] += 1
+            if calls["n"] == 6:
+                raise RuntimeError("boom")
+            return real_forward(self, ids, keep)
+        monkeypatch.setattr(runner, "forward", flaky_forward)
     rec = Recorder(db)
-    started, steps, finished = collect(rec.record(generate(request(llama_pair, method="autoregressive"))))
+    started, steps, finished = collect(rec.record(generate(request(llama_pair, method="autoregressive",
+                                                                   runtime=runtime))))
     assert finished.status == "error" and finished.error == "RuntimeError: boom"
     assert len(steps) == 5 and finished.token_ids == [t for s in steps for t in s.tokens]
     _, stored_steps, stored = rec.replay(started.run_id)

@@ -315,6 +315,9 @@ def check_pair(target: LoadedModel, draft: LoadedModel) -> None:
         raise PlaygroundError(f"head {draft.name!r} reads {draft.model.config.hidden_size}-wide features; "
                               f"{target.name!r} has {getattr(target.model.config, 'hidden_size', '?')}: use the head "
                               f"trained on it (this one was trained on {draft.model.config.target!r})")
+    if draft.kind == "feature" and (draft.max_positions or 0) < (target.max_positions or 0):
+        raise PlaygroundError(f"head {draft.name!r} reads {draft.max_positions} positions; {target.name!r} has "
+                              f"{target.max_positions}: a long run would outgrow the head")
     if target.vocab_size != draft.vocab_size or target.tokenizer.get_vocab() != draft.tokenizer.get_vocab():
         raise PlaygroundError(
             f"draft {draft.name!r} does not share the vocabulary of target {target.name!r} "
