@@ -15,9 +15,11 @@ from playground.errors import PlaygroundError
 SETTLE_S = 0.3          # before timing anything, time for the browser to finish drawing what it was last sent
 WARNING_S = 6           # how long a warning pop-up stays: the panel keeps the message, so they need not pile up
 PLOT_MIN_WIDTH = 300  # two charts side by side where they fit, else one under the other
+# The Generate tab opens on the first (its default eagle run: 1.5x autoregressive there, identical output), the
+# Compare tab on it too, the Diffusion tab on the second (docs/BENCHMARKS.md "EAGLE and the lean runtime")
 EXAMPLES = [
-    "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",
     "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n",
+    "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",
     "import os\n\n\ndef list_python_files(folder):\n",
     "def is_prime(n):\n    if n < 2:\n        return False\n",
 ]

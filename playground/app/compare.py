@@ -24,7 +24,7 @@ def compare_tab(recorder: Recorder, targets: list[str], drafts: list[str]) -> No
     """The Compare tab: one prompt, decoded greedily as a chain, a static tree and a dynamic tree, side by side."""
     gr.Markdown(ABOUT)
     with gr.Row():
-        prompt = gr.Textbox(label="Prompt", lines=5, value=EXAMPLES[1], scale=3, elem_id="cmp-prompt")
+        prompt = gr.Textbox(label="Prompt", lines=5, value=EXAMPLES[0], scale=3, elem_id="cmp-prompt")
         with gr.Column(scale=2, min_width=300):
             model = gr.Dropdown(targets, value=models.DEFAULT_MODEL, allow_custom_value=True, label="Target model",
                                 elem_id="cmp-model")

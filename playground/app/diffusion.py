@@ -28,7 +28,7 @@ def diffusion_tab(recorder: Recorder, targets: list[str]) -> None:
     speed-quality curve across thresholds."""
     gr.Markdown(ABOUT)
     with gr.Row():
-        prompt = gr.Textbox(label="Prompt", lines=5, value=EXAMPLES[0], scale=3, elem_id="dlm-prompt")
+        prompt = gr.Textbox(label="Prompt", lines=5, value=EXAMPLES[1], scale=3, elem_id="dlm-prompt")
         with gr.Column(scale=2, min_width=300):
             model = gr.Dropdown(targets, value=DIFFUSION_MODEL, allow_custom_value=True, label="Diffusion model",
                                 elem_id="dlm-model")

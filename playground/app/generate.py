@@ -59,7 +59,9 @@ class GenerateTab(NamedTuple):
 
 
 def first_method() -> str:
-    return "speculative" if "speculative" in METHODS else next(iter(METHODS))
+    """The method the tab opens on: EAGLE, whose first run on the default prompt is faster than autoregressive
+    with identical output on a 2-core CPU (docs/BENCHMARKS.md "EAGLE and the lean runtime")."""
+    return next((m for m in ("eagle", "speculative") if m in METHODS), next(iter(METHODS)))
 
 
 def generate_tab(targets: list[str]) -> GenerateTab:
@@ -80,7 +82,8 @@ def generate_tab(targets: list[str]) -> GenerateTab:
                                 label="Target model", info="shipped name, Hub id or local folder", elem_id="model")
             method = gr.Dropdown(list(METHODS), value=first, label="Method", elem_id="method")
             method_info = gr.Markdown(f"*{METHODS[first].summary}*")
-            draft = gr.Dropdown(draft_choices(METHODS[first]), value=models.DEFAULT_DRAFT, allow_custom_value=True,
+            draft = gr.Dropdown(draft_choices(METHODS[first]), allow_custom_value=True,
+                                value=models.draft_for(models.DEFAULT_MODEL, None, METHODS[first].draft_kinds[0]),
                                 label="Draft model", visible=takes_draft(METHODS[first]), elem_id="draft")
             param_inputs = [param_input(p, first) for p in method_params().values()]
             with gr.Accordion("Sampling", open=True):

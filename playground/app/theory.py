@@ -12,6 +12,9 @@ from playground.app.inputs import whole
 from playground.views import theory as views_theory
 
 CPU_VERIFY = (1.22, 0.03)  # Theory tab: v₁ and dv as tiny-code measures them on a 2-core CPU (docs/BENCHMARKS.md)
+# ... and on the lean runtime there (BENCHMARKS "Verification cost on both runtimes"): one token costs 3.29 ms against
+# transformers' 5.17, so verifying is relatively dearer: 2 tokens 1.13 forwards, then +0.04 a token (N = 16: 1.73)
+LEAN_VERIFY = (1.13, 0.04)
 # ... and on a GPU (an H200, batch size 1; BENCHMARKS "On a GPU"): verifying 4 to 33 tokens cost 1.06-1.25
 # autoregressive forwards with no trend in the number of tokens, and the forward itself 6.6 ms for 2 tokens, 7.6 for 65
 GPU_VERIFY = (1.15, 0.0)
@@ -23,6 +26,9 @@ ABOUT = ("### What theory predicts for a draft chain\nIf each drafted token is a
          "2023). The sliders start at what `tiny-code-draft` and `tiny-code` measure on a 2-core CPU "
          "(docs/BENCHMARKS.md): verifying γ + 1 tokens costs more than one token there, and more with every "
          "token; on a GPU (measured on an H200) it costs about 1.15 forwards however many tokens are verified. "
+         "The lean runtime makes one token cheaper on this CPU (3.3 ms against 5.2), so verifying several costs "
+         "relatively more there (16 drafted tokens: 1.73 forwards against 1.46): every method's ideal speedup "
+         "drops with it. "
          "The Generate tab shows α, c and v of each run next to this.")
 ABOUT_TREES = ("#### The best tree (Sequoia)\nA tree tries a node's children in turn, likeliest first: the k-th is "
                "accepted with probability p_k when the ones before it were not (positional acceptance; p_1 is α "
@@ -51,8 +57,10 @@ def theory_tab() -> TheoryTab:
                        label="dv: added per further drafted token (v = v₁ + dv·(γ − 1))", elem_id="th-dv")
         max_gamma = gr.Slider(1, 32, 12, step=1, label="largest γ drawn", elem_id="th-max-gamma")
     with gr.Row():
-        cpu_btn = gr.Button(f"Verification as on this CPU (v₁ {CPU_VERIFY[0]}, dv {CPU_VERIFY[1]})", size="sm",
-                            elem_id="th-cpu")
+        cpu_btn = gr.Button(f"Verification as on this CPU, transformers (v₁ {CPU_VERIFY[0]}, dv {CPU_VERIFY[1]})",
+                            size="sm", elem_id="th-cpu")
+        lean_btn = gr.Button(f"... lean runtime (v₁ {LEAN_VERIFY[0]}, dv {LEAN_VERIFY[1]}: a cheaper token, a "
+                             "steeper verification)", size="sm", elem_id="th-lean")
         gpu_btn = gr.Button(f"Verification as measured on a GPU (H200, batch size 1: v₁ {GPU_VERIFY[0]}, "
                             f"dv {GPU_VERIFY[1]:g})", size="sm", elem_id="th-gpu")
     summary = gr.HTML(elem_id="th-summary")
@@ -73,7 +81,7 @@ def theory_tab() -> TheoryTab:
     sliders = list(tab.sliders.values())
     for slider in sliders:  # .input, not .change: a run explored here sets several sliders at once (explore)
         slider.input(drawn, [*sliders, tab.run], tab.outputs, queue=False, show_progress="hidden")
-    for btn, (v_one, slope) in ((cpu_btn, CPU_VERIFY), (gpu_btn, GPU_VERIFY)):
+    for btn, (v_one, slope) in ((cpu_btn, CPU_VERIFY), (lean_btn, LEAN_VERIFY), (gpu_btn, GPU_VERIFY)):
         btn.click(lambda *values, v=v_one, d=slope: verifying(v, d, *values), [*sliders, tab.run],
                   [*sliders, *tab.outputs], queue=False, show_progress="hidden")
     return tab

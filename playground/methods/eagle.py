@@ -26,8 +26,8 @@ from playground.methods.tree_speculative import ModelTreeDrafter, parse_branchin
 from playground.runtime.eagle_lm import EagleLM
 
 
-def eagle(target, draft, prompt_ids: list[int], cfg: DecodeConfig, tree: str = "dynamic", gamma: int = 6,
-          nodes: int = 16, depth: int = 8, topk: int = 4, min_path: float = 0.05, branching: str = "3,2,2,1",
+def eagle(target, draft, prompt_ids: list[int], cfg: DecodeConfig, tree: str = "dynamic", gamma: int = 3,
+          nodes: int = 8, depth: int = 6, topk: int = 2, min_path: float = 0.2, branching: str = "2,1,1,1",
           **schedule) -> Iterator[Step]:
     """`draft` is the EAGLE head (a models.eagle.EagleHead); see the module docstring for the parameters."""
     head = EagleLM(draft, target)
@@ -58,13 +58,13 @@ METHOD = Method(
     params=(Param("tree", "dynamic", "chain: gamma tokens one after another (EAGLE); dynamic: expand the likeliest "
                   "nodes, keep the best `nodes` (EAGLE-2); static: fixed branching per depth",
                   choices=("chain", "dynamic", "static")),
-            Param("gamma", 6, "chain: tokens drafted per step (the most, for adaptive schedules)", min=1,
+            Param("gamma", 3, "chain: tokens drafted per step (the most, for adaptive schedules)", min=1,
                   max=schedules.MAX_GAMMA), *schedules.PARAMS,
-            Param("nodes", 16, TREE_PARAMS["nodes"].help, min=1, max=tree_speculative.MAX_NODES),
-            Param("depth", 8, TREE_PARAMS["depth"].help, min=1, max=32),
-            Param("topk", 4, TREE_PARAMS["topk"].help, min=1, max=16),
-            Param("min_path", 0.05, TREE_PARAMS["min_path"].help, min=0.0, max=1.0),
-            Param("branching", "3,2,2,1", TREE_PARAMS["branching"].help)),
+            Param("nodes", 8, TREE_PARAMS["nodes"].help, min=1, max=tree_speculative.MAX_NODES),
+            Param("depth", 6, TREE_PARAMS["depth"].help, min=1, max=32),
+            Param("topk", 2, TREE_PARAMS["topk"].help, min=1, max=16),
+            Param("min_path", 0.2, TREE_PARAMS["min_path"].help, min=0.0, max=1.0),
+            Param("branching", "2,1,1,1", TREE_PARAMS["branching"].help)),
     needs_draft=True,
     check=tree_speculative.check,
     check_model=tree_speculative.check_model,

@@ -180,7 +180,8 @@ def describe_models() -> list[dict]:
         facts_path = path / "training.json"
         facts = json.loads(facts_path.read_text()) if facts_path.is_file() else {}
         layers = cfg.get("num_hidden_layers") or (  # an encoder-decoder: encoder + decoder
-            f"{cfg['encoder_layers']}+{cfg['decoder_layers']}" if "encoder_layers" in cfg else None)
+            f"{cfg['encoder_layers']}+{cfg['decoder_layers']}" if "encoder_layers" in cfg else None) or (
+            1 if cfg.get("model_type") == EagleConfig.model_type else None)  # a feature head: one layer
         rows.append({"name": name, "path": str(path), "architecture": (cfg.get("architectures") or ["?"])[0],
                      "layers": layers, "hidden_size": cfg.get("hidden_size") or cfg.get("d_model"),
                      "parameters": facts.get("parameters"), "heldout_loss": facts.get("heldout_loss")})

@@ -85,12 +85,11 @@ class EagleLM:
         return self.run(ids, [r - 1 for r in rows], rows, None, keep)
 
     def forward_masked(self, ids: list[int], positions: list[int], allowed: torch.Tensor) -> torch.Tensor:
-        begin = self.length
-        preds = []
-        for j in range(len(ids)):
-            earlier = allowed[j, :begin + j].nonzero()
-            preds.append(int(earlier[-1]) if len(earlier) else -1)
-        return self.run(ids, preds, positions, allowed.to(self.device), len(ids))
+        begin, n = self.length, len(ids)
+        rows = torch.arange(begin + n)
+        earlier = allowed & (rows[None, :] < rows[begin:, None])  # [n, begin + n]: rows before each node's own
+        preds = ((earlier * (rows + 1)).amax(-1) - 1).tolist()   # the nearest one it sees; -1: none
+        return self.run(ids, preds, positions, allowed.to(self.device), n)
 
     def crop(self, length: int) -> None:
         """Keep `length` rows at most, and no row fed with the head's own features."""

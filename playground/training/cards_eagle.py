@@ -13,6 +13,7 @@ import torch
 
 from playground import engine
 from playground.bench.benchmark import read_records, run_ours
+from playground.methods import eagle
 from playground.models import loading as models
 from playground.runtime.eagle_lm import EagleLM
 from playground.runtime.lean import LeanLM
@@ -69,6 +70,7 @@ def write_eagle_card() -> None:
 def facts_table(f: dict) -> str:
     cfg, card, held = f["train_config"], f["card"], f["heldout"]
     cost, chain, tree = card["cost"], card["chain"], card["dynamic"]
+    d = {p.name: p.default for p in eagle.METHOD.params}
     rows = [
         ("architecture", "fc (2 x 256 -> 256, bias) + one Llama decoder layer (4 heads, MLP 704); `models/eagle.py`"),
         ("parameters", f"{f['parameters']:,} (the target's embedding and LM head are shared, not counted)"),
@@ -83,10 +85,11 @@ def facts_table(f: dict) -> str:
         ("held-out agreement", f"the head's top token equals the target's on **{held['agree_real']:.1%}** of "
                                f"held-out positions reading the target's features, **{held['agree_own']:.1%}** "
                                "reading its own (24 windows of 256 tokens)"),
-        ("acceptance", f"greedy, 12 prompts of the `complete` suite, 64 tokens: chain (gamma 6) "
-                       f"**{chain['tokens_per_forward']:.2f}** tokens per target forward "
+        ("acceptance", f"greedy, 12 prompts of the `complete` suite, 64 tokens, the method's defaults: chain (gamma "
+                       f"{d['gamma']}) **{chain['tokens_per_forward']:.2f}** tokens per target forward "
                        f"({chain['accepted_per_drafted']:.0%} of drafted tokens accepted); dynamic tree (EAGLE-2, "
-                       f"16 nodes) **{tree['tokens_per_forward']:.2f}**"),
+                       f"{d['nodes']} nodes, depth {d['depth']}, top {d['topk']}, min_path {d['min_path']}) "
+                       f"**{tree['tokens_per_forward']:.2f}**"),
         ("cost per draft forward", f"{cost['head_ms']:.2f} ms against {cost['target_ms']:.2f} ms for a target "
                                    f"forward (lean runtime, {cost['threads']} thread): c = **{cost['c']:.2f}**")]
     return "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
