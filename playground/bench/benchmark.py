@@ -3,7 +3,8 @@
 Our methods run through the engine exactly as the app runs them (recording off). Peers run transformers' own
 `generate` on the same loaded models: `hf_greedy` (plain greedy), `hf_assisted` (assisted generation with the
 draft as `assistant_model`) and `hf_prompt_lookup` (`prompt_lookup_num_tokens=10`). Target forward passes of
-peers are counted with a forward hook on the target.
+peers are counted with a forward hook on the target. The `llamacpp_*` peers run llama.cpp on a GGUF copy of the same
+weights (`playground.bench.llamacpp`; optional: requirements-peers.txt).
 Speeds are totals: all tokens over all time per method, so long and short prompts weigh by their tokens.
 The baseline is `autoregressive`; for a diffusion model (a masked LM) it is `diffusion:strategy=fixed_steps` (one
 token per forward), the canvas is always filled (no stop at end-of-text: every run does the same work), and each row
@@ -24,6 +25,7 @@ from tqdm import tqdm
 
 from playground import engine
 from playground.analysis import quality, theory
+from playground.bench import llamacpp
 from playground.data import numbers, suites
 from playground.errors import PlaygroundError
 from playground.events import Stats, Step
@@ -33,7 +35,8 @@ from playground.models.loading import is_masked_lm
 from playground.runtime.tree_attention import forward_tree
 from playground.storage.recorder import Recorder, db_path
 
-PEERS = ("hf_greedy", "hf_assisted", "hf_prompt_lookup")
+PEERS = ("hf_greedy", "hf_assisted", "hf_prompt_lookup", *llamacpp.PEERS)
+PEERS_WITH_DRAFT = ("hf_assisted", *llamacpp.NEEDS_DRAFT)
 
 
 @dataclass
@@ -156,7 +159,9 @@ def run_ours(req: engine.Request) -> tuple[list[int], float, int, list[Step]]:
 
 def run_peer(name: str, target: models.LoadedModel, draft: models.LoadedModel | None, prompt: str,
              max_new_tokens: int) -> tuple[list[int], float, int]:
-    """transformers' generate, greedy; returns new ids, seconds and the number of target forwards."""
+    """transformers' generate (or llama.cpp's), greedy; returns new ids, seconds and the number of target forwards."""
+    if name in llamacpp.PEERS:
+        return llamacpp.run(name, target, draft, prompt, max_new_tokens)
     calls = [0]
     hook = target.model.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
     try:
@@ -220,8 +225,10 @@ def benchmark(model: str, draft: str | None, methods: list[str], prompts: list[s
     if unknown:
         raise PlaygroundError(f"unknown method {unknown[0]!r} (methods: {', '.join(METHODS)}; peers: "
                               f"{', '.join(PEERS)})")
+    if any(name in llamacpp.PEERS for name, _, _ in specs.values()):
+        llamacpp.require()  # before any model is loaded: one line saying how to install it
     draft_name = models.draft_for(model, draft)
-    needs_draft = [m for m, (name, _, own_model) in specs.items() if not own_model and (name == "hf_assisted" or (
+    needs_draft = [m for m, (name, _, own_model) in specs.items() if not own_model and (name in PEERS_WITH_DRAFT or (
         name in METHODS and METHODS[name].needs_draft and "causal" in METHODS[name].draft_kinds))]
     draft_lm = models.load(draft_name) if needs_draft and draft_name else None
     if needs_draft and draft_lm is None:
