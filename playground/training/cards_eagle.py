@@ -91,7 +91,8 @@ def facts_table(f: dict) -> str:
                        f"{d['nodes']} nodes, depth {d['depth']}, top {d['topk']}, min_path {d['min_path']}) "
                        f"**{tree['tokens_per_forward']:.2f}**"),
         ("cost per draft forward", f"{cost['head_ms']:.2f} ms against {cost['target_ms']:.2f} ms for a target "
-                                   f"forward (lean runtime, {cost['threads']} thread): c = **{cost['c']:.2f}**")]
+                                   f"forward (lean runtime, {cost['threads']} thread{'s' if cost['threads'] > 1 else ''}): "
+                                   f"c = **{cost['c']:.2f}**")]
     return "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
 
 
