@@ -71,6 +71,7 @@ def facts_table(f: dict) -> str:
     cfg, card, held = f["train_config"], f["card"], f["heldout"]
     cost, chain, tree = card["cost"], card["chain"], card["dynamic"]
     d = {p.name: p.default for p in eagle.METHOD.params}
+    threads = f"{cost['threads']} thread" + ("s" if cost["threads"] > 1 else "")
     rows = [
         ("architecture", "fc (2 x 256 -> 256, bias) + one Llama decoder layer (4 heads, MLP 704); `models/eagle.py`"),
         ("parameters", f"{f['parameters']:,} (the target's embedding and LM head are shared, not counted)"),
@@ -91,7 +92,7 @@ def facts_table(f: dict) -> str:
                        f"{d['nodes']} nodes, depth {d['depth']}, top {d['topk']}, min_path {d['min_path']}) "
                        f"**{tree['tokens_per_forward']:.2f}**"),
         ("cost per draft forward", f"{cost['head_ms']:.2f} ms against {cost['target_ms']:.2f} ms for a target "
-                                   f"forward (lean runtime, {cost['threads']} thread{'s' if cost['threads'] > 1 else ''}): "
+                                   f"forward (lean runtime, {threads}): "
                                    f"c = **{cost['c']:.2f}**")]
     return "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
 
