@@ -127,10 +127,11 @@ def pick_runtime(asked: str, *loaded: models.LoadedModel | None) -> str:
         raise PlaygroundError(f"unknown runtime {asked!r} (available: {', '.join(RUNTIMES)})")
     if asked == "transformers":
         return asked
-    why = next((f"{m.name!r}: {reason}" for m in loaded if m is not None and m.kind == "causal"
-                for reason in [lean.supports(m.model)] if reason), None)
-    if any(m is not None and m.kind not in ("causal", "feature") for m in loaded):  # a head runs on either
-        why = why or "it runs causal LMs only"
+    why = None
+    for m in filter(None, loaded):  # a feature head runs on either runtime; the others must be lean's causal LMs
+        reason = "it runs causal LMs only" if m.kind not in ("causal", "feature") else (
+            lean.supports(m.model) if m.kind == "causal" else None)
+        why = why or (reason and f"{m.name!r}: {reason}")
     if why and asked == "lean":
         raise PlaygroundError(f"the lean runtime cannot run this: {why}; use --runtime transformers")
     return "transformers" if why else "lean"

@@ -24,9 +24,10 @@ import torch.nn.functional as F
 from playground.models.eagle import EagleHead
 from playground.models.lean import rope_table
 from playground.runtime.lean import with_rows
+from playground.runtime.lm import Counted
 
 
-class EagleLM:
+class EagleLM(Counted):
     """The head, its own one-layer KV cache, and the rows it has fed; the drafting side of `CachedLM`'s interface."""
 
     def __init__(self, head: EagleHead, target):
@@ -95,8 +96,3 @@ class EagleLM:
         """Keep `length` rows at most, and no row fed with the head's own features."""
         self.length = min(self.length, length, self.real)
         self.real = min(self.real, self.length)
-
-    def take_counters(self) -> tuple[int, float]:
-        counters = (self.forwards, self.seconds)
-        self.forwards, self.seconds = 0, 0.0
-        return counters

@@ -28,6 +28,7 @@ from torch import nn
 
 from playground.models.lean import Block, LeanConfig, rms_norm, rope_table
 from playground.runtime import sublayers
+from playground.runtime.lm import Counted, keep_path_rows
 from playground.runtime.sublayers import SubLayer
 
 
@@ -101,7 +102,7 @@ class CacheState:
             self.features = with_rows(self.features, rows, 0)
 
 
-class LeanLM:
+class LeanLM(Counted):
     """A LeanModel with its cache and counters; the same interface as `runtime.lm.CachedLM`."""
 
     def __init__(self, model: nn.Module, state: CacheState | None = None):
@@ -174,12 +175,8 @@ class LeanLM:
     @torch.inference_mode()
     def keep_rows(self, committed: int, path: list[int]) -> None:
         """Keep rows 0..committed and then the rows committed + i for i in `path`, in that order (tree rollback)."""
-        if path != list(range(len(path))):
-            src = torch.tensor([committed + i for i in path], device=self.device)
-            dst = slice(committed, committed + len(path))
-            for cache in (self.state.keys, self.state.values):
-                cache[..., dst, :] = cache.index_select(-2, src)
-            self.state.features[dst] = self.state.features.index_select(0, src)
+        keep_path_rows([self.state.keys, self.state.values], committed, path, -2)
+        keep_path_rows([self.state.features], committed, path, 0)
         self.crop(committed + len(path))
 
     def share(self) -> LeanLM:
@@ -189,8 +186,3 @@ class LeanLM:
     def skipping(self, skip: Iterable[SubLayer]):
         """Run with the sub-layers `skip` switched off inside the `with` block."""
         return sublayers.skipping(self, skip)
-
-    def take_counters(self) -> tuple[int, float]:
-        counters = (self.forwards, self.seconds)
-        self.forwards, self.seconds = 0, 0.0
-        return counters

@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Iterable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -14,8 +13,31 @@ from transformers import DynamicCache
 from playground.runtime.sublayers import Gates, SubLayer
 
 
+class Counted:
+    """A runner that counts its forwards and their seconds (`forwards`, `seconds`), read per step."""
+    forwards: int
+    seconds: float
+
+    def take_counters(self) -> tuple[int, float]:
+        """Forwards and seconds since the last call, then reset (per-step accounting)."""
+        counters = (self.forwards, self.seconds)
+        self.forwards, self.seconds = 0, 0.0
+        return counters
+
+
+def keep_path_rows(tensors: Iterable[torch.Tensor], committed: int, path: list[int], dim: int) -> None:
+    """In each tensor, move rows committed + i for i in `path` (along `dim`) down to follow the first `committed`,
+    in that order: a tree's accepted path, after its verification (the caller then crops the rest). A path through
+    the first nodes is already where it belongs. Copies a few rows, where gathering the kept ones would copy all."""
+    if path == list(range(len(path))):
+        return
+    for t in tensors:
+        src = torch.tensor([committed + i for i in path], device=t.device)  # index_select wants its device
+        t.narrow(dim, committed, len(path)).copy_(t.index_select(dim, src))
+
+
 @dataclass
-class CachedLM:
+class CachedLM(Counted):
     """A causal LM together with its KV cache and counters of how often and how long it ran."""
     model: torch.nn.Module
     cache: DynamicCache = None
@@ -105,36 +127,19 @@ class CachedLM:
 
     @torch.inference_mode()  # the cache holds inference tensors, which only change in place inside it
     def keep_rows(self, committed: int, path: list[int]) -> None:
-        """Keep the first `committed` rows, then rows committed + i for i in `path`, in that order, in every layer;
-        drop the rest (a tree's other branches).
-
-        The path's entries are moved down in place to follow the committed tokens, then the rest is cropped: this
-        copies a few rows per layer, where gathering the kept rows into new tensors would copy the whole cache."""
-        if path != list(range(len(path))):  # a path through the first nodes is already where it belongs
-            src = torch.tensor([committed + i for i in path], device=self.device)  # index_select wants its device
-            dst = slice(committed, committed + len(path))
-            for layer in self.cache.layers:
-                layer.keys[..., dst, :] = layer.keys.index_select(-2, src)
-                layer.values[..., dst, :] = layer.values.index_select(-2, src)
-            if self._features is not None:
-                self._features[dst] = self._features.index_select(0, src)
+        """Keep the first `committed` rows, then rows committed + i for i in `path`, in that order, in every layer
+        (and the tapped features); drop the rest (a tree's other branches)."""
+        keep_path_rows([t for layer in self.cache.layers for t in (layer.keys, layer.values)], committed, path, -2)
+        keep_path_rows([self._features] if self._features is not None else [], committed, path, 0)
         self.crop(committed + len(path))
 
     def share(self) -> CachedLM:
         """Another view of the same cache with its own counters (self-speculative drafting)."""
         return CachedLM(self.model, cache=self.cache)
 
-    @contextmanager
     def skipping(self, skip: Iterable[SubLayer]):
         """Run with the sub-layers `skip` switched off inside the `with` block (gates on the model's modules)."""
-        with Gates.of(self.model).skipping(skip):
-            yield
-
-    def take_counters(self) -> tuple[int, float]:
-        """Forwards and seconds since the last call, then reset (per-step accounting)."""
-        counters = (self.forwards, self.seconds)
-        self.forwards, self.seconds = 0, 0.0
-        return counters
+        return Gates.of(self.model).skipping(skip)
 
 
 class CachedSeq2Seq(CachedLM):

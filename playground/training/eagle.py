@@ -14,7 +14,6 @@ draft after the first reads them. Resumable (checkpoints/eagle/last.pt every few
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -30,6 +29,8 @@ from playground.models import loading as models
 from playground.models.eagle import EagleConfig, EagleHead
 from playground.models.lean import rope_table
 from playground.training.configs import CKPT_DIR
+from playground.training.lm import batch_at, eval_windows
+from playground.training.loop import save_checkpoint
 from playground.training.tokenizer import load_tokenizer
 
 
@@ -49,6 +50,7 @@ class EagleTrainConfig:
     eval_windows: int = 24
     ckpt_every_s: float = 120.0
     seed: int = 1234
+    repeat_fraction: float = 0.0  # plain windows (lm.batch_at reads it)
     minutes: float | None = None
 
 
@@ -94,12 +96,6 @@ def losses(head: EagleHead, target_model, x: torch.Tensor, cfg: EagleTrainConfig
     return out
 
 
-def batch_at(tokens: np.ndarray, step: int, cfg: EagleTrainConfig) -> torch.Tensor:
-    rng = np.random.default_rng([cfg.seed, step])
-    starts = rng.integers(0, len(tokens) - cfg.seq_len - 1, size=cfg.batch_size)
-    return torch.from_numpy(np.stack([tokens[s:s + cfg.seq_len] for s in starts]).astype(np.int64))
-
-
 @torch.no_grad()
 def evaluate(head: EagleHead, target_model, windows: torch.Tensor, cfg: EagleTrainConfig, rope) -> dict:
     head.eval()
@@ -116,8 +112,7 @@ def train_eagle(cfg: EagleTrainConfig) -> Path:
     head = EagleHead(EagleConfig.for_target(target.config, cfg.target)).train()
     rope = rope_table(head.config.lean())
     train, held = data.token_array(tokenizer, "train"), data.token_array(tokenizer, "heldout")
-    starts = np.linspace(0, len(held) - cfg.seq_len - 1, cfg.eval_windows).astype(np.int64)
-    windows = torch.from_numpy(np.stack([held[s:s + cfg.seq_len] for s in starts]).astype(np.int64))
+    windows = eval_windows(held, cfg)
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=0.0)
     ckpt = CKPT_DIR / "eagle" / "last.pt"
     state = {"step": 0, "elapsed_s": 0.0, "log": [], "best": None}
@@ -164,13 +159,6 @@ def train_eagle(cfg: EagleTrainConfig) -> Path:
             break
     save_checkpoint(ckpt, head, opt, state)
     return save_head(head, tokenizer, cfg, state)
-
-
-def save_checkpoint(path: Path, head, opt, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model": head.state_dict(), "opt": opt.state_dict(), "state": state}, tmp)
-    os.replace(tmp, path)  # an interrupted save never leaves a broken checkpoint
 
 
 def save_head(head: EagleHead, tokenizer, cfg: EagleTrainConfig, state: dict) -> Path:
