@@ -8,6 +8,7 @@ import weakref
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 
+from playground import hosted
 from playground.errors import PlaygroundError
 from playground.events import Event, RunFinished, RunStarted, Stats, Step, output_ids
 from playground.methods import METHODS, DecodeConfig, get_method
@@ -72,9 +73,12 @@ def prepare(req: Request) -> Prepared:
         raise PlaygroundError("the prompt is not valid text: it holds invalid UTF-8 (a lone surrogate)") from None
     if len(req.prompt) > MAX_PROMPT_CHARS:
         raise PlaygroundError(f"the prompt has {len(req.prompt):,} characters; the limit is {MAX_PROMPT_CHARS:,}")
+    hosted.check("prompt characters", len(req.prompt))
     for name in ("max_new_tokens", "top_k", "seed"):
         _check_whole(name, getattr(req, name))
     _check_range("max_new_tokens", req.max_new_tokens, 1, MAX_NEW_TOKENS)
+    hosted.check("max_new_tokens", req.max_new_tokens)
+    hosted.check_params(params)
     _check_range("temperature", req.temperature, 0.0, 10.0)
     if 0 < req.temperature < 1e-3:  # logits / a tiny temperature overflow to inf: the sampler fails mid-run
         raise PlaygroundError(f"temperature must be 0 (greedy) or at least 0.001, got {req.temperature}")

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import plotly.graph_objects as go
 
+from playground import hosted
 from playground.analysis import quality
 from playground.engine import Request
 from playground.errors import PlaygroundError
@@ -59,13 +60,14 @@ def judge(started: RunStarted, finished: RunFinished, reference: list[int]) -> J
 
 
 def parse_thresholds(text: str) -> list[float]:
-    """'0.5, 0.9' -> [0.5, 0.9]; each in (0, 1]."""
+    """'0.5, 0.9' -> [0.5, 0.9]; each in (0, 1]; in hosted mode at most its limit of them (one run each)."""
     try:
         values = [float(t) for t in text.replace(";", ",").split(",") if t.strip()]
     except ValueError:
         raise PlaygroundError(f"thresholds must be numbers separated by commas, got {text!r}") from None
     if not values or any(not 0 < v <= 1 for v in values):
         raise PlaygroundError(f"thresholds must be in (0, 1], got {text!r}")
+    hosted.check("curve thresholds", len(set(values)))
     return sorted(set(values))
 
 

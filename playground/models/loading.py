@@ -8,12 +8,14 @@ import os
 import re
 import socket
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
 
+from playground import hosted
 from playground.errors import PlaygroundError
 from playground.models.dat import (  # importing it registers the DA-Transformer with the Auto classes
     DatConfig,
@@ -207,11 +209,29 @@ def canonical(name: str) -> str:
     name = (name or "").strip()
     if not name:
         raise PlaygroundError("no model given")
+    if hosted.active():
+        return hosted_name(name)
     shipped = shipped_models()
     if name in shipped or not (Path(name) / "config.json").is_file():
         return name
     folder = Path(name).resolve()
     return next((n for n, path in shipped.items() if path.resolve() == folder), str(folder))
+
+
+def hosted_name(name: str) -> str:
+    """Hosted mode's one name for `name`: a shipped model's, or an allowed Hub id as the allow-list spells it (the
+    Hub reads ids without regard to case). Anything else, a local path above all, gets one message whatever is on
+    the disk: the file system is never looked at."""
+    if name in shipped_models():
+        return name
+    allowed = hosted.allowed_models()
+    if name.lower() in allowed:
+        return allowed[name.lower()]
+    listed = ", ".join(allowed.values()) or "none"
+    shown = name if len(name) <= 80 else name[:80] + "…"
+    raise PlaygroundError(f"cannot load model {shown!r}: this playground is public (hosted mode) and loads only "
+                          f"the shipped models ({', '.join(shipped_models()) or 'none'}) and the allowed Hub models "
+                          f"({listed})")
 
 
 def draft_for(model: str, draft: str | None = None, kind: str = "causal") -> str | None:
@@ -237,6 +257,10 @@ def where_to_load(name: str) -> str:
     shipped = shipped_models()
     if name in shipped:
         return str(shipped[name])
+    if hosted.active():  # canonical let through an allowed Hub id only: never read from the disk
+        if hub_reachable():
+            return name
+        raise PlaygroundError(f"cannot load model {name!r}: the Hugging Face Hub cannot be reached from here")
     if (Path(name) / "config.json").is_file():
         return name
     if HUB_ID.fullmatch(name) and not Path(name).exists() and hub_reachable():
@@ -270,8 +294,23 @@ def transposed_weights(model: torch.nn.Module) -> None:
             module.weight.data = module.weight.data.t().contiguous().t()
 
 
-_cache: dict[str, LoadedModel] = {}
+_cache: OrderedDict[str, LoadedModel] = OrderedDict()  # canonical name -> model, the least recently used first
 _lock = threading.Lock()
+
+
+def loaded_names() -> list[str]:
+    """The models kept loaded, the least recently used first."""
+    return list(_cache)
+
+
+def _keep(name: str, loaded: LoadedModel) -> None:
+    """Remember `loaded` as the most recently used; forget the least recently used beyond hosted.max_models() (a run
+    still holding one keeps it until it ends)."""
+    _cache[name] = loaded
+    _cache.move_to_end(name)
+    bound = hosted.max_models()
+    while bound is not None and len(_cache) > bound:
+        _cache.popitem(last=False)
 
 
 def load(name: str) -> LoadedModel:
@@ -287,6 +326,7 @@ def load(name: str) -> LoadedModel:
     name, on = canonical(name), device()
     with _lock:
         if name in _cache and _cache[name].device == on:
+            _cache.move_to_end(name)
             return _cache[name]
         where = where_to_load(name)
         try:
@@ -305,7 +345,7 @@ def load(name: str) -> LoadedModel:
                 f"cannot load model {name!r}: its checkpoint lacks {len(missing)} of the weights of "
                 f"{type(model).__name__} (such as {missing[0]}); it was saved by another version of the model code")
         loaded = LoadedModel(name=name, model=model, tokenizer=tokenizer)
-        _cache[name] = loaded
+        _keep(name, loaded)
         return loaded
 
 
