@@ -4,11 +4,17 @@
 steps in batches (one commit per batch keeps the cost per step to microseconds), the outcome when it ends. A run whose
 consumer stops early is stored as cancelled. `Recorder.replay(run_id)` rebuilds RunStarted, the Steps and
 RunFinished from the database alone, so a replay draws exactly what the live view drew.
+
+A recorder made for one visitor (`Recorder.visitor(owner)`, hosted mode) stores that owner on its runs and lists,
+replays and publishes only that visitor's runs, the runs published to the gallery being readable by everyone: a run
+of someone else reads as a run that does not exist.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
+import json
 import os
 import sqlite3
 import time
@@ -20,6 +26,7 @@ from pathlib import Path
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     ForeignKey,
     Integer,
     String,
@@ -32,6 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
+from playground import hosted
 from playground.errors import PlaygroundError
 from playground.events import RunFinished, RunStarted, Stats, Step
 from playground.storage import payload as step_format
@@ -67,6 +75,8 @@ class RunRow(Base):
     token_ids: Mapped[list | None] = mapped_column(JSON)
     stats: Mapped[dict | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(String(64), index=True)  # hosted mode: the visitor's; see _migrate
+    published: Mapped[bool | None] = mapped_column(Boolean, default=False)  # in the gallery, for every visitor
     steps: Mapped[list[StepRow]] = relationship(back_populates="run", order_by="StepRow.index",
                                                   cascade="all, delete-orphan")
 
@@ -114,6 +124,7 @@ class Recorder:
         """Open the run database at `path`; create=False (reading commands) only opens one that exists, and
         never makes a file or a folder. With a `retention`, every run that ends prunes the database to it."""
         self.path, self.retention = str(path), retention
+        self.owner: str | None = None  # set by visitor(): runs are then private to it
         if not create and not Path(self.path).is_file():
             raise PlaygroundError(f"no run database at {self.path!r}")
         try:
@@ -129,18 +140,36 @@ class Recorder:
         except Exception as exc:
             raise PlaygroundError(f"cannot open the run database {self.path!r}: {_reason(exc)}") from None
 
+    def visitor(self, owner: str) -> Recorder:
+        """This database as the visitor `owner` sees it: their own runs, and the gallery (one connection pool)."""
+        if not owner:
+            raise PlaygroundError("a visitor needs an identity")
+        mine = copy.copy(self)
+        mine.owner = str(owner)
+        return mine
+
+    def _visible(self, row: RunRow | None) -> bool:
+        return row is not None and (self.owner is None or row.owner == self.owner or bool(row.published))
+
     # ------------------------------------------------------------ writing
 
     def record(self, events: Iterable) -> Iterator:
         """Yield `events` unchanged while storing them; ids of stored runs are set on RunStarted/RunFinished."""
         run_id, pending, finished, last_flush = None, [], False, time.perf_counter()
+        budget, stored = hosted.limit("stored MB per run", float("inf")) * 1e6, 0  # bytes, hosted mode only
         try:
             for ev in events:
                 if isinstance(ev, RunStarted):
                     run_id = self._start(ev)
                     ev.run_id = run_id
+                    stored = len(ev.prompt) + len(json.dumps(ev.prompt_texts)) if budget < float("inf") else 0
                 elif isinstance(ev, Step) and run_id is not None:
-                    pending.append(_step_row(run_id, ev))
+                    row = _step_row(run_id, ev)
+                    if budget < float("inf"):
+                        stored += len(json.dumps(row["payload"]))
+                        if stored > budget:  # stored as cancelled, with the steps that fitted, by `finally`
+                            raise hosted.refusal("stored MB per run", stored / 1e6, budget / 1e6)
+                    pending.append(row)
                     if len(pending) >= FLUSH_EVERY_STEPS or time.perf_counter() - last_flush > FLUSH_EVERY_S:
                         self._flush(pending)
                         pending, last_flush = [], time.perf_counter()
@@ -162,7 +191,8 @@ class Recorder:
         with Session(self.engine) as s:
             row = RunRow(created_at=datetime.now(UTC).isoformat(timespec="seconds"), method=ev.method,
                          model=ev.model, draft=ev.draft, prompt=ev.prompt, prompt_ids=ev.prompt_ids,
-                         prompt_texts=ev.prompt_texts, settings=ev.settings, status="running")
+                         prompt_texts=ev.prompt_texts, settings=ev.settings, status="running", owner=self.owner,
+                         published=False)
             s.add(row)
             s.commit()
             return row.id
@@ -202,20 +232,40 @@ class Recorder:
 
     @_clear_errors
     def runs(self, limit: int = 100) -> list[dict]:
-        """Newest first: id, time, method, models, status, prompt start, tokens and tokens/s."""
+        """Newest first: id, time, method, models, status, prompt start, tokens, tokens/s and whether it is in the
+        gallery. A visitor's recorder lists that visitor's runs only."""
+        query = select(RunRow).order_by(RunRow.id.desc()).limit(limit)
+        return self._listed(query if self.owner is None else query.where(RunRow.owner == self.owner))
+
+    @_clear_errors
+    def gallery(self, limit: int = 100) -> list[dict]:
+        """The runs their visitors published for everyone, newest first, as `runs` lists them."""
+        return self._listed(select(RunRow).where(RunRow.published.is_(True)).order_by(RunRow.id.desc()).limit(limit))
+
+    def _listed(self, query) -> list[dict]:
         with Session(self.engine) as s:
-            rows = s.scalars(select(RunRow).order_by(RunRow.id.desc()).limit(limit)).all()
             return [{"id": r.id, "created_at": r.created_at, "method": r.method, "model": r.model,
                      "draft": r.draft, "status": r.status, "prompt": r.prompt,
                      "new_tokens": (r.stats or {}).get("new_tokens"),
-                     "tokens_per_s": (r.stats or {}).get("tokens_per_s")} for r in rows]
+                     "tokens_per_s": (r.stats or {}).get("tokens_per_s"), "published": bool(r.published)}
+                    for r in s.scalars(query).all()]
+
+    @_clear_errors
+    def publish(self, run_id: int) -> None:
+        """Put run `run_id` in the gallery, where every visitor can list and replay it: only its own visitor can."""
+        with Session(self.engine) as s:
+            row = s.get(RunRow, int(run_id))
+            if row is None or self.owner is not None and row.owner != self.owner:
+                raise PlaygroundError(f"no run {run_id} in {self.path}")
+            row.published = True
+            s.commit()
 
     @_clear_errors
     def replay(self, run_id: int) -> tuple[RunStarted, list[Step], RunFinished]:
         """The run's events, rebuilt from the database alone."""
         with Session(self.engine) as s:
             row = s.get(RunRow, int(run_id))
-            if row is None:
+            if not self._visible(row):  # another visitor's run reads as a missing one
                 raise PlaygroundError(f"no run {run_id} in {self.path}")
             started = RunStarted(method=row.method, model=row.model, draft=row.draft, prompt=row.prompt,
                                  prompt_ids=list(row.prompt_ids), settings=dict(row.settings), run_id=row.id,
@@ -253,6 +303,11 @@ def _migrate(engine) -> None:
             raise PlaygroundError("it holds no runs: not a run database")
         if "prompt_texts" not in have:
             conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN prompt_texts JSON")
+        if "owner" not in have:  # runs stored before hosted mode: nobody's (private to no visitor), unpublished
+            conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN owner VARCHAR(64)")
+            conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_runs_owner ON runs (owner)")
+        if "published" not in have:
+            conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN published BOOLEAN DEFAULT 0")
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
