@@ -6,6 +6,7 @@ import os
 
 import gradio as gr
 
+from playground import hosted
 from playground.app import static_files
 from playground.app.common import PLOTLY_JS
 from playground.app.compare import compare_tab
@@ -15,6 +16,7 @@ from playground.app.generate import generate_events, generate_tab
 from playground.app.history import history_events, history_tab
 from playground.app.inputs import name_range_errors
 from playground.app.theory import theory_events, theory_tab
+from playground.app.visitors import Visitors
 from playground.errors import OneLineParser, PlaygroundError
 from playground.models import loading as models
 from playground.storage.recorder import Recorder, db_path
@@ -30,6 +32,7 @@ def build_app(db: str, retention: Retention | None = None) -> gr.Blocks:
     gr.set_static_paths([str(PLOTLY_JS)])
     name_range_errors()
     recorder = Recorder(db, retention=retention)
+    visitors = Visitors(recorder, private=hosted.active())  # hosted mode: each visitor's History is their own
     heads = {name for name in models.shipped_models() if models.shipped_kind(name) == "feature"}  # draft heads only
     shipped = [name for name in models.shipped_models() if name not in heads]
     targets = sorted({*shipped, models.DEFAULT_MODEL} - {models.DEFAULT_DRAFT})
@@ -43,18 +46,20 @@ def build_app(db: str, retention: Retention | None = None) -> gr.Blocks:
             with gr.Tab("Generate", id="generate"):
                 generating = generate_tab(targets)
             with gr.Tab("History", id="history") as history:
-                replaying = history_tab()
+                replaying = history_tab(visitors.private)
             with gr.Tab("Compare", id="compare"):
-                compare_tab(recorder, targets, drafts)
+                compare_tab(visitors, targets, drafts)
             with gr.Tab("Diffusion", id="diffusion"):
-                diffusion_tab(recorder, targets)
+                diffusion_tab(visitors, targets)
             with gr.Tab("DAG", id="dag"):
-                dag_tab(recorder)
+                dag_tab(visitors)
             with gr.Tab("Theory", id="theory"):
                 theory = theory_tab()
-        generate_events(demo, recorder, generating)
+        visitor = visitors.state()
+        arrived = demo.load(visitors.arrive, visitor, visitor, queue=False)
+        generate_events(demo, visitors, generating)
         theory_events(demo, theory, tabs, generating.explore_btn, generating.explored)
-        history_events(demo, recorder, replaying, history)
+        history_events(visitors, replaying, history, arrived)
     return demo
 
 
@@ -75,7 +80,12 @@ def main(argv: list[str] | None = None) -> None:
                                                           "$PLAYGROUND_KEEP_DAYS, else keep them)")
     parser.add_argument("--keep-mb", type=float, help="History: then remove the oldest runs beyond this many MB (else "
                                                         "$PLAYGROUND_KEEP_MB, else no budget)")
+    parser.add_argument("--public", action="store_true",
+                        help="hosted mode, for the public: shipped and allowed models only, bounded requests, each "
+                             "visitor's History private (else $PLAYGROUND_PUBLIC=1; on by default on a Space)")
     args = parser.parse_args(argv)
+    if args.public:
+        hosted.enable()
     try:
         if args.device:
             models.use_device(args.device)

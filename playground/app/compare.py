@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import gradio as gr
 
+from playground import hosted
 from playground.app.common import EXAMPLES, failed, progress_only, tree_view, warm_up_all
 from playground.app.inputs import whole
+from playground.app.visitors import Visitors
 from playground.compare import drafting as compare
 from playground.engine import generate
 from playground.models import loading as models
-from playground.storage.recorder import Recorder
 from playground.views import chain
 from playground.views import run as views
 from playground.views import tree as views_tree
@@ -20,7 +21,7 @@ ABOUT = ("### Static vs dynamic vs chain on the same prompt, side by side\nGreed
          "need, and the time that costs.")
 
 
-def compare_tab(recorder: Recorder, targets: list[str], drafts: list[str]) -> None:
+def compare_tab(visitors: Visitors, targets: list[str], drafts: list[str]) -> None:
     """The Compare tab: one prompt, decoded greedily as a chain, a static tree and a dynamic tree, side by side."""
     gr.Markdown(ABOUT)
     with gr.Row():
@@ -30,7 +31,8 @@ def compare_tab(recorder: Recorder, targets: list[str], drafts: list[str]) -> No
                                 elem_id="cmp-model")
             draft = gr.Dropdown(drafts, value=models.DEFAULT_DRAFT, allow_custom_value=True, label="Draft model",
                                 elem_id="cmp-draft")
-            max_new = gr.Slider(1, 512, 64, step=1, label="max new tokens", elem_id="cmp-max-new")
+            max_new = gr.Slider(1, hosted.limit("max_new_tokens", 512), 64, step=1, label="max new tokens",
+                                elem_id="cmp-max-new")
             button = gr.Button("Run all three", variant="primary", elem_id="compare-btn")
     outputs = [gr.HTML(compare.verdict_html([]), elem_id="cmp-verdict")]
     with gr.Row(equal_height=False):
@@ -44,7 +46,8 @@ def compare_tab(recorder: Recorder, targets: list[str], drafts: list[str]) -> No
                 else:
                     outputs.append(tree_view(f"cmp-{c.key}-tree"))
 
-    def run(prompt, model, draft, max_new):
+    def run(visitor: gr.Request, prompt, model, draft, max_new):
+        recorder = visitors.recorder(visitor)  # hosted mode: the runs are the visitor's
         runs = (compare.REFERENCE, *compare.CONTENDERS)
         results: list = [None] * len(runs)
         try:

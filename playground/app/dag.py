@@ -6,13 +6,13 @@ from __future__ import annotations
 import gradio as gr
 
 from playground.app.common import NUMBER_EXAMPLES, dag_view, failed, progress_only, shown_if, warm_up_all
+from playground.app.visitors import Visitors
 from playground.compare import dag as compare_dag
 from playground.compare import drafting as compare
 from playground.engine import generate
 from playground.errors import PlaygroundError
 from playground.methods import dag
 from playground.runtime.dag_graph import STRATEGIES
-from playground.storage.recorder import Recorder
 from playground.views import dag as views_dag
 from playground.views import run as views
 
@@ -24,7 +24,7 @@ ABOUT = ("### DAG vs autoregressive on the same phrase\nThe toy task: French num
          "unrecorded warm-up pass of each model.")
 
 
-def dag_tab(recorder: Recorder) -> None:
+def dag_tab(visitors: Visitors) -> None:
     """The DAG tab: one French number phrase translated by the DA-Transformer, the autoregressive baseline, gad (the
     baseline verifying the DAG's draft) and the plain NAT, side by side, with the DAG's graph."""
     gr.Markdown(ABOUT)
@@ -52,7 +52,8 @@ def dag_tab(recorder: Recorder) -> None:
                 outputs.append(gr.HTML(compare_dag.side_html(side.key, None), elem_id=f"dag-{side.key}-side"))
     outputs.append(dag_view("dag-graph"))
 
-    def run(phrase, strategy, *picked):
+    def run(visitor: gr.Request, phrase, strategy, *picked):
+        recorder = visitors.recorder(visitor)  # hosted mode: the runs are the visitor's
         runs = {s.key: None for s in compare_dag.SIDES}
         chosen = {key: name or "" for key, name in zip(names, picked)}
         try:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import gradio as gr
 
+from playground import hosted
 from playground.app.common import EXAMPLES, failed, progress_only, tree_view, warm_up_all
 from playground.app.inputs import whole
+from playground.app.visitors import Visitors
 from playground.compare import diffusion as cd
 from playground.compare import drafting as compare
 from playground.engine import generate
 from playground.errors import PlaygroundError
-from playground.storage.recorder import Recorder
 from playground.views import diffusion as views_diffusion
 from playground.views import run as views
 
@@ -23,7 +24,7 @@ ABOUT = ("### Slow vs fast diffusion decoding on the same prompt\nThe slow setti
          "threshold (not recorded).")
 
 
-def diffusion_tab(recorder: Recorder, targets: list[str]) -> None:
+def diffusion_tab(visitors: Visitors, targets: list[str]) -> None:
     """The Diffusion tab: one prompt decoded by a diffusion model the slow way and a fast way, side by side, and a
     speed-quality curve across thresholds."""
     gr.Markdown(ABOUT)
@@ -37,8 +38,9 @@ def diffusion_tab(recorder: Recorder, targets: list[str]) -> None:
                                        elem_id="dlm-strategy")
                 threshold = gr.Slider(0.05, 1, 0.9, step=0.01, label="threshold", elem_id="dlm-threshold")
             with gr.Row():
-                max_new = gr.Slider(1, 256, 32, step=1, label="max new tokens", elem_id="dlm-max-new")
-                block = gr.Slider(1, 256, 32, step=1, label="block", elem_id="dlm-block")
+                max_new = gr.Slider(1, hosted.limit("max_new_tokens", 256), 32, step=1, label="max new tokens",
+                                    elem_id="dlm-max-new")
+                block = gr.Slider(1, hosted.limit("block", 256), 32, step=1, label="block", elem_id="dlm-block")
             thresholds = gr.Textbox(", ".join(f"{t:g}" for t in cd.THRESHOLDS), label="curve thresholds",
                                     info="empty: no curve", elem_id="dlm-thresholds")
             button = gr.Button("Run slow, fast and the curve", variant="primary", elem_id="dlm-btn")
@@ -52,7 +54,8 @@ def diffusion_tab(recorder: Recorder, targets: list[str]) -> None:
                             tree_view(f"dlm-{key}-canvas")]
     outputs.append(gr.Plot(cd.curve_figure([], None), show_label=False, elem_id="dlm-curve"))
 
-    def run(prompt, model, strategy, threshold, max_new, block, thresholds):
+    def run(visitor: gr.Request, prompt, model, strategy, threshold, max_new, block, thresholds):
+        recorder = visitors.recorder(visitor)  # hosted mode: the runs are the visitor's
         runs, judged, points = [None, None], [None, None], []
         try:
             n, size = whole(max_new, "max new tokens"), whole(block, "block")

@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 import gradio as gr
 
+from playground import hosted
 from playground.analysis import theory
 from playground.app.common import EXAMPLES, NUMBER_EXAMPLES, failed, shown_if, warm_up_all, warn
 from playground.app.inputs import whole
@@ -26,6 +27,7 @@ from playground.app.method_inputs import (
     takes_draft,
 )
 from playground.app.panel import RunPanel, panel_values, play_back, run_panel, view_panel
+from playground.app.visitors import Visitors
 from playground.engine import MAX_NEW_TOKENS, RUNTIMES, Request, generate
 from playground.methods import METHODS
 from playground.models import loading as models
@@ -87,7 +89,8 @@ def generate_tab(targets: list[str]) -> GenerateTab:
                                 label="Draft model", visible=takes_draft(METHODS[first]), elem_id="draft")
             param_inputs = [param_input(p, first) for p in method_params().values()]
             with gr.Accordion("Sampling", open=True):
-                max_new = gr.Slider(1, MAX_NEW_TOKENS, 128, step=1, label="max new tokens", elem_id="max-new")
+                max_new = gr.Slider(1, hosted.limit("max_new_tokens", MAX_NEW_TOKENS), 128, step=1,
+                                    label="max new tokens", elem_id="max-new")
                 temperature = gr.Slider(0, 2, 0, step=0.05, label="temperature", info="0 = greedy",
                                         elem_id="temperature")
                 with gr.Row():
@@ -108,8 +111,9 @@ def generate_tab(targets: list[str]) -> GenerateTab:
                        seed, runtime, against_ar, generate_btn, stop_btn, live, explore_btn, explored)
 
 
-def generate_events(demo: gr.Blocks, recorder: Recorder, tab: GenerateTab) -> None:
-    """Generate and Stop, and the inputs that follow the method, its choosers and the model."""
+def generate_events(demo: gr.Blocks, visitors: Visitors, tab: GenerateTab) -> None:
+    """Generate and Stop, and the inputs that follow the method, its choosers and the model; runs are stored as
+    the visitor's (`visitors`)."""
     cancels: dict[str, threading.Event] = {}  # session -> the Stop signal of its running generation
     params = list(method_params())
 
@@ -125,7 +129,7 @@ def generate_events(demo: gr.Blocks, recorder: Recorder, tab: GenerateTab) -> No
                           max_new_tokens=whole(max_new, "max new tokens"), temperature=float(temperature or 0),
                           top_k=whole(top_k, "top-k"), top_p=float(top_p or 0), seed=whole(seed, "seed"),
                           params=chosen_params(method, dict(zip(params, param_values))), runtime=runtime or "auto")
-            yield from decoded(recorder, req, against_ar, cancel)
+            yield from decoded(visitors.recorder(request), req, against_ar, cancel)
         except Exception as exc:  # shown, never a traceback
             yield [*run_panel(None, [], status=views.error_html(failed(exc))), *no_comparison()]
         finally:

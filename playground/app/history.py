@@ -1,4 +1,5 @@
-"""The History tab: the stored runs, one replayed step by step (buttons, a slider, or played on a timer)."""
+"""The History tab: the stored runs, one replayed step by step (buttons, a slider, or played on a timer). In hosted
+mode a visitor's own runs, and the gallery: the runs visitors published for everyone."""
 
 from __future__ import annotations
 
@@ -6,24 +7,29 @@ from typing import NamedTuple
 
 import gradio as gr
 
-from playground.app.common import shown_if, warn
+from playground.app.common import WARNING_S, shown_if, warn
 from playground.app.method_inputs import compares_with_ar
 from playground.app.panel import RunPanel, run_panel, view_panel
+from playground.app.visitors import Visitors
 from playground.compare import drafting as compare
 from playground.errors import PlaygroundError
-from playground.storage.recorder import Recorder
 from playground.views import run as views
 from playground.views import theory as views_theory
 from playground.views.common import clip
 
 REPLAY_TICK_S = 0.3
 PICK_A_RUN = "Pick a run above to replay it."
+COLUMNS = ["id", "time (UTC)", "status", "method", "model", "draft", "tokens", "tokens/s", "prompt"]
+PRIVATE = ("Your runs: only you see them (this playground is public). **Publish** puts the run you picked in the "
+           "gallery below, for every visitor to see and replay.")
 
 
 class HistoryTab(NamedTuple):
     run_pick: gr.Dropdown
     refresh: gr.Button
     runs_table: gr.Dataframe
+    publish_btn: gr.Button    # hosted mode only: the picked run to the gallery
+    gallery_table: gr.Dataframe  # hosted mode only: the published runs
     moves: list  # (button, steps it moves by): first, back, forward, last
     play_btn: gr.Button
     pause_btn: gr.Button
@@ -32,14 +38,17 @@ class HistoryTab(NamedTuple):
     replay_view: RunPanel
 
 
-def history_tab() -> HistoryTab:
-    """The History tab's table, player controls and run panel; history_events wires them."""
+def history_tab(private: bool = False) -> HistoryTab:
+    """The History tab's table, player controls and run panel; history_events wires them. `private` (hosted mode):
+    the visitor's own runs, a Publish button and the gallery."""
+    gr.Markdown(PRIVATE, visible=private, elem_id="history-private")
     with gr.Row():
         run_pick = gr.Dropdown([], label="Run", scale=4, elem_id="run-pick")
         refresh = gr.Button("Refresh", scale=1, elem_id="refresh-btn")
-    runs_table = gr.Dataframe(headers=["id", "time (UTC)", "status", "method", "model", "draft",
-                                       "tokens", "tokens/s", "prompt"],
-                              interactive=False, max_height=260, elem_id="runs-table")
+        publish_btn = gr.Button("Publish to the gallery", scale=1, visible=private, elem_id="publish-btn")
+    runs_table = gr.Dataframe(headers=COLUMNS, interactive=False, max_height=260, elem_id="runs-table")
+    gallery_table = gr.Dataframe(headers=COLUMNS, interactive=False, max_height=200, visible=private,
+                                 label="Gallery: runs published by visitors", elem_id="gallery-table")
     with gr.Row():
         first_btn = gr.Button("◀◀ First", size="sm", elem_id="first-btn")
         back_btn = gr.Button("◀ Step back", size="sm", elem_id="back-btn")
@@ -52,20 +61,24 @@ def history_tab() -> HistoryTab:
         speed = gr.Radio([1, 4, 16], value=1, label="steps per tick", scale=1, min_width=200, elem_id="speed")
     replay_view = view_panel("replay", PICK_A_RUN, baseline=True)
     moves = [(first_btn, -10**9), (back_btn, -1), (forward_btn, 1), (last_btn, 10**9)]
-    return HistoryTab(run_pick, refresh, runs_table, moves, play_btn, pause_btn, position, speed, replay_view)
+    return HistoryTab(run_pick, refresh, runs_table, publish_btn, gallery_table, moves, play_btn, pause_btn, position,
+                      speed, replay_view)
 
 
-def history_events(demo: gr.Blocks, recorder: Recorder, tab: HistoryTab, selected: gr.Tab) -> None:
-    """The table filled on load, on Refresh and when the tab is `selected`; a run picked loaded and replayed. The
-    replay's state and timer are made here, outside the tabs."""
-    replays = Replays(recorder)
+def history_events(visitors: Visitors, tab: HistoryTab, selected: gr.Tab, arrived) -> None:
+    """The tables filled once the visitor has `arrived` (the page's load event), on Refresh and when the tab is
+    `selected`; a run picked loaded and replayed; Publish. The replay's state and timer are made here, outside the
+    tabs."""
+    replays = Replays(visitors)
     replay_state = gr.State(None)
     timer = gr.Timer(REPLAY_TICK_S, active=False)
-    listed = [tab.runs_table, tab.run_pick]
-    demo.load(replays.history, None, listed)
+    listed = [tab.runs_table, tab.gallery_table, tab.run_pick]
+    arrived.then(replays.history, None, listed)
     tab.refresh.click(replays.history, None, listed)
     selected.select(replays.history, None, listed)
     tab.runs_table.select(pick_row, None, tab.run_pick)
+    tab.gallery_table.select(pick_row, None, tab.run_pick)
+    tab.publish_btn.click(replays.publish, tab.run_pick, listed)
     view = tab.replay_view.outputs
     tab.run_pick.change(replays.load, tab.run_pick, [replay_state, tab.position, *view], show_progress="hidden")
     tab.position.input(show, [replay_state, tab.position], view, show_progress="hidden")
@@ -78,37 +91,60 @@ def history_events(demo: gr.Blocks, recorder: Recorder, tab: HistoryTab, selecte
 
 
 class Replays:
-    """The handlers that read the runs `recorder` stored."""
+    """The handlers that read the stored runs, each as the visitor asking sees them (`visitors`)."""
 
-    def __init__(self, recorder: Recorder):
-        self.recorder = recorder
+    def __init__(self, visitors: Visitors):
+        self.visitors = visitors
 
-    def history(self):
-        rows = self.recorder.runs()
-        table = [[r["id"], r["created_at"].replace("T", " ")[:19], r["status"], r["method"], r["model"],
-                  r["draft"] or "", r["new_tokens"], round(r["tokens_per_s"] or 0, 1), one_line(r["prompt"], 60)]
-                 for r in rows]
-        return table, gr.update(choices=run_choices(rows))
+    def history(self, visitor: gr.Request):
+        """The runs table (in hosted mode: the visitor's own), the gallery (hosted mode), and the runs to pick."""
+        recorder = self.visitors.recorder(visitor)
+        rows = recorder.runs()
+        gallery = recorder.gallery() if self.visitors.private else []
+        mine = {r["id"] for r in rows}
+        return table_of(rows), table_of(gallery), gr.update(
+            choices=run_choices(rows + [r for r in gallery if r["id"] not in mine]))
 
-    def load(self, run_id):
+    def publish(self, run_id, visitor: gr.Request):
+        """Put the visitor's picked run in the gallery, with the autoregressive run made to compare with it."""
+        if run_id in (None, ""):
+            raise gr.Error("Pick one of your runs first, then publish it.", duration=WARNING_S)
+        recorder = self.visitors.recorder(visitor)
+        try:
+            recorder.publish(int(run_id))
+            started = recorder.replay(int(run_id))[0]
+        except PlaygroundError as exc:
+            raise gr.Error(str(exc), duration=WARNING_S) from None
+        if self.reference_of(recorder, started) is not None:
+            try:
+                recorder.publish(int(run_id) + 1)
+            except PlaygroundError:
+                pass  # someone else's run that happens to match: the run goes without its comparison
+        gr.Info(f"Run #{int(run_id)} is in the gallery: every visitor can now see and replay it.",
+                duration=WARNING_S)
+        return self.history(visitor)
+
+    def load(self, run_id, visitor: gr.Request):
         if run_id in (None, ""):
             return None, gr.update(), *show(None, 0)
+        recorder = self.visitors.recorder(visitor)
         try:
-            replay = self.recorder.replay(int(run_id))
+            replay = recorder.replay(int(run_id))
         except PlaygroundError as exc:
             warn(str(exc))
             return None, gr.update(), *run_panel(None, [], status=views.error_html(str(exc))), \
                 gr.update(visible=False)
-        replay = (*replay, self.reference_of(replay[0]))
+        replay = (*replay, self.reference_of(recorder, replay[0]))
         n = len(replay[1])
         return replay, gr.update(maximum=max(n, 1), value=n), *show(replay, n)
 
-    def reference_of(self, started):
+    @staticmethod
+    def reference_of(recorder, started):
         """The autoregressive run Generate made right after this one to compare with it, if it did."""
         if not compares_with_ar(started.method):
             return None
         try:
-            ar_started, _, ar_finished = self.recorder.replay(started.run_id + 1)
+            ar_started, _, ar_finished = recorder.replay(started.run_id + 1)
         except PlaygroundError:
             return None
         return ar_finished if compare.is_reference_of(started, ar_started) else None
@@ -140,6 +176,11 @@ def tick(replay, k, speed):
     n = len(replay[1]) if replay else 0
     k = min(int(k or 0) + int(speed or 1), n)
     return gr.Timer(active=False) if k >= n else gr.skip(), k, *show(replay, k)  # never undo a Pause
+
+
+def table_of(rows: list[dict]) -> list[list]:
+    return [[r["id"], r["created_at"].replace("T", " ")[:19], r["status"], r["method"], r["model"], r["draft"] or "",
+             r["new_tokens"], round(r["tokens_per_s"] or 0, 1), one_line(r["prompt"], 60)] for r in rows]
 
 
 def one_line(text: str, limit: int) -> str:

@@ -6,6 +6,7 @@ from collections import Counter
 
 import gradio as gr
 
+from playground import hosted
 from playground.app.common import EXAMPLES, NUMBER_EXAMPLES
 from playground.engine import MAX_NEW_TOKENS
 from playground.methods import METHODS, Param, used
@@ -115,8 +116,8 @@ def chooser_changed(name, *values):
 
 def room_of(model: str, wanted) -> dict:
     """The max-new-tokens slider, ending where the shipped model's context does (other models: the engine's limit)."""
-    room = models.shipped_room(model)
-    top = min(MAX_NEW_TOKENS, room) if room else MAX_NEW_TOKENS
+    room, most = models.shipped_room(model), hosted.limit("max_new_tokens", MAX_NEW_TOKENS)
+    top = min(most, room) if room else most
     return gr.update(maximum=top, value=min(int(wanted or 1), top),
                      info=f"at most {top} with {model.strip()}" if room else None)
 
@@ -131,7 +132,7 @@ def param_input(p: Param, method: str):
     if isinstance(p.default, str):
         return gr.Textbox(**common)
     if p.min is not None and p.max is not None:
-        return gr.Slider(p.min, p.max, step=1 if isinstance(p.default, int) else None, **common)
+        return gr.Slider(p.min, hosted.limit(p.name, p.max), step=1 if isinstance(p.default, int) else None, **common)
     return gr.Number(precision=None, **common)  # not 0: Gradio would round 1.5 to 2; Param.parse refuses it
 
 
