@@ -10,6 +10,7 @@ import json
 import os
 import re
 import subprocess
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -40,35 +41,50 @@ def context_length(name: str) -> int:
     return cfg.get("max_position_embeddings") or cfg.get("n_positions") or 2048
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    """(url, db path) of the app, started on a free port with a fresh database."""
-    db = tmp_path_factory.mktemp("app") / "runs.db"
+@contextmanager
+def running_app(db: Path, env: dict):
+    """The app's URL, started on a free port with database `db` and `env` added to its environment (its log beside
+    `db`), stopped afterwards."""
     with open(db.with_suffix(".log"), "w") as log:
         try:
-            proc, url = serve(ROOT, db, log, wait_s=90, env={"PYTHONWARNINGS": "default"})
+            proc, url = serve(ROOT, db, log, wait_s=90, env=env)
         except RuntimeError as exc:
             pytest.fail(f"{exc}: {db.with_suffix('.log').read_text()[-2000:]}")
         try:
-            yield url, db
+            yield url
         finally:
             proc.terminate()
             try:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    deprecations = DEPRECATION.findall(db.with_suffix(".log").read_text())
-    assert not deprecations, "the app triggered deprecations:\n" + "\n".join(sorted(set(deprecations)))
 
 
-@pytest.fixture(scope="module")
-def browser():
+@contextmanager
+def chromium():
+    """Headless Chromium (Debian's), skipped where there is none."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM}")
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    """(url, db path) of the app, started on a free port with a fresh database."""
+    db = tmp_path_factory.mktemp("app") / "runs.db"
+    with running_app(db, {"PYTHONWARNINGS": "default"}) as url:
+        yield url, db
+    deprecations = DEPRECATION.findall(db.with_suffix(".log").read_text())
+    assert not deprecations, "the app triggered deprecations:\n" + "\n".join(sorted(set(deprecations)))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture

@@ -6,51 +6,30 @@ the run to the gallery. A reload keeps a visitor's History. A request over a hos
 
 from __future__ import annotations
 
-import subprocess
-from pathlib import Path
-
 import pytest
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
-from test_browser import ARTIFACTS, finish_run, set_value, start_run  # noqa: E402
+from test_browser import ARTIFACTS, chromium, finish_run, running_app, set_value, start_run  # noqa: E402
 
-from playground.bench.app_timing import CHROMIUM, CHROMIUM_ARGS, serve  # noqa: E402
 from playground.models.loading import shipped_models  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parent.parent
 SECRET = "# SECRET api_key = 'sk-visitor-A-12345'\n"
 
 
 @pytest.fixture(scope="module")
 def public_app(tmp_path_factory):
     """The app's URL, started in hosted mode (as on a Space) with a fresh database."""
-    db = tmp_path_factory.mktemp("public") / "runs.db"
-    with open(db.with_suffix(".log"), "w") as log:
-        try:
-            proc, url = serve(ROOT, db, log, wait_s=90, env={"SPACE_ID": "someone/playground"})
-        except RuntimeError as exc:
-            pytest.fail(f"{exc}: {db.with_suffix('.log').read_text()[-2000:]}")
-        try:
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    with running_app(tmp_path_factory.mktemp("public") / "runs.db", {"SPACE_ID": "someone/playground"}) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 def visitor(browser, url: str):
