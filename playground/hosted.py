@@ -39,9 +39,9 @@ LIMITS: dict[str, int] = {
     "span": 32, "max_span": 32,  # copyspec: tokens copied per step
     "block": 256,       # diffusion: block length
     "steps": 256,       # diffusion: forwards for the whole canvas
-    "candidates": 8,    # diffusion (freedave): canvases verified in one batched forward
+    "candidates": 4,    # diffusion (freedave): canvases verified in one batched forward
     "beam": 8,          # dag: beam width
-    "curve thresholds": 5,   # the Diffusion tab: one more run of the prompt per threshold
+    "curve thresholds": 3,   # the Diffusion tab: one more run of the prompt per threshold
     "stored MB per run": 8,  # what one run may add to the run database (steps, prompt, output)
 }
 BOUND_S = 60  # the longest one request may hold the machine with every size at its limit (README "Hosted mode")

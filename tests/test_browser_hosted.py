@@ -98,10 +98,11 @@ def test_hosted_limits_and_models_are_refused_in_one_line(browser, public_app):
             f"shipped models ({', '.join(shipped_models())}) and the allowed Hub models (none)")
         assert page.locator("#max-new input[type=range]").get_attribute("max") == "256"
         page.get_by_role("tab", name="Diffusion").click()
+        sync_api.expect(page.locator("#dlm-thresholds textarea")).to_have_value("0.5, 0.9, 0.99")  # within the limit
         set_value(page, "#dlm-thresholds textarea", "0.5, 0.6, 0.7, 0.8, 0.9, 0.95")
         page.click("#dlm-btn")
         verdict = page.wait_for_selector("#dlm-verdict .pg-error")
-        assert verdict.inner_text().strip() == ("Cannot run: curve thresholds 6 is over the hosted limit of 5 (this "
+        assert verdict.inner_text().strip() == ("Cannot run: curve thresholds 6 is over the hosted limit of 3 (this "
                                                 "playground is public: each request is kept small)")
         page.screenshot(path=str(ARTIFACTS / "hosted_limit_refused.png"), full_page=True)
     finally:

@@ -41,7 +41,8 @@ def diffusion_tab(visitors: Visitors, targets: list[str]) -> None:
                 max_new = gr.Slider(1, hosted.limit("max_new_tokens", 256), 32, step=1, label="max new tokens",
                                     elem_id="dlm-max-new")
                 block = gr.Slider(1, hosted.limit("block", 256), 32, step=1, label="block", elem_id="dlm-block")
-            thresholds = gr.Textbox(", ".join(f"{t:g}" for t in cd.THRESHOLDS), label="curve thresholds",
+            curve = cd.THRESHOLDS[::2] if hosted.active() else cd.THRESHOLDS  # hosted: 0.5, 0.9, 0.99, its limit
+            thresholds = gr.Textbox(", ".join(f"{t:g}" for t in curve), label="curve thresholds",
                                     info="empty: no curve", elem_id="dlm-thresholds")
             button = gr.Button("Run slow, fast and the curve", variant="primary", elem_id="dlm-btn")
     outputs = [gr.HTML(cd.verdict_html(None, None), elem_id="dlm-verdict")]
