@@ -78,6 +78,7 @@ def prepare(req: Request) -> Prepared:
         _check_whole(name, getattr(req, name))
     _check_range("max_new_tokens", req.max_new_tokens, 1, MAX_NEW_TOKENS)
     hosted.check("max_new_tokens", req.max_new_tokens)
+    params = hosted.lowered_defaults(params, set(req.params or {}))
     hosted.check_params(params)
     _check_range("temperature", req.temperature, 0.0, 10.0)
     if 0 < req.temperature < 1e-3:  # logits / a tiny temperature overflow to inf: the sampler fails mid-run

@@ -39,12 +39,12 @@ LIMITS: dict[str, int] = {
     "span": 32, "max_span": 32,  # copyspec: tokens copied per step
     "block": 256,       # diffusion: block length
     "steps": 256,       # diffusion: forwards for the whole canvas
-    "candidates": 4,    # diffusion (freedave): canvases verified in one batched forward
+    "candidates": 2,    # diffusion (freedave): canvases verified in one batched forward (default 4: lowered)
     "beam": 8,          # dag: beam width
     "curve thresholds": 3,   # the Diffusion tab: one more run of the prompt per threshold
     "stored MB per run": 8,  # what one run may add to the run database (steps, prompt, output)
 }
-BOUND_S = 60  # the longest one request may hold the machine with every size at its limit (README "Hosted mode")
+BOUND_S = 70  # the longest one request may hold the machine with every size at its limit (README "Hosted mode")
 
 
 def active() -> bool:
@@ -74,6 +74,15 @@ def check(name: str, value) -> None:
     """In hosted mode, refuse `value` of setting `name` above its limit, in one line naming both; else nothing."""
     if active() and name in LIMITS and isinstance(value, int | float) and value > LIMITS[name]:
         raise refusal(name, value, LIMITS[name])
+
+
+def lowered_defaults(params: dict, given) -> dict:
+    """`params` with each default the visitor did not set (`given`: the names they did) lowered to its hosted limit,
+    so that changing nothing is never refused."""
+    if not active():
+        return params
+    return {name: min(value, LIMITS[name]) if name in LIMITS and name not in given and isinstance(value, int | float)
+            else value for name, value in params.items()}
 
 
 def check_params(params: dict) -> None:

@@ -13,6 +13,7 @@ import os
 import shutil
 import weakref
 from collections import OrderedDict
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -157,7 +158,7 @@ OVER = [  # (method, request fields, setting, value asked, hosted limit)
     ("token_recycling", {"params": {"nodes": 256}}, "nodes", 256, 64),
     ("token_recycling", {"params": {"k": 16}}, "k", 16, 8),
     ("copyspec", {"params": {"gamma": 32}}, "gamma", 32, 16),
-    ("diffusion", {"params": {"candidates": 64, "strategy": "freedave"}}, "candidates", 64, 4),
+    ("diffusion", {"params": {"candidates": 64, "strategy": "freedave"}}, "candidates", 64, 2),
     ("diffusion", {"params": {"steps": 2048, "strategy": "fixed_steps"}}, "steps", 2048, 256),
     ("diffusion", {"params": {"block": 2048}}, "block", 2048, 256),
     ("dag", {"params": {"beam": 32, "strategy": "beam"}}, "beam", 32, 8),
@@ -176,8 +177,14 @@ def test_a_request_over_a_hosted_limit_is_one_line(public, method, fields, name,
 
 def test_every_methods_defaults_are_within_the_hosted_limits(public):
     from playground.methods import METHODS
-    for method in METHODS.values():
-        hosted.check_params(method.parse_params({}))  # a visitor who changes nothing is never refused
+    for method in METHODS.values():  # a visitor who changes nothing is never refused
+        hosted.check_params(hosted.lowered_defaults(method.parse_params({}), set()))
+    freedave = Request(prompt="x = 1", model="tiny-code", method="diffusion", params={"strategy": "freedave"})
+    with pytest.raises(PlaygroundError, match="needs a masked-diffusion model"):  # past the limits: to the model
+        prepare(freedave)
+    assert hosted.lowered_defaults({"candidates": 4, "gamma": 4}, set()) == {"candidates": 2, "gamma": 4}
+    with pytest.raises(PlaygroundError, match="^candidates 4 is over the hosted limit of 2 "):
+        prepare(replace(freedave, params={"strategy": "freedave", "candidates": 4}))  # asked for: refused
 
 
 def test_a_request_at_every_limit_runs(public, shipped_pair):

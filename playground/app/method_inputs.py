@@ -125,14 +125,18 @@ def room_of(model: str, wanted) -> dict:
 def param_input(p: Param, method: str):
     """The input of parameter `p`, as `method` (the one chosen at start) sets it."""
     p = next((q for q in METHODS[method].params if q.name == p.name), p)
-    common = dict(label=p.name, info=p.help, value=p.default, visible=param_visible(p.name, method, defaults(method)),
+    common = dict(label=p.name, info=p.help, value=hosted.limit(p.name, p.default) if p.min is not None else p.default,
+                  visible=param_visible(p.name, method, defaults(method)),
                   elem_id=f"param-{p.name}")
     if p.choices:
         return gr.Dropdown(list(p.choices), **common)
     if isinstance(p.default, str):
         return gr.Textbox(**common)
+    top = hosted.limit(p.name, p.max) if p.max is not None else None
+    if p.min is not None and top is not None and top <= p.min:  # hosted mode leaves it one value (candidates: 2)
+        return gr.Number(precision=None, interactive=False, **{**common, "info": f"{p.help} (hosted mode: {top:g})"})
     if p.min is not None and p.max is not None:
-        return gr.Slider(p.min, hosted.limit(p.name, p.max), step=1 if isinstance(p.default, int) else None, **common)
+        return gr.Slider(p.min, top, step=1 if isinstance(p.default, int) else None, **common)
     return gr.Number(precision=None, **common)  # not 0: Gradio would round 1.5 to 2; Param.parse refuses it
 
 
