@@ -6,8 +6,6 @@ import os
 
 import gradio as gr
 
-from playground.app import static_files
-from playground.app.common import PLOTLY_JS
 from playground.app.compare import compare_tab
 from playground.app.dag import dag_tab
 from playground.app.diffusion import diffusion_tab
@@ -19,8 +17,8 @@ from playground.errors import OneLineParser, PlaygroundError
 from playground.models import loading as models
 from playground.storage.recorder import Recorder, db_path
 from playground.storage.retention import Retention
-from playground.views import run as views
-from playground.views import tree as views_tree
+from playground.views import static_files
+from playground.views.static_files import PLOTLY_JS
 
 THEME = gr.themes.Soft(primary_hue="indigo", font=["system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"],
                        font_mono=["ui-monospace", "Menlo", "Consolas", "monospace"])
@@ -59,9 +57,8 @@ def build_app(db: str, retention: Retention | None = None) -> gr.Blocks:
 
 
 def css_text() -> str:
-    """The page's style sheet: static/playground.css, then the rules made from colour tables (the chips' sources, the
-    tree legend's keys), which stay beside their tables so that charts and chips cannot drift apart."""
-    return "\n".join([static_files.css(), views.SOURCE_CSS, views_tree.KEY_CSS])
+    """The page's style sheet (views.static_files.css_text: exported run pages use the same)."""
+    return static_files.css_text()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,7 +7,6 @@ from typing import NamedTuple
 import gradio as gr
 
 from playground.app.common import shown_if, warn
-from playground.app.method_inputs import compares_with_ar
 from playground.app.panel import RunPanel, run_panel, view_panel
 from playground.compare import drafting as compare
 from playground.errors import PlaygroundError
@@ -99,19 +98,9 @@ class Replays:
             warn(str(exc))
             return None, gr.update(), *run_panel(None, [], status=views.error_html(str(exc))), \
                 gr.update(visible=False)
-        replay = (*replay, self.reference_of(replay[0]))
+        replay = (*replay, compare.reference_run(self.recorder, replay[0]))
         n = len(replay[1])
         return replay, gr.update(maximum=max(n, 1), value=n), *show(replay, n)
-
-    def reference_of(self, started):
-        """The autoregressive run Generate made right after this one to compare with it, if it did."""
-        if not compares_with_ar(started.method):
-            return None
-        try:
-            ar_started, _, ar_finished = self.recorder.replay(started.run_id + 1)
-        except PlaygroundError:
-            return None
-        return ar_finished if compare.is_reference_of(started, ar_started) else None
 
 
 def show(replay, k):
@@ -119,8 +108,7 @@ def show(replay, k):
         return [*run_panel(None, [], status=views.status_html(None, empty=PICK_A_RUN)), gr.update(visible=False)]
     started, steps, finished, reference = replay
     k = max(0, min(int(k or 0), len(steps)))
-    against = views_theory.baseline_html(steps, finished, reference, started.settings.get("temperature", 0) <= 0) \
-        if k == len(steps) and reference is not None else None  # whole outputs compared: at the last step
+    against = views_theory.baseline_at(started, steps, finished, reference, k)
     return [*run_panel(started, steps[:k], finished, total=len(steps)), shown_if(against)]
 
 
