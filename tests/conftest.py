@@ -331,3 +331,18 @@ def stored_runs():
 @pytest.fixture
 def db(tmp_path) -> Path:
     return tmp_path / "runs.db"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless, driven by Playwright (tests/test_browser.py, tests/test_share_browser.py);
+    skipped without either."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from playground.bench.app_timing import CHROMIUM, CHROMIUM_ARGS
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

@@ -16,7 +16,7 @@ import pytest
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
-from playground.bench.app_timing import CHROMIUM, CHROMIUM_ARGS, serve  # noqa: E402
+from playground.bench.app_timing import serve  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -59,16 +59,6 @@ def app(tmp_path_factory):
                 proc.kill()
     deprecations = DEPRECATION.findall(db.with_suffix(".log").read_text())
     assert not deprecations, "the app triggered deprecations:\n" + "\n".join(sorted(set(deprecations)))
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
