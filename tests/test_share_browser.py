@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import PROMPTS
+from conftest import PROMPTS, serving_app
 from recorded import autoregressive_of, hostile_run, hostile_steps, store
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -102,3 +102,37 @@ def test_hostile_text_in_an_exported_page_runs_nothing(db, offline, tmp_path):
     assert page.locator("main script, main img, main svg[onload]").count() == 0
     assert page.dialogs == [] and page.errors == []
     assert offline.asked == [path.as_uri()]
+
+
+@pytest.fixture(scope="module")
+def stored_app(tmp_path_factory):
+    """(url, run id) of the app serving a database that holds a hostile run and its autoregressive reference."""
+    db = tmp_path_factory.mktemp("app") / "runs.db"
+    events = hostile_run(hostile_steps())
+    run_id, _ = store(db, events, autoregressive_of(events))
+    with serving_app(db) as (url, _):
+        yield url, run_id
+
+
+def test_history_saves_the_run_as_the_same_page(browser, stored_app, offline, tmp_path):
+    url, run_id = stored_app
+    app = browser.new_page(viewport={"width": 1400, "height": 1000})
+    app.goto(url)
+    app.get_by_role("tab", name="History").click()
+    sync_api.expect(app.locator("#save-html-btn")).to_be_disabled()
+    app.locator("#runs-table [role=gridcell].first-column").get_by_text(str(run_id), exact=True).click()
+    app.wait_for_function(f"document.querySelector('#replay-status').innerText.includes('run #{run_id}')")
+    app.click("#save-html-btn")
+    link = app.locator("#saved-html a[download]").first
+    sync_api.expect(link).to_be_visible(timeout=60_000)
+    with app.expect_download() as download:
+        link.click()
+    saved = tmp_path / "saved.html"
+    download.value.save_as(saved)
+    app.screenshot(path=str(ARTIFACTS / "history_saved_html.png"), full_page=True)
+    app.close()
+    assert download.value.suggested_filename == f"decoding-playground-run-{run_id}.html"
+    page = offline(saved)  # the page export --html writes, played offline
+    sync_api.expect(chips(page)).to_have_count(18)
+    sync_api.expect(page.locator("#pg-baseline [data-verdict=identical]")).to_be_visible()
+    assert page.dialogs == [] and page.errors == [] and offline.asked == [saved.as_uri()]

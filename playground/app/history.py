@@ -1,7 +1,10 @@
-"""The History tab: the stored runs, one replayed step by step (buttons, a slider, or played on a timer)."""
+"""The History tab: the stored runs, one replayed step by step (buttons, a slider, or played on a timer), and the
+run shown saved as one HTML page that replays it offline (share.page, as `export RUN --html FILE` writes it)."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import NamedTuple
 
 import gradio as gr
@@ -10,6 +13,7 @@ from playground.app.common import shown_if, warn
 from playground.app.panel import RunPanel, run_panel, view_panel
 from playground.compare import drafting as compare
 from playground.errors import PlaygroundError
+from playground.share.page import export_html
 from playground.storage.recorder import Recorder
 from playground.views import run as views
 from playground.views import theory as views_theory
@@ -29,6 +33,8 @@ class HistoryTab(NamedTuple):
     position: gr.Slider
     speed: gr.Radio
     replay_view: RunPanel
+    save_btn: gr.Button
+    saved: gr.File
 
 
 def history_tab() -> HistoryTab:
@@ -49,9 +55,15 @@ def history_tab() -> HistoryTab:
     with gr.Row(equal_height=True):
         position = gr.Slider(0, 1, 0, step=1, label="steps shown", scale=4, elem_id="position")
         speed = gr.Radio([1, 4, 16], value=1, label="steps per tick", scale=1, min_width=200, elem_id="speed")
+    with gr.Row():
+        save_btn = gr.Button("Save this run as an HTML page", size="sm", scale=1, interactive=False,
+                             elem_id="save-html-btn")
+        saved = gr.File(label="one self-contained page that replays the run offline", visible=False, scale=3,
+                        elem_id="saved-html")
     replay_view = view_panel("replay", PICK_A_RUN, baseline=True)
     moves = [(first_btn, -10**9), (back_btn, -1), (forward_btn, 1), (last_btn, 10**9)]
-    return HistoryTab(run_pick, refresh, runs_table, moves, play_btn, pause_btn, position, speed, replay_view)
+    return HistoryTab(run_pick, refresh, runs_table, moves, play_btn, pause_btn, position, speed, replay_view,
+                      save_btn, saved)
 
 
 def history_events(demo: gr.Blocks, recorder: Recorder, tab: HistoryTab, selected: gr.Tab) -> None:
@@ -74,6 +86,9 @@ def history_events(demo: gr.Blocks, recorder: Recorder, tab: HistoryTab, selecte
     tab.play_btn.click(play, [replay_state, tab.position], [timer, *here], show_progress="hidden")
     tab.pause_btn.click(lambda: gr.Timer(active=False), None, timer, queue=False)
     timer.tick(tick, [replay_state, tab.position, tab.speed], [timer, *here], show_progress="hidden")
+    tab.run_pick.change(lambda run_id: (gr.update(interactive=run_id not in (None, "")), gr.update(visible=False)),
+                        tab.run_pick, [tab.save_btn, tab.saved], queue=False)
+    tab.save_btn.click(replays.save, tab.run_pick, tab.saved)
 
 
 class Replays:
@@ -81,6 +96,18 @@ class Replays:
 
     def __init__(self, recorder: Recorder):
         self.recorder = recorder
+        self.pages = Path(tempfile.mkdtemp(prefix="playground-pages-"))  # the pages Save writes, one per run
+
+    def save(self, run_id):
+        """The run as one HTML page (share.page), offered for download."""
+        if run_id in (None, ""):
+            return gr.update(visible=False)
+        try:
+            path = export_html(self.recorder, int(run_id), self.pages / f"decoding-playground-run-{int(run_id)}.html")
+        except PlaygroundError as exc:
+            warn(str(exc))
+            return gr.update(visible=False)
+        return gr.update(value=str(path), visible=True)
 
     def history(self):
         rows = self.recorder.runs()
