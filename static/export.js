@@ -13,17 +13,28 @@
   const slider = document.getElementById('pg-position'), at = document.getElementById('pg-at');
   const pace = document.getElementById('pg-pace');
   const config = {displaylogo: false, responsive: true};
+  const whole = [];  // index -> the value, its delta from an earlier one applied (playground/share/page.py _Values)
+  const value = (i) => {
+    if (whole[i] === undefined) {
+      const v = values[i];
+      if (v && v.delta) {
+        const [base, keep, tail, text] = v.delta, from = value(base);
+        whole[i] = from.slice(0, keep) + text + from.slice(from.length - tail);
+      } else whole[i] = v;
+    }
+    return whole[i];
+  };
   let current = last, timer = null;
 
   const put = (name, index) => {  // after every part's visibility is set: a chart takes the width it will keep
     const box = boxes[name];
     if (!box || shown[name] === index || index === null || index === undefined) return;
     shown[name] = index;
-    const value = values[index];
+    const shownValue = value(index);
     if (box.dataset.kind === 'figure') {
-      if (window.Plotly) Plotly.react(box, value.data, value.layout, config);
+      if (window.Plotly) Plotly.react(box, shownValue.data, shownValue.layout, config);
     } else {
-      box.innerHTML = value;
+      box.innerHTML = shownValue;
       watchers[name].forEach((fn) => fn());
     }
   };

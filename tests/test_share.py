@@ -43,10 +43,22 @@ class Tags(HTMLParser):
 
 
 def page_data(text: str) -> dict:
-    """The frames a page holds (its #pg-run-data script), as its player reads them."""
+    """The frames a page holds (its #pg-run-data script), as its player reads them: each value whole."""
     body = re.search(r'<script type="application/json" id="pg-run-data">(.*?)</script>', text, re.S).group(1)
     assert "<" not in body and ">" not in body, "a value could close the script element"
-    return json.loads(body)
+    return whole_values(json.loads(body))
+
+
+def whole_values(data: dict) -> dict:
+    """`data` with each value stored as a change from an earlier one (share.page._Values) made whole again, as
+    static/export.js does."""
+    values = data["values"]
+    for i, value in enumerate(values):
+        if isinstance(value, dict) and "delta" in value:
+            base, keep, tail, text = value["delta"]
+            assert base < i and isinstance(values[base], str)
+            values[i] = values[base][:keep] + text + values[base][len(values[base]) - tail:]
+    return data
 
 
 def chip_steps(chips: str) -> list[int]:
@@ -121,12 +133,17 @@ def test_a_long_run_is_shown_after_evenly_spread_steps(db):
     events = hostile_run(hostile_steps(23))
     store(db, events)
     started, steps, finished = Recorder(db, create=False).replay(1)
-    data = json.loads(share.run_data(started, steps, finished, most=5).replace("\\u003c", "<"))
+    encoded = share.run_data(started, steps, finished, most=5)
+    data = whole_values(json.loads(encoded))
     shown = [f["steps"] for f in data["frames"]]
     assert shown[0] == 0 and shown[-1] == 23 and len(shown) == 6 and shown == sorted(shown)
     last = data["values"][data["frames"][-1]["parts"]["chips"]]
     assert sorted(set(chip_steps(last))) == list(range(23)), "a step's tokens are missing from the last frame"
     assert share.frame_steps(3, 5) == [0, 1, 2, 3] and share.frame_steps(10, 4) == [0, 2, 5, 8, 10]
+    # every frame's chips whole, yet the text is stored about once: each frame adds its steps' tokens to the last
+    chips = [data["values"][f["parts"]["chips"]] for f in data["frames"]]
+    assert chips[-1] == views.run_view(started, steps, finished, total=23).chips
+    assert sum(map(len, chips)) > 3 * len(chips[-1]) and len(encoded) < 2.5 * len(chips[-1]) + 60_000
 
 
 def test_a_tree_run_keeps_its_animated_tree_once(llama_pair, db, run_engine, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import gradio as gr
 
@@ -25,6 +26,11 @@ THEME = gr.themes.Soft(primary_hue="indigo", font=["system-ui", "Segoe UI", "Hel
 
 
 def build_app(db: str, retention: Retention | None = None) -> gr.Blocks:
+    # gradio (utils.safe_get_lock) makes a new event loop per lock it makes at build time and leaves the old ones to
+    # the garbage collector, which warns of each; shown (PYTHONWARNINGS=default, as the browser tests run the app) from
+    # a collection that happens to run inside an import, that warning made CPython 3.11's import lock raise KeyError
+    # and the app exit before serving
+    warnings.filterwarnings("ignore", "unclosed event loop", ResourceWarning)
     gr.set_static_paths([str(PLOTLY_JS)])
     name_range_errors()
     recorder = Recorder(db, retention=retention)

@@ -7,10 +7,10 @@ swaps them in place as its player moves, draws the charts with Plotly.js, and ru
 static/ (player.js, dag.js, copy_hover.js, scroll_to_newest.js) on them as the app does. The style sheet, the
 scripts and Plotly.js are inlined and a Content-Security-Policy forbids every request: the page loads nothing.
 
-Sizes: a run of more than MAX_FRAMES steps is shown after MAX_FRAMES evenly spread steps (every step's tokens are
-in each frame's text; the player says which step it shows), so a page grows with the run's length, not with its
-square. The animated views (draft trees, the diffusion canvas, the DAG) are players of every step themselves: the
-page keeps the whole run's once, shown from the step where the app shows one.
+Sizes: a run of more than MAX_FRAMES steps is shown after MAX_FRAMES evenly spread steps (each frame's text holds
+every token so far; the player says which step it shows), so a page grows with the run's length, not with its
+square. The animated views (the draft tree, the diffusion canvas) are players of every step themselves: the page
+draws the whole run's once and shows it from the step where History shows one.
 
 Model output is untrusted: the views escape every token, and the frames travel as JSON in which <, > and & are
 written as \\u escapes, so no text of a run can close the script element that holds them.
@@ -28,12 +28,13 @@ from playground.compare.drafting import reference_run
 from playground.errors import PlaygroundError
 from playground.events import RunFinished, RunStarted, Step
 from playground.views import dag as views_dag
+from playground.views import diffusion as views_diffusion
 from playground.views import playback, static_files
 from playground.views import run as views
 from playground.views import theory as views_theory
+from playground.views import tree as views_tree
 
 MAX_FRAMES = 80
-ANIMATED = ("tree", "canvas", "graph")  # players of every step themselves: the whole run's, kept once
 # the parts as the app's run panel (app.panel.view_panel) lays them out, a row of charts side by side where they fit
 LAYOUT = (("status",), ("chips",), ("step",), ("stats",), ("baseline",), ("canvas",), ("tree",), ("graph",),
           ("tree_size", "depth_acceptance"), ("accepted", "progress"), ("drafts", "confidence", "theory"),
@@ -55,29 +56,55 @@ def frame_steps(total: int, most: int = MAX_FRAMES) -> list[int]:
 
 
 def parts_at(started: RunStarted, steps: list[Step], finished: RunFinished, reference: RunFinished | None,
-             shown: int) -> dict:
-    """Every part of the run panel by name after `shown` steps, as History shows them (None: hidden)."""
-    view = views.run_view(started, steps[:shown], finished, total=len(steps))
-    return {**view._asdict(), "graph": views_dag.dag_html(started, steps[:shown]),
-            "baseline": views_theory.baseline_at(started, steps, finished, reference, shown)}
+             shown: int, animated: dict | None = None) -> dict:
+    """Every part of the run panel by name after `shown` steps, as History shows them (None: hidden). `animated`:
+    the whole run's draft tree and canvas (its parts_at), shown from the step where History starts showing them,
+    instead of drawing them again for these steps."""
+    view = views.run_view(started, steps[:shown], finished, total=len(steps), animated=animated is None)
+    parts = {**view._asdict(), "graph": views_dag.dag_html(started, steps[:shown]),
+             "baseline": views_theory.baseline_at(started, steps, finished, reference, shown)}
+    if animated is not None:
+        parts["tree"] = animated["tree"] if views_tree.tree_steps(steps[:shown]) else None
+        parts["canvas"] = animated["canvas"] if views_diffusion.has_canvas(started, steps[:shown]) else None
+    return parts
 
 
 class _Values:
-    """The frames' distinct values, each stored once as JSON text: a part that did not change between frames (the
-    layer stack, a chart of a finished run) costs one number per frame."""
+    """The frames' distinct values as JSON texts: a part that did not change between frames (the layer stack, a chart
+    of a finished run) costs one number per frame, and an HTML part that grew (the chips: the new step's tokens, the
+    previous newest step no longer outlined) is stored as its change from the part's value one frame before,
+    {"delta": [that value's index, characters kept at its start, characters kept at its end, the text between]},
+    so the text of a long run costs its length, not its length times its frames."""
 
     def __init__(self):
         self.texts: list[str] = []
         self.index: dict[str, int] = {}
+        self.html: dict[int, str] = {}  # index -> the whole HTML, of values stored as deltas too
 
-    def add(self, value) -> int | None:
+    def add(self, value, before: int | None = None) -> int | None:
+        """The index of `value` (None: none); `before`: the index of the part's value one frame before."""
         if value is None:
             return None
         text = value.to_json() if hasattr(value, "to_json") else json.dumps(value)
-        if text not in self.index:
-            self.index[text] = len(self.texts)
-            self.texts.append(text)
-        return self.index[text]
+        if text in self.index:
+            return self.index[text]
+        at = self.index[text] = len(self.texts)
+        if isinstance(value, str):
+            self.html[at] = value
+            text = self._delta(value, before) or text
+        self.texts.append(text)
+        return at
+
+    def _delta(self, value: str, before: int | None) -> str | None:
+        """`value` as a change from value `before`, where that is less than half its size."""
+        old = self.html.get(before)
+        if old is None:
+            return None
+        keep = len(os.path.commonprefix([old, value]))
+        room = min(len(old), len(value)) - keep
+        tail = len(os.path.commonprefix([old[keep:][::-1], value[keep:][::-1]])[:room])
+        middle = value[keep:len(value) - tail]
+        return json.dumps({"delta": [before, keep, tail, middle]}) if len(middle) * 2 < len(value) else None
 
 
 def script_json(text: str) -> str:
@@ -89,18 +116,16 @@ def script_json(text: str) -> str:
 def run_data(started: RunStarted, steps: list[Step], finished: RunFinished, reference: RunFinished | None = None,
              most: int = MAX_FRAMES) -> str:
     """The page's frames as JSON: `frames` (steps shown, seconds into the run at the pace it ran, the index of each
-    part's value), `values`, and the run's `steps` count."""
+    part's value), `values` (_Values), and the run's `steps` count."""
     ends = playback.step_ends(steps)
     speed = playback.pace(ends)
     counts = frame_steps(len(steps), most)
     final = parts_at(started, steps, finished, reference, len(steps))
-    values, frames = _Values(), []
+    values, frames, before = _Values(), [], {}
     for shown in counts:
-        parts = final if shown == len(steps) else parts_at(started, steps, finished, reference, shown)
-        parts = {name: final[name] if name in ANIMATED and value is not None else value
-                 for name, value in parts.items()}
-        frames.append({"steps": shown, "t": round(ends[shown - 1] / speed if shown else 0.0, 4),
-                       "parts": {name: values.add(value) for name, value in parts.items()}})
+        parts = final if shown == len(steps) else parts_at(started, steps, finished, reference, shown, final)
+        before = {name: values.add(value, before.get(name)) for name, value in parts.items()}
+        frames.append({"steps": shown, "t": round(ends[shown - 1] / speed if shown else 0.0, 4), "parts": before})
     head = json.dumps({"run": started.run_id, "steps": len(steps), "speed": speed, "frames": frames},
                       separators=(",", ":"))
     return script_json(head[:-1] + ',"values":[' + ",".join(values.texts) + "]}")
