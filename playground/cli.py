@@ -1,4 +1,4 @@
-"""Command line: generate, export, prune, methods, models, bench. A stable contract: tests and users script
+"""Command line: generate, export, gallery, prune, methods, models, bench. A stable contract: tests and users script
 against it."""
 
 from __future__ import annotations
@@ -73,7 +73,22 @@ def _theory(steps: list) -> dict | None:
 
 def cmd_export(args) -> int:
     from playground.storage.recorder import Recorder, db_path
-    print(json.dumps(Recorder(db_path(args.db), create=False).export(args.run_id), indent=2))
+    recorder = Recorder(db_path(args.db), create=False)
+    if args.html is None:
+        print(json.dumps(recorder.export(args.run_id), indent=2))
+        return 0
+    from playground.share.page import export_html
+    path = export_html(recorder, args.run_id, args.html)
+    print(f"wrote run {args.run_id} to {path} ({path.stat().st_size / 1e6:.1f} MB): open it in a browser, offline")
+    return 0
+
+
+def cmd_gallery(args) -> int:
+    from playground.share.gallery import write_gallery
+    from playground.storage.recorder import Recorder, db_path
+    index = write_gallery(Recorder(db_path(args.db), create=False), args.run_ids, args.out)
+    print(f"wrote {index} and {len(args.run_ids)} run page{'s' * (len(args.run_ids) != 1)} beside it: host the "
+          f"folder anywhere (a static Space included)")
     return 0
 
 
@@ -153,10 +168,22 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", help=DEVICE_HELP)
     g.set_defaults(func=cmd_generate)
 
-    e = sub.add_parser("export", help="print a stored run with all its steps as JSON")
+    e = sub.add_parser("export", help="print a stored run with all its steps as JSON, or write it as one HTML page")
     e.add_argument("run_id", type=int)
+    e.add_argument("--html", metavar="FILE",
+                   help="instead: write FILE, one self-contained page that replays the run offline (its views, "
+                        "charts and players as the app's History shows them; Plotly.js inlined; no network)")
     e.add_argument("--db", help="the run database to read; it must exist (else $PLAYGROUND_DB, else playground.db)")
     e.set_defaults(func=cmd_export)
+
+    ga = sub.add_parser("gallery", help="write a static site of stored runs: index.html and one page per run")
+    ga.add_argument("run_ids", type=int, nargs="+", metavar="RUN", help="the runs to show, in this order")
+    ga.add_argument("--out", required=True, metavar="DIR",
+                    help="the folder to write (made if missing): index.html listing the runs (model, method, "
+                         "speedup), run-N.html per run (as export --html writes it) and a README.md for a static "
+                         "Hugging Face Space; no server needed")
+    ga.add_argument("--db", help="the run database to read; it must exist (else $PLAYGROUND_DB, else playground.db)")
+    ga.set_defaults(func=cmd_gallery)
 
     pr = sub.add_parser("prune", help="remove old runs: older than --days, then the oldest beyond --mb of storage")
     pr.add_argument("--days", type=float, help="remove runs older than this many days")

@@ -17,7 +17,7 @@ import re
 import sqlite3
 import subprocess
 import sys
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -331,3 +331,48 @@ def stored_runs():
 @pytest.fixture
 def db(tmp_path) -> Path:
     return tmp_path / "runs.db"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless, driven by Playwright (tests/test_browser.py, tests/test_share_browser.py);
+    skipped without either."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from playground.bench.app_timing import CHROMIUM, CHROMIUM_ARGS
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+# A deprecation that the app's own calls trigger (gradio, plotly, transformers) is printed in its log, out of reach of
+# pyproject's filterwarnings: the app runs with every warning shown once per place, and its log must name none of
+# these categories. (gradio's queue passes pandas options that pandas 3 deprecates, from gradio's own code: that is
+# a Pandas4Warning, not matched here.)
+DEPRECATION = re.compile(r"^\S+:\d+: (\w*(?:DeprecationWarning|FutureWarning): .*)$", re.MULTILINE)
+
+
+@contextmanager
+def serving_app(db: Path, env: dict | None = None):
+    """(url, db) of the app (app.py) serving the run database `db` on a free port, `env` added to its environment,
+    stopped afterwards; its log (beside db) must name no deprecation."""
+    from playground.bench.app_timing import serve
+
+    with open(db.with_suffix(".log"), "w") as log:
+        try:
+            proc, url = serve(ROOT, db, log, wait_s=90, env={"PYTHONWARNINGS": "default", **(env or {})})
+        except RuntimeError as exc:
+            pytest.fail(f"{exc}: {db.with_suffix('.log').read_text()[-2000:]}")
+        try:
+            yield url, db
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    deprecations = DEPRECATION.findall(db.with_suffix(".log").read_text())
+    assert not deprecations, "the app triggered deprecations:\n" + "\n".join(sorted(set(deprecations)))

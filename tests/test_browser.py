@@ -9,15 +9,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from conftest import serving_app
 
 sync_api = pytest.importorskip("playwright.sync_api")
-
-from playground.bench.app_timing import CHROMIUM, CHROMIUM_ARGS, serve  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -27,13 +24,6 @@ MODEL = os.environ.get("PLAYGROUND_TEST_MODEL", "tiny-code")
 DRAFT = os.environ.get("PLAYGROUND_TEST_DRAFT", "tiny-code-draft")
 RUN_TIMEOUT_MS = 90_000
 STATUS = "#live-status [data-status]"
-# A deprecation that the app's own calls trigger (gradio, plotly, transformers) is printed in its log, out of reach of
-# pyproject's filterwarnings: the app runs with every warning shown once per place, and its log must name none of
-# these categories. (gradio's queue passes pandas options that pandas 3 deprecates, from gradio's own code: that is
-# a Pandas4Warning, not matched here.)
-DEPRECATION = re.compile(r"^\S+:\d+: (\w*(?:DeprecationWarning|FutureWarning): .*)$", re.MULTILINE)
-
-
 def context_length(name: str) -> int:
     from playground.models.loading import resolve
     config = Path(resolve(name)) / "config.json"
@@ -41,50 +31,11 @@ def context_length(name: str) -> int:
     return cfg.get("max_position_embeddings") or cfg.get("n_positions") or 2048
 
 
-@contextmanager
-def running_app(db: Path, env: dict):
-    """The app's URL, started on a free port with database `db` and `env` added to its environment (its log beside
-    `db`), stopped afterwards."""
-    with open(db.with_suffix(".log"), "w") as log:
-        try:
-            proc, url = serve(ROOT, db, log, wait_s=90, env=env)
-        except RuntimeError as exc:
-            pytest.fail(f"{exc}: {db.with_suffix('.log').read_text()[-2000:]}")
-        try:
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
-@contextmanager
-def chromium():
-    """Headless Chromium (Debian's), skipped where there is none."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     """(url, db path) of the app, started on a free port with a fresh database."""
-    db = tmp_path_factory.mktemp("app") / "runs.db"
-    with running_app(db, {"PYTHONWARNINGS": "default"}) as url:
-        yield url, db
-    deprecations = DEPRECATION.findall(db.with_suffix(".log").read_text())
-    assert not deprecations, "the app triggered deprecations:\n" + "\n".join(sorted(set(deprecations)))
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as browser:
-        yield browser
+    with serving_app(tmp_path_factory.mktemp("app") / "runs.db") as served:
+        yield served
 
 
 @pytest.fixture

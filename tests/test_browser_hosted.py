@@ -10,7 +10,8 @@ import pytest
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
-from test_browser import ARTIFACTS, chromium, finish_run, running_app, set_value, start_run  # noqa: E402
+from conftest import serving_app  # noqa: E402
+from test_browser import ARTIFACTS, finish_run, set_value, start_run  # noqa: E402
 
 from playground.models.loading import shipped_models  # noqa: E402
 
@@ -22,14 +23,8 @@ SECRET = "# SECRET api_key = 'sk-visitor-A-12345'\n"
 @pytest.fixture(scope="module")
 def public_app(tmp_path_factory):
     """The app's URL, started in hosted mode (as on a Space) with a fresh database."""
-    with running_app(tmp_path_factory.mktemp("public") / "runs.db", {"SPACE_ID": "someone/playground"}) as url:
+    with serving_app(tmp_path_factory.mktemp("public") / "runs.db", {"SPACE_ID": "someone/playground"}) as (url, _):
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as browser:
-        yield browser
 
 
 def visitor(browser, url: str):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-from playground.app import static_files
 from playground.events import (
     ACCEPTED,
     BONUS,
@@ -16,6 +15,7 @@ from playground.events import (
     Step,
 )
 from playground.views import run as views
+from playground.views import static_files
 
 
 def spec_step(index: int, texts: list[str], sources: list[str], accepted: int, drafted: int = 3) -> Step:

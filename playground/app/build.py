@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import gradio as gr
 
 from playground import hosted
-from playground.app import static_files
-from playground.app.common import PLOTLY_JS
 from playground.app.compare import compare_tab
 from playground.app.dag import dag_tab
 from playground.app.diffusion import diffusion_tab
@@ -21,14 +20,19 @@ from playground.errors import OneLineParser, PlaygroundError
 from playground.models import loading as models
 from playground.storage.recorder import Recorder, db_path
 from playground.storage.retention import Retention
-from playground.views import run as views
-from playground.views import tree as views_tree
+from playground.views import static_files
+from playground.views.static_files import PLOTLY_JS
 
 THEME = gr.themes.Soft(primary_hue="indigo", font=["system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"],
                        font_mono=["ui-monospace", "Menlo", "Consolas", "monospace"])
 
 
 def build_app(db: str, retention: Retention | None = None) -> gr.Blocks:
+    # gradio (utils.safe_get_lock) makes a new event loop per lock it makes at build time and leaves the old ones to
+    # the garbage collector, which warns of each; shown (PYTHONWARNINGS=default, as the browser tests run the app) from
+    # a collection that happens to run inside an import, that warning made CPython 3.11's import lock raise KeyError
+    # and the app exit before serving
+    warnings.filterwarnings("ignore", "unclosed event loop", ResourceWarning)
     gr.set_static_paths([str(PLOTLY_JS)])
     name_range_errors()
     recorder = Recorder(db, retention=retention)
@@ -64,9 +68,8 @@ def build_app(db: str, retention: Retention | None = None) -> gr.Blocks:
 
 
 def css_text() -> str:
-    """The page's style sheet: static/playground.css, then the rules made from colour tables (the chips' sources, the
-    tree legend's keys), which stay beside their tables so that charts and chips cannot drift apart."""
-    return "\n".join([static_files.css(), views.SOURCE_CSS, views_tree.KEY_CSS])
+    """The page's style sheet (views.static_files.css_text: exported run pages use the same)."""
+    return static_files.css_text()
 
 
 def main(argv: list[str] | None = None) -> None:

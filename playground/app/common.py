@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import gradio as gr
-import plotly
 
-from playground.app import static_files
 from playground.engine import warm_up
 from playground.errors import PlaygroundError
+from playground.views import static_files
+from playground.views.static_files import PLOTLY_JS
 
 SETTLE_S = 0.3          # before timing anything, time for the browser to finish drawing what it was last sent
 WARNING_S = 6           # how long a warning pop-up stays: the panel keeps the message, so they need not pile up
@@ -26,8 +25,6 @@ EXAMPLES = [
 # the numbers models (dag, gad, the DAG tab) translate French number phrases to English
 NUMBER_EXAMPLES = ["trois cent douze", "quatre mille deux cent cinquante-trois", "soixante et onze",
                    "neuf cent quatre-vingt-dix-neuf mille"]
-# the tree view animates with Plotly.js frames, which gr.Plot drops: it loads the plotly package's own copy (no CDN)
-PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 PLOTLY_HEAD = f'<script src="gradio_api/file={PLOTLY_JS}"></script>'
 
 

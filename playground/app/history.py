@@ -1,18 +1,21 @@
-"""The History tab: the stored runs, one replayed step by step (buttons, a slider, or played on a timer). In hosted
-mode a visitor's own runs, and the gallery: the runs visitors published for everyone."""
+"""The History tab: the stored runs, one replayed step by step (buttons, a slider, or played on a timer), and the
+run shown saved as one HTML page that replays it offline (share.page, as `export RUN --html FILE` writes it). In
+hosted mode a visitor's own runs, and the gallery: the runs visitors published for everyone."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import NamedTuple
 
 import gradio as gr
 
 from playground.app.common import WARNING_S, shown_if, warn
-from playground.app.method_inputs import compares_with_ar
 from playground.app.panel import RunPanel, run_panel, view_panel
 from playground.app.visitors import Visitors
 from playground.compare import drafting as compare
 from playground.errors import PlaygroundError
+from playground.share.page import export_html
 from playground.views import run as views
 from playground.views import theory as views_theory
 from playground.views.common import clip
@@ -36,6 +39,8 @@ class HistoryTab(NamedTuple):
     position: gr.Slider
     speed: gr.Radio
     replay_view: RunPanel
+    save_btn: gr.Button
+    saved: gr.File
 
 
 def history_tab(private: bool = False) -> HistoryTab:
@@ -59,10 +64,15 @@ def history_tab(private: bool = False) -> HistoryTab:
     with gr.Row(equal_height=True):
         position = gr.Slider(0, 1, 0, step=1, label="steps shown", scale=4, elem_id="position")
         speed = gr.Radio([1, 4, 16], value=1, label="steps per tick", scale=1, min_width=200, elem_id="speed")
+    with gr.Row():
+        save_btn = gr.Button("Save this run as an HTML page", size="sm", scale=1, interactive=False,
+                             elem_id="save-html-btn")
+        saved = gr.File(label="one self-contained page that replays the run offline", visible=False, scale=3,
+                        elem_id="saved-html")
     replay_view = view_panel("replay", PICK_A_RUN, baseline=True)
     moves = [(first_btn, -10**9), (back_btn, -1), (forward_btn, 1), (last_btn, 10**9)]
     return HistoryTab(run_pick, refresh, runs_table, publish_btn, gallery_table, moves, play_btn, pause_btn, position,
-                      speed, replay_view)
+                      speed, replay_view, save_btn, saved)
 
 
 def history_events(visitors: Visitors, tab: HistoryTab, selected: gr.Tab, arrived) -> None:
@@ -88,6 +98,9 @@ def history_events(visitors: Visitors, tab: HistoryTab, selected: gr.Tab, arrive
     tab.play_btn.click(play, [replay_state, tab.position], [timer, *here], show_progress="hidden")
     tab.pause_btn.click(lambda: gr.Timer(active=False), None, timer, queue=False)
     timer.tick(tick, [replay_state, tab.position, tab.speed], [timer, *here], show_progress="hidden")
+    tab.run_pick.change(lambda run_id: (gr.update(interactive=run_id not in (None, "")), gr.update(visible=False)),
+                        tab.run_pick, [tab.save_btn, tab.saved], queue=False)
+    tab.save_btn.click(replays.save, tab.run_pick, tab.saved)
 
 
 class Replays:
@@ -95,6 +108,19 @@ class Replays:
 
     def __init__(self, visitors: Visitors):
         self.visitors = visitors
+        self.pages = Path(tempfile.mkdtemp(prefix="playground-pages-"))  # the pages Save writes, one per run
+
+    def save(self, run_id, visitor: gr.Request):
+        """The run as one HTML page (share.page), offered for download: only a run the visitor may replay."""
+        if run_id in (None, ""):
+            return gr.update(visible=False)
+        try:
+            path = export_html(self.visitors.recorder(visitor), int(run_id),
+                               self.pages / f"decoding-playground-run-{int(run_id)}.html")
+        except PlaygroundError as exc:
+            warn(str(exc))
+            return gr.update(visible=False)
+        return gr.update(value=str(path), visible=True)
 
     def history(self, visitor: gr.Request):
         """The runs table (in hosted mode: the visitor's own), the gallery (hosted mode), and the runs to pick."""
@@ -115,7 +141,7 @@ class Replays:
             started = recorder.replay(int(run_id))[0]
         except PlaygroundError as exc:
             raise gr.Error(str(exc), duration=WARNING_S) from None
-        if self.reference_of(recorder, started) is not None:
+        if compare.reference_run(recorder, started) is not None:
             try:
                 recorder.publish(int(run_id) + 1)
             except PlaygroundError:
@@ -134,20 +160,9 @@ class Replays:
             warn(str(exc))
             return None, gr.update(), *run_panel(None, [], status=views.error_html(str(exc))), \
                 gr.update(visible=False)
-        replay = (*replay, self.reference_of(recorder, replay[0]))
+        replay = (*replay, compare.reference_run(recorder, replay[0]))
         n = len(replay[1])
         return replay, gr.update(maximum=max(n, 1), value=n), *show(replay, n)
-
-    @staticmethod
-    def reference_of(recorder, started):
-        """The autoregressive run Generate made right after this one to compare with it, if it did."""
-        if not compares_with_ar(started.method):
-            return None
-        try:
-            ar_started, _, ar_finished = recorder.replay(started.run_id + 1)
-        except PlaygroundError:
-            return None
-        return ar_finished if compare.is_reference_of(started, ar_started) else None
 
 
 def show(replay, k):
@@ -155,8 +170,7 @@ def show(replay, k):
         return [*run_panel(None, [], status=views.status_html(None, empty=PICK_A_RUN)), gr.update(visible=False)]
     started, steps, finished, reference = replay
     k = max(0, min(int(k or 0), len(steps)))
-    against = views_theory.baseline_html(steps, finished, reference, started.settings.get("temperature", 0) <= 0) \
-        if k == len(steps) and reference is not None else None  # whole outputs compared: at the last step
+    against = views_theory.baseline_at(started, steps, finished, reference, k)
     return [*run_panel(started, steps[:k], finished, total=len(steps)), shown_if(against)]
 
 

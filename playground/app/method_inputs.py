@@ -8,17 +8,13 @@ import gradio as gr
 
 from playground import hosted
 from playground.app.common import EXAMPLES, NUMBER_EXAMPLES
+from playground.compare.drafting import compares_with_ar
 from playground.engine import MAX_NEW_TOKENS
 from playground.methods import METHODS, Param, used
 from playground.models import loading as models
 
 NUMBER_KINDS = ("dag", "seq2seq")  # the kinds of model the numbers methods run on (models.KINDS)
 CHOOSERS = ("schedule", "strategy", "tree")  # parameters whose value decides which other inputs show
-
-
-def compares_with_ar(method: str) -> bool:
-    """A lossless method runs on models autoregressive decoding runs on, so its output can be compared with it."""
-    return method != "autoregressive" and method in METHODS and METHODS[method].lossless
 
 
 def takes_draft(method) -> bool:

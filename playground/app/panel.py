@@ -12,9 +12,8 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from playground.app import static_files
 from playground.app.common import chart, dag_view, shown_if, tree_view
-from playground.views import chain, playback
+from playground.views import chain, playback, static_files
 from playground.views import dag as views_dag
 from playground.views import run as views
 

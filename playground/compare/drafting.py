@@ -11,7 +11,9 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from playground.engine import Request
+from playground.errors import PlaygroundError
 from playground.events import RunFinished, RunStarted, Stats, Step
+from playground.methods import METHODS
 from playground.views.common import cards_html, first_difference
 from playground.views.run import run_so_far
 
@@ -44,6 +46,23 @@ def is_reference_of(run: RunStarted, ar: RunStarted) -> bool:
     Generate tab makes right after a lossless one, to compare."""
     return (ar.method == "autoregressive" and (ar.model, ar.prompt) == (run.model, run.prompt)
             and all(ar.settings.get(k) == run.settings.get(k) for k in SAME_SETTINGS))
+
+
+def compares_with_ar(method: str) -> bool:
+    """A lossless method runs on models autoregressive decoding runs on, so its output can be compared with it."""
+    return method != "autoregressive" and method in METHODS and METHODS[method].lossless
+
+
+def reference_run(recorder, started: RunStarted) -> RunFinished | None:
+    """The autoregressive run the Generate tab stored right after `started` in `recorder` (a storage.Recorder) to
+    compare with it, if it did: what History and an exported page show at a run's last step."""
+    if not compares_with_ar(started.method):
+        return None
+    try:
+        ar_started, _, ar_finished = recorder.replay(started.run_id + 1)
+    except PlaygroundError:
+        return None
+    return ar_finished if is_reference_of(started, ar_started) else None
 
 
 def collect(events: Iterable) -> tuple[RunStarted | None, list[Step], RunFinished | None]:

@@ -37,6 +37,12 @@ def diffusion_steps(started: RunStarted | None, steps: list[Step]) -> bool:
     return started.method == "diffusion" if started else any(s.kind == CANVAS for s in steps)
 
 
+def has_canvas(started: RunStarted | None, steps: list[Step]) -> bool:
+    """Whether `steps` draw a canvas: a diffusion run's, once a step has put one down."""
+    last = steps[-1].canvas if steps else None
+    return last is not None and bool(last.guess) and diffusion_steps(started, steps)
+
+
 def committed(steps: list[Step]) -> dict[int, tuple[int, str, float, int]]:
     """Position -> (token, text, confidence, index of the step) of every token committed by `steps`."""
     return {pos: (tok, step.texts[i] if i < len(step.texts) else str(tok), step.p[i], step.index)
@@ -110,8 +116,7 @@ def canvas_figure(started: RunStarted | None, steps: list[Step], done: bool = Fa
     """The canvas as a Plotly figure dict with one frame per step (or per run of steps, when there are many),
     shown after the newest; `done`: the run is over (cells still masked then are padding). None when there is
     no diffusion step."""
-    last = steps[-1].canvas if steps else None
-    if last is None or not last.guess or not diffusion_steps(started, steps):
+    if not has_canvas(started, steps):
         return None
     length, block, cols = _cells(started, steps)
     per = math.ceil(len(steps) / max(4, min(MAX_FRAMES, FRAME_CELLS // length)))  # steps per frame

@@ -130,11 +130,13 @@ def run_so_far(events: Iterable) -> Iterator[tuple[RunStarted | None, list[Step]
 
 
 def run_view(started: RunStarted | None, steps: list[Step], finished: RunFinished | None = None,
-             total: int | None = None) -> RunView:
+             total: int | None = None, animated: bool = True) -> RunView:
     """Everything shown for a run after `steps`: live (finished once it ends) or replay (`total` = all its steps).
 
     In a replay stopped before the last step the stats come from the steps shown, as they did live. A diffusion
     run shows its canvas, its text in position order and its own two charts instead of the drafting views.
+    `animated=False` leaves out the draft tree and the canvas, players of every step that cost most of a long run's
+    view, for a caller that draws them once for the whole run (share.page).
     """
     partial = total is not None and len(steps) < total
     position = f"step {len(steps)} of {total}" if total is not None else ""
@@ -145,12 +147,13 @@ def run_view(started: RunStarted | None, steps: list[Step], finished: RunFinishe
         return RunView(status_html(started, finished, position), dlm.text_html(started, steps, done),
                        dlm.step_html(steps[-1] if steps else None), stats_html(stats_source),
                        dlm.commits_figure(steps), dlm.forwards_figure(steps),
-                       canvas=dlm.canvas_html(started, steps, done))
+                       canvas=dlm.canvas_html(started, steps, done) if animated else None)
     prediction = theory.predict(steps)
     return RunView(status_html(started, finished, position), chips_html(steps, prompt),
                    step_html(steps[-1] if steps else None), stats_html(stats_source),
                    accepted_figure(steps), views_theory.add_theory_line(progress_figure(steps), prediction),
                    drafts.draft_length_figure(steps), drafts.confidence_figure(steps),
                    drafts.layer_stack_html(steps) or features.head_html(steps),
-                   drafts.copy_html(started, steps), trees.tree_html(started, steps), trees.tree_size_figure(steps),
+                   drafts.copy_html(started, steps), trees.tree_html(started, steps) if animated else None,
+                   trees.tree_size_figure(steps),
                    trees.depth_acceptance_figure(steps), theory=views_theory.theory_figure(prediction))

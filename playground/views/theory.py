@@ -10,7 +10,7 @@ from itertools import accumulate
 import plotly.graph_objects as go
 
 from playground.analysis import theory
-from playground.events import ACCEPTED, RunFinished, Step, TreeRecord
+from playground.events import ACCEPTED, RunFinished, RunStarted, Step, TreeRecord
 from playground.runtime.tree_attention import depths
 from playground.views import tree as views_tree
 from playground.views.common import (
@@ -162,6 +162,15 @@ def best_tree_view(p: list[float], nodes: int, depth: int, c: float, v1: float, 
                           ("chain_tokens", f"{chain:.2f}", f"the best chain within the budget ({min(nodes, depth)})"),
                           ("chain_speedup", f"{chain_speed:.2f}×", "its ideal speedup")])
     return summary, fig
+
+
+def baseline_at(started: RunStarted, steps: list[Step], finished: RunFinished | None,
+                reference: RunFinished | None, shown: int) -> str | None:
+    """A stored run against its autoregressive `reference` as a replay shows it (History, an exported page): the
+    whole outputs compared, so only once all `steps` are `shown`; None before, or without a reference."""
+    if shown != len(steps) or reference is None:
+        return None
+    return baseline_html(steps, finished, reference, started.settings.get("temperature", 0) <= 0)
 
 
 def baseline_html(steps: list[Step], finished: RunFinished | None, baseline: RunFinished | None, greedy: bool,
