@@ -12,6 +12,7 @@
     python -m playground.training.train deep               # 24 x 128 target distilled from tiny-code -> tiny-code-deep
     python -m playground.training.train deep-draft         # its 2-layer draft, cut from it and distilled
     python -m playground.training.train eagle              # EAGLE head on tiny-code's features -> tiny-code-eagle
+    python -m playground.training.train eagle --distilled 0.5   # ... then fine-tuned on the target's own text
     python -m playground.training.train prompts            # held-out prompt suites -> assets/prompts/*.jsonl
     python -m playground.training.train card [--only causal|diffusion|eagle]  # measure the models, write their cards
 
@@ -82,6 +83,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", choices=["causal", "diffusion", "eagle"],
                         help="card: only the causal models' cards (tiny-code, tiny-code-draft), the diffusion one's or "
                              "the EAGLE head's")
+    parser.add_argument("--distilled", type=float, metavar="FRACTION",
+                        help="eagle: fine-tune the shipped head, FRACTION of the steps on the target's own greedy "
+                             "continuations (`train distill` makes them)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: every core; 1 is steadier on a "
                                                     "machine shared with other work)")
     args = parser.parse_args(argv)
@@ -95,6 +99,8 @@ def main(argv: list[str] | None = None) -> None:
     elif args.what == "eagle":
         from playground.training.eagle import EagleTrainConfig, train_eagle
         cfg = EagleTrainConfig(minutes=args.minutes)
+        if args.distilled is not None:  # fine-tune the shipped head, gently, on a share of the target's own text
+            cfg = EagleTrainConfig(minutes=args.minutes, distilled=args.distilled, init=cfg.name, lr=3e-4, warmup=20)
         cfg.steps = args.steps or cfg.steps
         cfg.batch_size = args.batch_size or cfg.batch_size
         if args.fresh:
