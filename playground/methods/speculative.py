@@ -45,13 +45,19 @@ class ModelDrafter:
     def propose(self, committed: list[int], gamma: int, gen: torch.Generator | None,
                 stop: Callable[[list[float]], bool]) -> Draft:
         draft, feed = Draft(), committed[self.lm.length:]
+        greedy = self.cfg.sampling.greedy
         for _ in range(gamma):
             logits = self.lm.forward(feed)[-1]
-            dist = probs(logits, self.cfg.sampling)
-            token = int(logits.argmax()) if self.cfg.sampling.greedy else sample(dist, gen)
+            if greedy:  # q is one-hot on the argmax: None says so, and greedy verification never reads it
+                token, dist = int(logits.argmax()), None
+                shown = float(display_probs(logits)[token])
+            else:
+                dist = probs(logits, self.cfg.sampling)
+                token = sample(dist, gen)
+                shown = float(dist[token])
             draft.tokens.append(token)
             draft.dists.append(dist)
-            draft.shown.append(float((display_probs(logits) if self.cfg.sampling.greedy else dist)[token]))
+            draft.shown.append(shown)
             if stop(draft.shown):
                 break
             feed = [token]

@@ -71,19 +71,31 @@ def matmul(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 
 
 def rope_table(cfg: LeanConfig, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin of every position's rotation, [max_positions, head_dim] (the half-split layout of HF Llama)."""
+    """cos and signed sin of every position's rotation, [max_positions, head_dim] each (HF Llama's half-split
+    layout). The sin's first half is negated, so that `rotate` needs one roll where HF's rotate_half needs a
+    slice, a negation and a cat: the same products, bit for bit (-(a b) = a (-b) in floating point)."""
     inv = 1.0 / (cfg.rope_theta ** (torch.arange(0, cfg.head_dim, 2, dtype=torch.int64, device=device).float()
                                     / cfg.head_dim))
     angles = torch.arange(cfg.max_positions, device=device).float()[:, None] * inv[None, :]  # [P, hd/2]
-    angles = torch.cat([angles, angles], dim=-1)  # [P, hd]
-    return angles.cos(), angles.sin()
+    sin = angles.sin()
+    return torch.cat([angles, angles], dim=-1).cos(), torch.cat([-sin, sin], dim=-1)  # [P, hd] each
 
 
 def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x [1, heads, n, hd] rotated by its positions' cos/sin [n, hd]."""
-    half = x.shape[-1] // 2
-    turned = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-    return x * cos + turned * sin
+    """x [b, heads, n, hd] rotated by its positions' cos and signed sin [n, hd] (rope_table): x cos +
+    rotate_half(x) sin, where rotate_half(x) sin = roll(x, hd/2) * signed sin."""
+    return x * cos + x.roll(x.shape[-1] // 2, -1) * sin
+
+
+def attention_bias(allowed: torch.Tensor) -> torch.Tensor:
+    """A bool mask [n, rows] (True: may attend) as the additive float mask SDPA adds to its scores: 0 or -inf.
+    SDPA turns a bool mask into exactly this on every call; a forward makes it once for all its layers."""
+    return torch.zeros(allowed.shape, device=allowed.device).masked_fill_(~allowed, float("-inf"))
+
+
+def causal_bias(n: int, start: int, device=None) -> torch.Tensor:
+    """The causal mask of n new rows after `start` cached ones, [n, start + n], as an additive float mask."""
+    return attention_bias(torch.ones(n, start + n, dtype=torch.bool, device=device).tril(start))
 
 
 class Block(nn.Module):
@@ -119,8 +131,8 @@ class Block(nn.Module):
     def attention(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, keys: torch.Tensor | None,
                   values: torch.Tensor | None, start: int, mask: torch.Tensor | None) -> torch.Tensor:
         """x [b, n, h] (b is 1 with a cache) at rows start..start+n of the cache `keys`/`values`
-        [1, kv_heads, rows, hd] (None: no cache, causal over x alone, for training). `mask` bool [n, start + n]
-        (None: causal)."""
+        [1, kv_heads, rows, hd] (None: no cache, causal over x alone, for training). `mask` [n, start + n], bool or
+        an additive float mask (attention_bias; None: causal)."""
         cfg, (b, n) = self.cfg, x.shape[:2]
         qkv = matmul(x, self.qkv)  # [b, n, (H + 2 KV) hd]
         if self.qkv_bias is not None:
@@ -137,7 +149,7 @@ class Block(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, is_causal=n > 1, enable_gqa=gqa)
         else:
             if mask is None:
-                mask = torch.ones(n, start + n, dtype=torch.bool, device=x.device).tril(start)
+                mask = causal_bias(n, start, x.device)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
         return matmul(y.transpose(1, 2).reshape(b, n, -1), self.out)  # [b, n, h]
 

@@ -52,7 +52,14 @@ class EagleLM(Counted):
     def inputs(self, preds: list[int]) -> torch.Tensor:
         """The feature each row reads, [n, h]: the target's for a row it has computed, the head's own else, zeros
         before the first row."""
-        known = self.target.length
+        known, first, n = self.target.length, preds[0], len(preds)
+        if first >= 0 and preds == list(range(first, first + n)):  # a chain's consecutive rows: slices, no gather
+            split = min(max(known - first, 0), n)  # the leading rows the target has computed
+            own = self.out[first + split:first + n]
+            if split == 0:
+                return own
+            theirs = self.target.features[first:first + split]
+            return theirs if split == n else torch.cat([theirs, own])  # [n, h]
         p = torch.tensor(preds, device=self.device)  # [n]
         own = self.out[p.clamp(min=0)]
         if known:
@@ -65,11 +72,16 @@ class EagleLM(Counted):
             keep: int) -> torch.Tensor:
         start = time.perf_counter()
         begin, n = self.length, len(ids)
-        where = torch.tensor(positions, device=self.device)
-        self.keys, self.values = with_rows(self.keys, begin + n, -2), with_rows(self.values, begin + n, -2)
-        self.out = with_rows(self.out, begin + n, 0)  # a tree's nodes near the end of the context: rows past it
+        if begin + n > self.out.shape[0]:  # a tree's nodes near the end of the context: rows past it
+            self.keys, self.values = with_rows(self.keys, begin + n, -2), with_rows(self.values, begin + n, -2)
+            self.out = with_rows(self.out, begin + n, 0)
+        if positions == list(range(begin, begin + n)):  # rows at their own positions: views
+            cos, sin = self.cos[begin:begin + n], self.sin[begin:begin + n]  # [n, hd]
+        else:
+            where = torch.tensor(positions, device=self.device)
+            cos, sin = self.cos[where], self.sin[where]
         x = self.model(self.inputs(preds)[None], F.embedding(torch.tensor([ids], device=self.device), self.embed),
-                       self.cos[where], self.sin[where], self.keys, self.values, begin, mask)[0]  # [n, h]
+                       cos, sin, self.keys, self.values, begin, mask)[0]  # [n, h]
         self.out[begin:begin + n] = x
         if self.real == begin:  # extend the real prefix by the rows that read the target's features
             known = self.target.length

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from playground.models.lean import Block, LeanConfig, rms_norm, rope_table
+from playground.models.lean import Block, LeanConfig, attention_bias, causal_bias, rms_norm, rope_table
 from playground.runtime import sublayers
 from playground.runtime.lm import Counted, keep_path_rows
 from playground.runtime.sublayers import SubLayer
@@ -146,7 +146,10 @@ class LeanLM(Counted):
         else:
             where = torch.tensor(positions, device=self.device)
             cos, sin = net.cos[where], net.sin[where]
-        mask = None if allowed is None else allowed.to(self.device)
+        if allowed is not None:  # built once here, not in each layer
+            mask = attention_bias(allowed.to(self.device))  # [n, begin + n]
+        else:
+            mask = causal_bias(n, begin, self.device) if n > 1 and begin > 0 else None  # None: SDPA's own
         x = F.embedding(torch.tensor([ids], device=self.device), net.embed)  # [1, n, h]
         for i, (block, keys, values) in enumerate(zip(net.blocks, state.layer_keys, state.layer_values)):
             attn, mlp = (i, "attn") not in self.skip, (i, "mlp") not in self.skip
