@@ -77,7 +77,8 @@ def dag_tab(visitors: Visitors) -> None:
                     raise PlaygroundError(runs[side.key][2].error or f"the {side.title} run failed")
             warn_unstored(*(r[2] for r in runs.values()))
             yield shown(runs)
-        except Exception as exc:  # shown, never a traceback
+        except Exception as exc:  # shown, never a traceback; a side that failed skipped the warning above
+            warn_unstored(*(r[2] for r in runs.values() if r))
             yield [views.error_html(failed(exc)), *shown(runs)[1:]]
 
     button.click(run, [phrase, strategy, *picks], outputs, show_progress="hidden")

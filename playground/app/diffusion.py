@@ -82,6 +82,8 @@ def diffusion_tab(visitors: Visitors, targets: list[str]) -> None:
                 points.append((t, cd.judge(started, finished, runs[0][2].token_ids)))
             yield shown(runs, judged, points)
         except Exception as exc:  # shown, never a traceback
+            if judged[1] is None:  # a setting failed before the warning about storing was given
+                warn_unstored(*(r[2] for r in runs if r))
             yield [views.error_html(failed(exc)), *shown(runs, judged, points)[1:]]
 
     button.click(run, [prompt, model, strategy, threshold, max_new, block, thresholds], outputs,
