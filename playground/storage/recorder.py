@@ -217,7 +217,7 @@ class Recorder:
         try:
             for run_id in interrupted.stale_runs(self.engine, RunRow.__table__):
                 self._mark(run_id, "error", interrupted.ERROR)
-        except (StorageError, SQLAlchemyError, sqlite3.Error):
+        except (PlaygroundError, SQLAlchemyError, sqlite3.Error):  # a damaged step among theirs, too
             pass
 
     @_clear_errors
@@ -335,10 +335,11 @@ class _Recording:
 
 
 def _quietly(write) -> None:
-    """A write nobody waits on (a cancelled run's end, pruning): a database that fails it fails it alone."""
+    """A write nobody waits on (a cancelled run's end, pruning): a database that fails it (or holds a damaged step
+    it reads first) fails it alone."""
     try:
         write()
-    except StorageError:
+    except PlaygroundError:
         pass
 
 
