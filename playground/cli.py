@@ -14,7 +14,7 @@ from playground.errors import OneLineParser, PlaygroundError
 # The commands import the engine (torch, transformers: seconds) inside, so that `--help` and argument errors answer
 # at once; the layers (pyproject's import-linter contracts) count these imports all the same.
 
-
+NOT_STORED = 3  # generate's exit status when the run decoded and printed its result, but the database failed
 
 
 def cmd_generate(args) -> int:
@@ -22,14 +22,15 @@ def cmd_generate(args) -> int:
     from playground.events import RunFinished, Step
     from playground.methods import parse_params
     from playground.models.loading import load
-    from playground.storage.recorder import Recorder, db_path
+    from playground.storage.degraded import open_for_runs
+    from playground.storage.recorder import db_path
     from playground.storage.retention import Retention
 
     req = Request(prompt=args.prompt, model=args.model, method=args.method, draft=args.draft,
                   max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
                   top_p=args.top_p, seed=args.seed, params=parse_params(args.param), runtime=args.runtime)
     events = generate(req)  # validates before anything is stored
-    recorder = Recorder(db_path(args.db), retention=Retention.from_env())
+    recorder = open_for_runs(db_path(args.db), retention=Retention.from_env())  # a failing one: runs unstored
     started = finished = None
     tokenizer, ids, shown, steps = load(req.model).tokenizer, [], "", []
     for ev in recorder.record(events):
@@ -49,15 +50,20 @@ def cmd_generate(args) -> int:
     if not args.json and finished.text != shown:  # a character left incomplete at the end
         print(finished.text[len(shown):], end="", flush=True)
     if finished.status == "error":
-        raise PlaygroundError(f"run {finished.run_id} failed: {finished.error}")
+        raise PlaygroundError(f"run {finished.run_id or '(not stored)'} failed: {finished.error}")
     if args.json:
         print(json.dumps({"run_id": finished.run_id, "method": started.method, "model": started.model,
                           "draft": started.draft, "text": finished.text, "token_ids": finished.token_ids,
-                          "stats": asdict(finished.stats), "theory": _theory(steps)}))
+                          "stats": asdict(finished.stats), "theory": _theory(steps),
+                          "not_stored": finished.not_stored}))
     else:
         s = finished.stats
-        print(f"\n\n[run {finished.run_id}: {s.new_tokens} tokens, {s.tokens_per_s:.1f} tokens/s, "
+        print(f"\n\n[run {finished.run_id or '(not stored)'}: {s.new_tokens} tokens, {s.tokens_per_s:.1f} tokens/s, "
               f"{s.mean_accepted:.2f} tokens per target forward]", file=sys.stderr)
+    if finished.not_stored:  # after the result: the run is whole, only its record is missing
+        print(f"warning: run not stored: the run database {recorder.path!r} failed: {finished.not_stored} "
+              f"(exit status {NOT_STORED})", file=sys.stderr)
+        return NOT_STORED
     return 0
 
 

@@ -177,6 +177,7 @@ class RunFinished:
     stats: Stats
     error: str | None = None
     run_id: int | None = None
+    not_stored: str | None = None  # why the recorder could not store this run (its database failed); else None
 
 
 Event = RunStarted | Step | RunFinished

@@ -206,27 +206,8 @@ def test_a_damaged_step_row_is_one_line(llama_pair, db, main, payload, words):
         Recorder(db, create=False).replay(1)
 
 
-
-@pytest.mark.parametrize("command", ["export", "generate"])
-def test_a_damaged_database_is_one_line(llama_pair, db, main, command):
-    db.write_bytes(b"this is not a database; " * 200)
-    args = ("export", 1, "--db", db) if command == "export" else generate_args(llama_pair, db)
-    status, out, err = main(*args)
-    assert status == 2 and out == ""
-    line = one_error_line(err)
-    assert "file is not a database" in line and "SQL" not in line and "sqlalche.me" not in line
-
-
-def test_a_locked_database_is_one_line(llama_pair, db, main, stored_runs):
-    Recorder(db)
-    with closing(sqlite3.connect(db, isolation_level=None)) as holder:
-        holder.execute("BEGIN IMMEDIATE")  # another writer holds the database (SQLite waits 5 s, then gives up)
-        status, out, err = main(*generate_args(llama_pair, db))
-        holder.execute("ROLLBACK")
-    assert status == 2 and out == ""
-    line = one_error_line(err)
-    assert "database is locked" in line and "INSERT" not in line
-    assert stored_runs(db) == []
+# A damaged, locked, read-only or full database under `generate`, `export`, `gallery` and `prune`, and the app's
+# tabs on one: tests/test_degraded_db.py, tests/test_degraded_app.py, tests/test_interrupted_runs.py.
 
 
 # ------------------------------------------------------------ 4. one loaded model per model, however spelled

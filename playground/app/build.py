@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 
 import gradio as gr
@@ -18,7 +19,8 @@ from playground.app.theory import theory_events, theory_tab
 from playground.app.visitors import Visitors
 from playground.errors import OneLineParser, PlaygroundError
 from playground.models import loading as models
-from playground.storage.recorder import Recorder, db_path
+from playground.storage.degraded import Unrecorded, open_for_runs
+from playground.storage.recorder import db_path
 from playground.storage.retention import Retention
 from playground.views import static_files
 from playground.views.static_files import PLOTLY_JS
@@ -35,7 +37,9 @@ def build_app(db: str, retention: Retention | None = None) -> gr.Blocks:
     warnings.filterwarnings("ignore", "unclosed event loop", ResourceWarning)
     gr.set_static_paths([str(PLOTLY_JS)])
     name_range_errors()
-    recorder = Recorder(db, retention=retention)
+    recorder = open_for_runs(db, retention=retention)
+    if isinstance(recorder, Unrecorded):  # the app serves all the same: runs decode, each one warns it was not stored
+        print(f"warning: runs will not be stored: {recorder.error}", file=sys.stderr)
     visitors = Visitors(recorder, private=hosted.active())  # hosted mode: each visitor's History is their own
     heads = {name for name in models.shipped_models() if models.shipped_kind(name) == "feature"}  # draft heads only
     shipped = [name for name in models.shipped_models() if name not in heads]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import html
 import time
 
 import gradio as gr
 
 from playground.engine import warm_up
 from playground.errors import PlaygroundError
+from playground.views import run as views
 from playground.views import static_files
 from playground.views.static_files import PLOTLY_JS
 
@@ -44,6 +46,13 @@ def progress_only(line: str, outputs: list) -> list:
 
 def warn(message: str) -> None:
     gr.Warning(message, duration=WARNING_S)
+
+
+def warn_unstored(*finished) -> None:
+    """One warning for a click whose runs (any of `finished`, RunFinished or None) the database did not store."""
+    reason = next((f.not_stored for f in finished if f is not None and f.not_stored), None)
+    if reason:
+        warn(html.escape(views.not_stored_note(reason)))  # the toast renders HTML
 
 
 def failed(exc: Exception) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from playground import hosted
-from playground.app.common import EXAMPLES, failed, progress_only, tree_view, warm_up_all
+from playground.app.common import EXAMPLES, failed, progress_only, tree_view, warm_up_all, warn_unstored
 from playground.app.inputs import whole
 from playground.app.visitors import Visitors
 from playground.compare import drafting as compare
@@ -57,6 +57,7 @@ def compare_tab(visitors: Visitors, targets: list[str], drafts: list[str]) -> No
             for i, (c, request) in enumerate(zip(runs, requests)):
                 yield progress_only(compare.verdict_html([r[2] if r else None for r in results], c.title), outputs)
                 results[i] = compare.collect(recorder.record(generate(request)))
+            warn_unstored(*(r[2] for r in results))
             yield shown(results)
         except Exception as exc:  # shown, never a traceback
             yield [views.error_html(failed(exc)), *shown(results)[1:]]

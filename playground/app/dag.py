@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import gradio as gr
 
-from playground.app.common import NUMBER_EXAMPLES, dag_view, failed, progress_only, shown_if, warm_up_all
+from playground.app.common import (
+    NUMBER_EXAMPLES,
+    dag_view,
+    failed,
+    progress_only,
+    shown_if,
+    warm_up_all,
+    warn_unstored,
+)
 from playground.app.visitors import Visitors
 from playground.compare import dag as compare_dag
 from playground.compare import drafting as compare
@@ -67,8 +75,10 @@ def dag_tab(visitors: Visitors) -> None:
                 runs[side.key] = compare.collect(recorder.record(generate(request)))
                 if runs[side.key][2].status != "finished":
                     raise PlaygroundError(runs[side.key][2].error or f"the {side.title} run failed")
+            warn_unstored(*(r[2] for r in runs.values()))
             yield shown(runs)
-        except Exception as exc:  # shown, never a traceback
+        except Exception as exc:  # shown, never a traceback; a side that failed skipped the warning above
+            warn_unstored(*(r[2] for r in runs.values() if r))
             yield [views.error_html(failed(exc)), *shown(runs)[1:]]
 
     button.click(run, [phrase, strategy, *picks], outputs, show_progress="hidden")

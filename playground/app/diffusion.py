@@ -6,7 +6,7 @@ from __future__ import annotations
 import gradio as gr
 
 from playground import hosted
-from playground.app.common import EXAMPLES, failed, progress_only, tree_view, warm_up_all
+from playground.app.common import EXAMPLES, failed, progress_only, tree_view, warm_up_all, warn_unstored
 from playground.app.inputs import whole
 from playground.app.visitors import Visitors
 from playground.compare import diffusion as cd
@@ -72,6 +72,7 @@ def diffusion_tab(visitors: Visitors, targets: list[str]) -> None:
                 if finished.status != "finished":
                     raise PlaygroundError(finished.error or f"the run was {finished.status}")
                 judged[i] = cd.judge(started, finished, runs[0][2].token_ids)
+            warn_unstored(*(r[2] for r in runs))  # before the curve, which is not recorded
             for t in wanted:
                 yield progress_only(cd.verdict_html(*judged, f"the curve: threshold {t:g}"), outputs)
                 if strategy == "threshold" and t == float(threshold):
@@ -81,6 +82,8 @@ def diffusion_tab(visitors: Visitors, targets: list[str]) -> None:
                 points.append((t, cd.judge(started, finished, runs[0][2].token_ids)))
             yield shown(runs, judged, points)
         except Exception as exc:  # shown, never a traceback
+            if judged[1] is None:  # a setting failed before the warning about storing was given
+                warn_unstored(*(r[2] for r in runs if r))
             yield [views.error_html(failed(exc)), *shown(runs, judged, points)[1:]]
 
     button.click(run, [prompt, model, strategy, threshold, max_new, block, thresholds], outputs,

@@ -12,7 +12,7 @@ import gradio as gr
 
 from playground import hosted
 from playground.analysis import theory
-from playground.app.common import EXAMPLES, NUMBER_EXAMPLES, failed, shown_if, warm_up_all, warn
+from playground.app.common import EXAMPLES, NUMBER_EXAMPLES, failed, shown_if, warm_up_all, warn, warn_unstored
 from playground.app.inputs import whole
 from playground.app.method_inputs import (
     CHOOSERS,
@@ -200,6 +200,7 @@ def decoded(recorder: Recorder, req: Request, against_ar: bool, cancel: threadin
     if done and comparing:
         baseline = (yield from quietly(recorder.record(generate(ar, cancel)),
                                        "done; now autoregressive decoding, to compare", started))[2]
+    warn_unstored(finished, baseline)
     if done:
         yield from play_back(started, steps, cancel, no_comparison())
     final = run_panel(started, steps, finished)

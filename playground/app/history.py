@@ -125,8 +125,12 @@ class Replays:
     def history(self, visitor: gr.Request):
         """The runs table (in hosted mode: the visitor's own), the gallery (hosted mode), and the runs to pick."""
         recorder = self.visitors.recorder(visitor)
-        rows = recorder.runs()
-        gallery = recorder.gallery() if self.visitors.private else []
+        try:
+            rows = recorder.runs()
+            gallery = recorder.gallery() if self.visitors.private else []
+        except PlaygroundError as exc:  # a database that fails (locked, damaged): an empty History that says why
+            warn(str(exc))
+            rows, gallery = [], []
         mine = {r["id"] for r in rows}
         return table_of(rows), table_of(gallery), gr.update(
             choices=run_choices(rows + [r for r in gallery if r["id"] not in mine]))

@@ -16,6 +16,7 @@ from collections import OrderedDict
 
 import gradio as gr
 
+from playground.storage.degraded import Unrecorded
 from playground.storage.recorder import Recorder
 
 STORAGE_KEY = "playground-visitor"
@@ -24,7 +25,7 @@ SESSIONS_KEPT = 100_000  # session -> visitor pairs remembered, the oldest forgo
 
 
 class Visitors:
-    def __init__(self, recorder: Recorder, private: bool):
+    def __init__(self, recorder: Recorder | Unrecorded, private: bool):
         self.base, self.private = recorder, private
         self.sessions: OrderedDict[str, str] = OrderedDict()  # session hash -> owner (the token's hash)
 
@@ -52,7 +53,7 @@ class Visitors:
         session = getattr(request, "session_hash", None) or "none"
         return self.sessions.get(session) or hashlib.sha256(f"session:{session}".encode()).hexdigest()
 
-    def recorder(self, request: gr.Request | None) -> Recorder:
+    def recorder(self, request: gr.Request | None) -> Recorder | Unrecorded:
         """The run database as the visitor asking sees it (hosted mode: their runs and the gallery)."""
         owner = self.owner(request)
         return self.base if owner is None else self.base.visitor(owner)

@@ -8,6 +8,11 @@ RunFinished from the database alone, so a replay draws exactly what the live vie
 A recorder made for one visitor (`Recorder.visitor(owner)`, hosted mode) stores that owner on its runs and lists,
 replays and publishes only that visitor's runs, the runs published to the gallery being readable by everyone: a run
 of someone else reads as a run that does not exist.
+
+Degraded, never broken: a database that fails while a run is recorded (locked, damaged, read-only, full) stops the
+storing of that run, not the run: its events go on unchanged, and its RunFinished says why it was not stored
+(`not_stored`, one line without SQL). A run left `running` by a process that is gone is marked failed when a
+recorder next opens the database (storage/interrupted.py).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import closing
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -40,8 +45,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 from playground import hosted
-from playground.errors import PlaygroundError
+from playground.errors import PlaygroundError, StorageError
 from playground.events import RunFinished, RunStarted, Stats, Step
+from playground.storage import interrupted
 from playground.storage import payload as step_format
 from playground.storage.retention import Retention, prune
 
@@ -77,6 +83,7 @@ class RunRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     owner: Mapped[str | None] = mapped_column(String(64), index=True)  # hosted mode: the visitor's; see _migrate
     published: Mapped[bool | None] = mapped_column(Boolean, default=False)  # in the gallery, for every visitor
+    writer: Mapped[str | None] = mapped_column(String(256))  # who records it while running: storage/interrupted.py
     steps: Mapped[list[StepRow]] = relationship(back_populates="run", order_by="StepRow.index",
                                                   cascade="all, delete-orphan")
 
@@ -112,7 +119,7 @@ def _clear_errors(method):
         try:
             return method(self, *args, **kwargs)
         except (SQLAlchemyError, sqlite3.Error) as exc:
-            raise PlaygroundError(f"cannot use the run database {self.path!r}: {_reason(exc)}") from None
+            raise StorageError(f"cannot use the run database {self.path!r}: {_reason(exc)}", _reason(exc)) from None
         except ValueError as exc:  # json.JSONDecodeError: a stored JSON column that is not JSON
             raise PlaygroundError(f"cannot read the run database {self.path!r}: a stored row is not valid JSON "
                                   f"({exc}): the database was changed outside the playground") from None
@@ -138,7 +145,8 @@ class Recorder:
                 Base.metadata.create_all(self.engine)
             _migrate(self.engine)
         except Exception as exc:
-            raise PlaygroundError(f"cannot open the run database {self.path!r}: {_reason(exc)}") from None
+            raise StorageError(f"cannot open the run database {self.path!r}: {_reason(exc)}", _reason(exc)) from None
+        self._mark_interrupted()
 
     def visitor(self, owner: str) -> Recorder:
         """This database as the visitor `owner` sees it: their own runs, and the gallery (one connection pool)."""
@@ -154,37 +162,63 @@ class Recorder:
     # ------------------------------------------------------------ writing
 
     def record(self, events: Iterable) -> Iterator:
-        """Yield `events` unchanged while storing them; ids of stored runs are set on RunStarted/RunFinished."""
-        run_id, pending, finished, last_flush = None, [], False, time.perf_counter()
-        budget, stored = hosted.limit("stored MB per run", float("inf")) * 1e6, 0  # bytes, hosted mode only
+        """Yield `events` unchanged while storing them; ids of stored runs are set on RunStarted/RunFinished. A write
+        that fails stops the storing of this run, not the run: the rest of its events pass unstored, and its
+        RunFinished says why (`not_stored`, once; `run_id` None)."""
+        run = _Recording(budget=hosted.limit("stored MB per run", float("inf")) * 1e6)  # bytes, hosted mode only
         try:
             for ev in events:
-                if isinstance(ev, RunStarted):
-                    run_id = self._start(ev)
-                    ev.run_id = run_id
-                    stored = len(ev.prompt) + len(json.dumps(ev.prompt_texts)) if budget < float("inf") else 0
-                elif isinstance(ev, Step) and run_id is not None:
-                    row = _step_row(run_id, ev)
-                    if budget < float("inf"):
-                        stored += len(json.dumps(row["payload"]))
-                        if stored > budget:  # stored as cancelled, with the steps that fitted, by `finally`
-                            raise hosted.refusal("stored MB per run", stored / 1e6, budget / 1e6)
-                    pending.append(row)
-                    if len(pending) >= FLUSH_EVERY_STEPS or time.perf_counter() - last_flush > FLUSH_EVERY_S:
-                        self._flush(pending)
-                        pending, last_flush = [], time.perf_counter()
-                elif isinstance(ev, RunFinished) and run_id is not None:
-                    self._flush(pending)
-                    pending = []
-                    self._finish(run_id, ev)
-                    ev.run_id, finished = run_id, True
+                if run.failed is None:
+                    try:
+                        self._store(run, ev)
+                    except StorageError as exc:
+                        run.failed = exc.reason
+                        self._abandon(run)
+                if isinstance(ev, RunFinished) and run.failed is not None:
+                    ev.run_id, ev.not_stored = None, run.failed
                 yield ev
         finally:
-            if run_id is not None and not finished:  # the consumer stopped early: keep what was made
-                self._flush(pending)
-                self._mark(run_id, "cancelled")
-            if run_id is not None and self.retention is not None and self.retention.limited:
-                self.prune()
+            if run.id is not None and not run.finished and run.failed is None:  # the consumer stopped early: keep
+                _quietly(lambda: (self._flush(run.pending), self._mark(run.id, "cancelled")))  # what was made
+            if run.id is not None and self.retention is not None and self.retention.limited:
+                _quietly(self.prune)
+
+    def _store(self, run: _Recording, ev) -> None:
+        """Store one event of `run`: the run row, a step (written in batches) or the outcome."""
+        if isinstance(ev, RunStarted):
+            run.id = ev.run_id = self._start(ev)
+            run.stored = len(ev.prompt) + len(json.dumps(ev.prompt_texts)) if run.budget < float("inf") else 0
+        elif isinstance(ev, Step) and run.id is not None:
+            row = _step_row(run.id, ev)
+            if run.budget < float("inf"):
+                run.stored += len(json.dumps(row["payload"]))
+                if run.stored > run.budget:  # stored as cancelled, with the steps that fitted, by record's `finally`
+                    raise hosted.refusal("stored MB per run", run.stored / 1e6, run.budget / 1e6)
+            run.pending.append(row)
+            if len(run.pending) >= FLUSH_EVERY_STEPS or time.perf_counter() - run.last_flush > FLUSH_EVERY_S:
+                self._flush(run.pending)
+                run.pending, run.last_flush = [], time.perf_counter()
+        elif isinstance(ev, RunFinished) and run.id is not None:
+            self._flush(run.pending)
+            run.pending = []
+            self._finish(run.id, ev)
+            ev.run_id, run.finished = run.id, True
+
+    def _abandon(self, run: _Recording) -> None:
+        """After a write failed: the part of the run already stored is marked failed, where the database still lets
+        us; else it stays `running` until a recorder opens the database after this process ends."""
+        run.pending = []
+        if run.id is not None:
+            _quietly(lambda: self._mark(run.id, "error", f"not stored completely: {run.failed}"))
+
+    def _mark_interrupted(self) -> None:
+        """Runs left `running` by a process that is gone: marked failed (storage/interrupted.py). A database that
+        cannot be written now keeps them for a later start."""
+        try:
+            for run_id in interrupted.stale_runs(self.engine, RunRow.__table__):
+                self._mark(run_id, "error", interrupted.ERROR)
+        except (PlaygroundError, SQLAlchemyError, sqlite3.Error):  # a damaged step among theirs, too
+            pass
 
     @_clear_errors
     def _start(self, ev: RunStarted) -> int:
@@ -192,7 +226,7 @@ class Recorder:
             row = RunRow(created_at=datetime.now(UTC).isoformat(timespec="seconds"), method=ev.method,
                          model=ev.model, draft=ev.draft, prompt=ev.prompt, prompt_ids=ev.prompt_ids,
                          prompt_texts=ev.prompt_texts, settings=ev.settings, status="running", owner=self.owner,
-                         published=False)
+                         published=False, writer=interrupted.writer_id())
             s.add(row)
             s.commit()
             return row.id
@@ -212,12 +246,12 @@ class Recorder:
             s.commit()
 
     @_clear_errors
-    def _mark(self, run_id: int, status: str) -> None:
+    def _mark(self, run_id: int, status: str, error: str | None = None) -> None:
         with Session(self.engine) as s:
             row = s.get(RunRow, run_id)
             if row.status == "running":
                 steps = self._steps(row)
-                row.status = status
+                row.status, row.error = status, error
                 row.token_ids = [t for st in steps for t in st.tokens]
                 row.text = "".join(t for st in steps for t in st.texts)  # the engine's decode never ran
                 row.stats = asdict(Stats.from_steps(steps, sum(st.seconds for st in steps)))
@@ -288,6 +322,27 @@ class Recorder:
                 "steps": [step_format.step_record(s) for s in steps], "result": asdict(finished)}
 
 
+@dataclass
+class _Recording:
+    """What record() knows of the run it stores."""
+    budget: float                       # bytes it may store (hosted mode), else inf
+    id: int | None = None               # its row, once written
+    pending: list = field(default_factory=list)  # step rows not written yet
+    last_flush: float = field(default_factory=time.perf_counter)
+    stored: int = 0                     # bytes stored, counted against the budget
+    finished: bool = False              # its outcome is stored
+    failed: str | None = None           # why it stopped being stored
+
+
+def _quietly(write) -> None:
+    """A write nobody waits on (a cancelled run's end, pruning): a database that fails it (or holds a damaged step
+    it reads first) fails it alone."""
+    try:
+        write()
+    except PlaygroundError:
+        pass
+
+
 def _check_holds_runs(path: str) -> None:
     """Read-only: a file that is no SQLite database, or one without a runs table, is refused unchanged."""
     with closing(sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)) as conn:
@@ -308,6 +363,8 @@ def _migrate(engine) -> None:
             conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_runs_owner ON runs (owner)")
         if "published" not in have:
             conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN published BOOLEAN DEFAULT 0")
+        if "writer" not in have:  # runs stored before: no writer, so a `running` one is stale (storage/interrupted)
+            conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN writer VARCHAR(256)")
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

@@ -104,12 +104,21 @@ def status_html(started: RunStarted | None, finished: RunFinished | None = None,
     settings = " · ".join(f"{k}={v}" for k, v in started.settings.items()
                           if k != "stop_at_eos" and used(started.method, k, started.settings))
     parts = [f'<span class="pg-badge {html.escape(state)}" data-status="{html.escape(state)}">{html.escape(state)}'
-             f'</span>', f"<b>run #{started.run_id}</b>", html.escape(started.method), models,
+             f'</span>', f"<b>run {'#' + str(started.run_id) if started.run_id is not None else '(not stored)'}</b>",
+             html.escape(started.method), models,
              f"<small>{html.escape(settings)}</small>"]
     if position:
         parts.append(f"<b>{html.escape(position)}</b>")
     error = f'<div class="pg-error">{html.escape(finished.error)}</div>' if finished and finished.error else ""
+    if finished and finished.not_stored:
+        error += f'<div class="pg-error" data-not-stored="1">{html.escape(not_stored_note(finished.not_stored))}</div>'
     return '<div class="pg-status">' + "".join(f"<span>{p}</span>" for p in parts) + "</div>" + error
+
+
+def not_stored_note(reason: str) -> str:
+    """What a visitor is told of a run the database failed to store: why, without SQL, and that the result stands."""
+    return (f"Not stored: the run database failed ({reason}). The result shown is complete, but History will not "
+            f"have this run.")
 
 
 def error_html(message: str) -> str:
