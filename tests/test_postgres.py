@@ -7,6 +7,7 @@ Skipped without Debian's postgresql binaries, failed instead in CI ($PLAYGROUND_
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 import time
 from contextlib import ExitStack
@@ -191,7 +192,7 @@ def test_replicas_opening_a_new_database_together_make_its_schema_once(pg, recor
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [migrations.head()]
 
 
-def test_the_command_line_on_postgresql_and_its_password_never_shown(pg, main, monkeypatch):
+def test_the_command_line_on_postgresql_and_its_password_never_shown(llama_pair, pg, main, monkeypatch):
     status, _, err = main("export", 1, "--db", pg)  # reading commands make nothing in an empty database
     assert status == 2 and "not a run database" in one_error_line(err)
     engine = create_engine(pg)
@@ -202,6 +203,14 @@ def test_the_command_line_on_postgresql_and_its_password_never_shown(pg, main, m
     monkeypatch.setenv("PLAYGROUND_DB", pg)
     status, out, err = main("export", 7)
     assert status == 2 and "no run 7" in one_error_line(err)
+    status, out, _ = main("generate", "--model", llama_pair.target, "--prompt", "x = 1", "--max-new-tokens", 4,
+                          "--json")
+    generated = json.loads(out)
+    assert status == 0 and generated["run_id"] == 1 and len(generated["token_ids"]) == 4
+    status, out, _ = main("export", 1)
+    exported = json.loads(out)
+    assert status == 0 and exported["result"]["token_ids"] == generated["token_ids"] == \
+        [t for step in exported["steps"] for t in step["tokens"]]
     wrong = pg.replace("postgres@", "postgres:hunter2@").replace("/runs_", "/missing_")
     status, _, err = main("export", 1, "--db", wrong)
     line = one_error_line(err)
