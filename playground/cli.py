@@ -1,4 +1,4 @@
-"""Command line: generate, export, gallery, prune, methods, models, bench. A stable contract: tests and users script
+"""Command line: generate, export, gallery, prune, db, methods, models, bench. A stable contract: tests and users script
 against it."""
 
 from __future__ import annotations
@@ -110,6 +110,15 @@ def cmd_prune(args) -> int:
     return 0
 
 
+def cmd_db_upgrade(args) -> int:
+    from playground.storage.database import db_path, shown, upgrade
+    target = db_path(args.db)
+    before, head = upgrade(target)
+    was = "already" if before == head else f"was {before}" if before else "was empty"
+    print(f"run database {shown(target)}: at revision {head} ({was})")
+    return 0
+
+
 def cmd_methods(args) -> int:
     from playground.methods import METHODS
     rows = [{"name": m.name, "summary": m.summary, "needs_draft": m.needs_draft, "uses_draft": m.uses_draft is not None,
@@ -196,6 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--mb", type=float, help="then remove the oldest runs while the rest weigh more than this")
     pr.add_argument("--db", help="the run database (else $PLAYGROUND_DB, else playground.db); it must exist")
     pr.set_defaults(func=cmd_prune)
+
+    dbs = sub.add_parser("db", help="the run database: `db upgrade` makes it or brings its schema to the newest "
+                                    "migration (the app and every command also do when they open it)")
+    dbs.add_argument("action", choices=["upgrade"])
+    dbs.add_argument("--db", help="a SQLite file or a SQLAlchemy URL (else $PLAYGROUND_DB, else playground.db)")
+    dbs.set_defaults(func=cmd_db_upgrade)
 
     m = sub.add_parser("methods", help="list decoding methods with their parameters")
     m.add_argument("--json", action="store_true")

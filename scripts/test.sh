@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# The README's test command: install the test needs (Chromium, the locked Python packages in .venv), run the whole
-# suite. With PLAYGROUND_NEWEST=1 (scripts/test-newest.sh) the packages are instead the newest releases that
+# The README's test command: install the test needs (Chromium, PostgreSQL, the locked Python packages in .venv), run
+# the whole suite. With PLAYGROUND_NEWEST=1 (scripts/test-newest.sh) the packages are instead the newest releases that
 # requirements-test.txt's ranges allow, in .venv-newest, so tomorrow's releases can be tried before the lock moves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v chromium >/dev/null 2>&1; then
+# Debian packages the tests use: Chromium (browser tests) and PostgreSQL, whose binaries tests/test_postgres.py runs
+# a throwaway server with (Debian keeps them in /usr/lib/postgresql/VERSION/bin, off PATH).
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
-  $sudo apt-get install -y -qq chromium >/dev/null
+  $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 if [ "${PLAYGROUND_NEWEST:-0}" = 1 ]; then
@@ -25,7 +30,8 @@ fi
 "$venv/bin/python" - <<'PY'
 from importlib.metadata import version
 print("testing with", ", ".join(f"{name} {version(name)}" for name in
-      ("torch", "transformers", "tokenizers", "gradio", "plotly", "networkx", "sqlalchemy", "numpy", "optuna")))
+      ("torch", "transformers", "tokenizers", "gradio", "plotly", "networkx", "sqlalchemy", "alembic", "psycopg",
+       "numpy", "optuna")))
 PY
 # The code's shape before its behaviour: lint (rules in pyproject.toml) and the layers of playground/ (import-linter).
 "$venv/bin/ruff" check .

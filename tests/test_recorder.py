@@ -204,10 +204,13 @@ def test_recording_does_not_change_the_run(llama_pair, db, collect):
 
 def test_a_database_from_before_prompt_texts_is_migrated_and_its_runs_replay(tmp_path, llama_pair, collect):
     old = tmp_path / "old.db"
-    with closing(sqlite3.connect(old)) as conn:  # the runs table as the first release made it
+    with closing(sqlite3.connect(old)) as conn:  # the tables as the first release made them
         conn.execute("CREATE TABLE runs (id INTEGER PRIMARY KEY, created_at VARCHAR(32), method VARCHAR(64), "
                      "model VARCHAR(512), draft VARCHAR(512), prompt TEXT, prompt_ids JSON, settings JSON, "
                      "status VARCHAR(16), text TEXT, token_ids JSON, stats JSON, error TEXT)")
+        conn.execute('CREATE TABLE steps (id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES runs (id), '
+                     '"index" INTEGER NOT NULL, accepted INTEGER NOT NULL, drafted INTEGER NOT NULL, '
+                     'committed INTEGER NOT NULL, payload JSON NOT NULL, UNIQUE (run_id, "index"))')
         conn.execute("INSERT INTO runs (created_at, method, model, prompt, prompt_ids, settings, status, text, "
                      "token_ids) VALUES ('2026-11-22T00:00:00+00:00', 'autoregressive', 'm', 'p', '[5, 6]', '{}', "
                      "'finished', '', '[]')")

@@ -80,7 +80,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = OneLineParser(description="Decoding Playground web app")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
-    parser.add_argument("--db", help="SQLite file for runs (else $PLAYGROUND_DB, else playground.db)")
+    parser.add_argument("--db", help="the run database: a SQLite file or a SQLAlchemy URL such as "
+                                     "postgresql+psycopg://user:password@host/name (else $PLAYGROUND_DB, else "
+                                     "playground.db)")
     parser.add_argument("--device", help="where the models run: cpu (default), cuda, cuda:N or mps "
                                          "(else $PLAYGROUND_DEVICE)")
     parser.add_argument("--keep-days", type=float, help="History: remove runs older than this (else "

@@ -1,4 +1,5 @@
-"""Recording runs into SQLite (SQLAlchemy 2 ORM, WAL mode) and reading them back as the same typed events.
+"""Recording runs into the run database (SQLite or PostgreSQL: storage/database.py) and reading them back as the
+same typed events.
 
 `Recorder.record(events)` passes a run's events through unchanged while storing them: the run row when it starts,
 steps in batches (one commit per batch keeps the cost per step to microseconds), the outcome when it ends. A run whose
@@ -20,85 +21,28 @@ from __future__ import annotations
 import copy
 import functools
 import json
-import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    ForeignKey,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
-    create_engine,
-    event,
-    select,
-)
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm import Session
 
 from playground import hosted
 from playground.errors import PlaygroundError, StorageError
 from playground.events import RunFinished, RunStarted, Stats, Step
-from playground.storage import interrupted
+from playground.storage import database, interrupted
 from playground.storage import payload as step_format
+from playground.storage.database import DEFAULT_DB, db_path  # noqa: F401 (where the CLI and the app find them)
 from playground.storage.retention import Retention, prune
+from playground.storage.schema import RunRow, StepRow
 
-DEFAULT_DB = "playground.db"
 FLUSH_EVERY_STEPS = 64
 FLUSH_EVERY_S = 1.0
-
-
-def db_path(cli_value: str | None = None) -> str:
-    """--db, else $PLAYGROUND_DB, else playground.db in the working directory."""
-    return cli_value or os.environ.get("PLAYGROUND_DB") or DEFAULT_DB
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class RunRow(Base):
-    __tablename__ = "runs"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    created_at: Mapped[str] = mapped_column(String(32))
-    method: Mapped[str] = mapped_column(String(64), index=True)
-    model: Mapped[str] = mapped_column(String(512))
-    draft: Mapped[str | None] = mapped_column(String(512))
-    prompt: Mapped[str] = mapped_column(Text)
-    prompt_ids: Mapped[list] = mapped_column(JSON)
-    prompt_texts: Mapped[list | None] = mapped_column(JSON)  # added after the first release: see _migrate
-    settings: Mapped[dict] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16), default="running")
-    text: Mapped[str | None] = mapped_column(Text)
-    token_ids: Mapped[list | None] = mapped_column(JSON)
-    stats: Mapped[dict | None] = mapped_column(JSON)
-    error: Mapped[str | None] = mapped_column(Text)
-    owner: Mapped[str | None] = mapped_column(String(64), index=True)  # hosted mode: the visitor's; see _migrate
-    published: Mapped[bool | None] = mapped_column(Boolean, default=False)  # in the gallery, for every visitor
-    writer: Mapped[str | None] = mapped_column(String(256))  # who records it while running: storage/interrupted.py
-    steps: Mapped[list[StepRow]] = relationship(back_populates="run", order_by="StepRow.index",
-                                                  cascade="all, delete-orphan")
-
-
-class StepRow(Base):
-    __tablename__ = "steps"
-    __table_args__ = (UniqueConstraint("run_id", "index"),)
-    id: Mapped[int] = mapped_column(primary_key=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
-    index: Mapped[int] = mapped_column(Integer)
-    accepted: Mapped[int] = mapped_column(Integer)
-    drafted: Mapped[int] = mapped_column(Integer)
-    committed: Mapped[int] = mapped_column(Integer)
-    payload: Mapped[dict] = mapped_column(JSON)  # the whole Step, versioned: storage/payload.py
-    run: Mapped[RunRow] = relationship(back_populates="steps")
 
 
 def _step_row(run_id: int, step: Step) -> dict:
@@ -128,22 +72,15 @@ def _clear_errors(method):
 
 class Recorder:
     def __init__(self, path: str | Path, create: bool = True, retention: Retention | None = None):
-        """Open the run database at `path`; create=False (reading commands) only opens one that exists, and
+        """Open the run database `path` (a SQLite file's path, or any SQLAlchemy URL: storage/database.py), its
+        schema upgraded to the newest migration; create=False (reading commands) only opens one that exists, and
         never makes a file or a folder. With a `retention`, every run that ends prunes the database to it."""
-        self.path, self.retention = str(path), retention
+        self.path, self.retention = database.shown(path), retention  # a URL's password never reaches a message
         self.owner: str | None = None  # set by visitor(): runs are then private to it
-        if not create and not Path(self.path).is_file():
+        if not create and database.missing_file(path):
             raise PlaygroundError(f"no run database at {self.path!r}")
         try:
-            if not create:  # look before the connection's pragmas switch someone else's SQLite file to WAL
-                _check_holds_runs(self.path)
-            if create:
-                Path(self.path).resolve().parent.mkdir(parents=True, exist_ok=True)
-            self.engine = create_engine(f"sqlite:///{self.path}", connect_args={"check_same_thread": False})
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-            if create:
-                Base.metadata.create_all(self.engine)
-            _migrate(self.engine)
+            self.engine = database.open_engine(path, create)
         except Exception as exc:
             raise StorageError(f"cannot open the run database {self.path!r}: {_reason(exc)}", _reason(exc)) from None
         self._mark_interrupted()
@@ -342,34 +279,3 @@ def _quietly(write) -> None:
     except PlaygroundError:
         pass
 
-
-def _check_holds_runs(path: str) -> None:
-    """Read-only: a file that is no SQLite database, or one without a runs table, is refused unchanged."""
-    with closing(sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)) as conn:
-        if not conn.execute("PRAGMA table_info(runs)").fetchall():
-            raise PlaygroundError("it holds no runs: not a run database")
-
-
-def _migrate(engine) -> None:
-    """Columns added since a database was made: added in place, empty for old runs (their views degrade)."""
-    with engine.begin() as conn:
-        have = {r[1] for r in conn.exec_driver_sql("PRAGMA table_info(runs)")}
-        if not have:  # only when opened for reading: create_all made the table otherwise
-            raise PlaygroundError("it holds no runs: not a run database")
-        if "prompt_texts" not in have:
-            conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN prompt_texts JSON")
-        if "owner" not in have:  # runs stored before hosted mode: nobody's (private to no visitor), unpublished
-            conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN owner VARCHAR(64)")
-            conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_runs_owner ON runs (owner)")
-        if "published" not in have:
-            conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN published BOOLEAN DEFAULT 0")
-        if "writer" not in have:  # runs stored before: no writer, so a `running` one is stale (storage/interrupted)
-            conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN writer VARCHAR(256)")
-
-
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable at checkpoints, no fsync per commit
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()

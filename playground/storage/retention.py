@@ -19,10 +19,11 @@ from playground.errors import PlaygroundError
 
 DAYS_ENV, MEGABYTES_ENV = "PLAYGROUND_KEEP_DAYS", "PLAYGROUND_KEEP_MB"
 
-# Each finished run's stored weight in bytes, oldest first (ids grow with time). JSON columns are stored as text.
+# Each finished run's stored weight in bytes, oldest first (ids grow with time). JSON columns are stored as text;
+# PostgreSQL has no LENGTH of a JSON value, hence the casts (no-ops on SQLite).
 WEIGHTS = text("""
-    SELECT runs.id, LENGTH(runs.prompt) + COALESCE(LENGTH(runs.text), 0) + LENGTH(runs.prompt_ids)
-           + COALESCE(SUM(LENGTH(steps.payload)), 0)
+    SELECT runs.id, LENGTH(runs.prompt) + COALESCE(LENGTH(runs.text), 0) + LENGTH(CAST(runs.prompt_ids AS TEXT))
+           + COALESCE(SUM(LENGTH(CAST(steps.payload AS TEXT))), 0)
     FROM runs LEFT JOIN steps ON steps.run_id = runs.id
     WHERE runs.status != 'running' GROUP BY runs.id ORDER BY runs.id""")
 
