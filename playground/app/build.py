@@ -9,10 +9,12 @@ import warnings
 import gradio as gr
 
 from playground import hosted
+from playground.app.api import hide_internal
 from playground.app.compare import compare_tab
 from playground.app.dag import dag_tab
 from playground.app.diffusion import diffusion_tab
 from playground.app.generate import generate_events, generate_tab
+from playground.app.gpu import use_zero_gpu
 from playground.app.history import history_events, history_tab
 from playground.app.inputs import name_range_errors
 from playground.app.theory import theory_events, theory_tab
@@ -68,6 +70,7 @@ def build_app(db: str, retention: Retention | None = None) -> gr.Blocks:
         generate_events(demo, visitors, generating)
         theory_events(demo, theory, tabs, generating.explore_btn, generating.explored)
         history_events(visitors, replaying, history, arrived)
+    hide_internal(demo)
     return demo
 
 
@@ -76,7 +79,9 @@ def css_text() -> str:
     return static_files.css_text()
 
 
-def main(argv: list[str] | None = None) -> None:
+def arguments(argv: list[str] | None = None):
+    """app.py's options; where it serves comes from $GRADIO_SERVER_NAME and $GRADIO_SERVER_PORT when not given (the
+    Dockerfile sets them)."""
     parser = OneLineParser(description="Decoding Playground web app")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
@@ -92,12 +97,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--public", action="store_true",
                         help="hosted mode, for the public: shipped and allowed models only, bounded requests, each "
                              "visitor's History private (else $PLAYGROUND_PUBLIC=1; on by default on a Space)")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = arguments(argv)
     if args.public:
         hosted.enable()
     try:
         if args.device:
             models.use_device(args.device)
+        use_zero_gpu(args.device, models.shipped_models())  # on ZeroGPU: cuda, the shipped models loaded now
         demo = build_app(db_path(args.db), Retention.from_env(args.keep_days, args.keep_mb))
         css = css_text()
     except PlaygroundError as exc:

@@ -6,6 +6,7 @@ import gradio as gr
 
 from playground import hosted
 from playground.app.common import EXAMPLES, failed, progress_only, tree_view, warm_up_all, warn_unstored
+from playground.app.gpu import gpu
 from playground.app.inputs import whole
 from playground.app.visitors import Visitors
 from playground.compare import drafting as compare
@@ -46,6 +47,7 @@ def compare_tab(visitors: Visitors, targets: list[str], drafts: list[str]) -> No
                 else:
                     outputs.append(tree_view(f"cmp-{c.key}-tree"))
 
+    @gpu
     def run(visitor: gr.Request, prompt, model, draft, max_new):
         recorder = visitors.recorder(visitor)  # hosted mode: the runs are the visitor's
         runs = (compare.REFERENCE, *compare.CONTENDERS)
@@ -62,7 +64,7 @@ def compare_tab(visitors: Visitors, targets: list[str], drafts: list[str]) -> No
         except Exception as exc:  # shown, never a traceback
             yield [views.error_html(failed(exc)), *shown(results)[1:]]
 
-    button.click(run, [prompt, model, draft, max_new], outputs, show_progress="hidden")
+    button.click(run, [prompt, model, draft, max_new], outputs, show_progress="hidden", api_name="compare")
 
 
 def shown(results: list, running: str = "") -> list:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from playground.app.api import named_inputs
 from playground.app.common import (
     NUMBER_EXAMPLES,
     dag_view,
@@ -14,6 +15,7 @@ from playground.app.common import (
     warm_up_all,
     warn_unstored,
 )
+from playground.app.gpu import gpu
 from playground.app.visitors import Visitors
 from playground.compare import dag as compare_dag
 from playground.compare import drafting as compare
@@ -60,6 +62,7 @@ def dag_tab(visitors: Visitors) -> None:
                 outputs.append(gr.HTML(compare_dag.side_html(side.key, None), elem_id=f"dag-{side.key}-side"))
     outputs.append(dag_view("dag-graph"))
 
+    @gpu
     def run(visitor: gr.Request, phrase, strategy, *picked):
         recorder = visitors.recorder(visitor)  # hosted mode: the runs are the visitor's
         runs = {s.key: None for s in compare_dag.SIDES}
@@ -81,7 +84,8 @@ def dag_tab(visitors: Visitors) -> None:
             warn_unstored(*(r[2] for r in runs.values() if r))
             yield [views.error_html(failed(exc)), *shown(runs)[1:]]
 
-    button.click(run, [phrase, strategy, *picks], outputs, show_progress="hidden")
+    button.click(named_inputs(run, [f"model_{k}" for k in names]), [phrase, strategy, *picks], outputs,
+                 show_progress="hidden", api_name="dag")
     phrase.submit(run, [phrase, strategy, *picks], outputs, show_progress="hidden")
 
 

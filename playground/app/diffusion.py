@@ -7,6 +7,7 @@ import gradio as gr
 
 from playground import hosted
 from playground.app.common import EXAMPLES, failed, progress_only, tree_view, warm_up_all, warn_unstored
+from playground.app.gpu import gpu
 from playground.app.inputs import whole
 from playground.app.visitors import Visitors
 from playground.compare import diffusion as cd
@@ -55,6 +56,7 @@ def diffusion_tab(visitors: Visitors, targets: list[str]) -> None:
                             tree_view(f"dlm-{key}-canvas")]
     outputs.append(gr.Plot(cd.curve_figure([], None), show_label=False, elem_id="dlm-curve"))
 
+    @gpu
     def run(visitor: gr.Request, prompt, model, strategy, threshold, max_new, block, thresholds):
         recorder = visitors.recorder(visitor)  # hosted mode: the runs are the visitor's
         runs, judged, points = [None, None], [None, None], []
@@ -87,7 +89,7 @@ def diffusion_tab(visitors: Visitors, targets: list[str]) -> None:
             yield [views.error_html(failed(exc)), *shown(runs, judged, points)[1:]]
 
     button.click(run, [prompt, model, strategy, threshold, max_new, block, thresholds], outputs,
-                 show_progress="hidden")
+                 show_progress="hidden", api_name="diffusion")
 
 
 def shown(runs: list, judged: list, points: list, running: str = "") -> list:

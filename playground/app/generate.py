@@ -12,7 +12,9 @@ import gradio as gr
 
 from playground import hosted
 from playground.analysis import theory
+from playground.app.api import named_inputs
 from playground.app.common import EXAMPLES, NUMBER_EXAMPLES, failed, shown_if, warm_up_all, warn, warn_unstored
+from playground.app.gpu import gpu
 from playground.app.inputs import whole
 from playground.app.method_inputs import (
     CHOOSERS,
@@ -20,10 +22,13 @@ from playground.app.method_inputs import (
     chosen_params,
     compares_with_ar,
     draft_choices,
+    first_method,
     method_changed,
     method_params,
+    opening_choices,
     param_input,
     room_of,
+    settled_draft,
     takes_draft,
 )
 from playground.app.panel import RunPanel, panel_values, play_back, run_panel, view_panel
@@ -58,12 +63,6 @@ class GenerateTab(NamedTuple):
     live: RunPanel
     explore_btn: gr.Button
     explored: gr.State  # theory.settings_of the run, for the Theory tab
-
-
-def first_method() -> str:
-    """The method the tab opens on: EAGLE, whose first run on the default prompt is faster than autoregressive
-    with identical output on a 2-core CPU (docs/BENCHMARKS.md "EAGLE and the lean runtime")."""
-    return next((m for m in ("eagle", "speculative") if m in METHODS), next(iter(METHODS)))
 
 
 def generate_tab(targets: list[str]) -> GenerateTab:
@@ -117,6 +116,7 @@ def generate_events(demo: gr.Blocks, visitors: Visitors, tab: GenerateTab) -> No
     cancels: dict[str, threading.Event] = {}  # session -> the Stop signal of its running generation
     params = list(method_params())
 
+    @gpu
     def run(request: gr.Request, prompt, model, method, draft, max_new, temperature, top_k, top_p, seed, runtime,
             against_ar, *param_values):
         """Decode quietly (a line of progress, nothing drawn while timed), then the autoregressive reference if
@@ -124,8 +124,8 @@ def generate_events(demo: gr.Blocks, visitors: Visitors, tab: GenerateTab) -> No
         cancel = cancels.setdefault(request.session_hash, threading.Event())
         try:
             uses = method in METHODS and takes_draft(METHODS[method])
-            req = Request(prompt=prompt or "", model=model or "", method=method or "",
-                          draft=(draft or None) if uses else None,
+            draft = settled_draft(method, model or "", draft) if uses else None
+            req = Request(prompt=prompt or "", model=model or "", method=method or "", draft=draft or None,
                           max_new_tokens=whole(max_new, "max new tokens"), temperature=float(temperature or 0),
                           top_k=whole(top_k, "top-k"), top_p=float(top_p or 0), seed=whole(seed, "seed"),
                           params=chosen_params(method, dict(zip(params, param_values))), runtime=runtime or "auto")
@@ -149,10 +149,11 @@ def generate_events(demo: gr.Blocks, visitors: Visitors, tab: GenerateTab) -> No
     buttons = [tab.generate_btn, tab.stop_btn]
     idle = (gr.update(interactive=True), gr.update(interactive=False))
     running = tab.generate_btn.click(arm, None, buttons, queue=False).then(
-        run, controls, [*tab.live.outputs, tab.explored, tab.explore_btn], show_progress="hidden")
+        named_inputs(run, params), controls, [*tab.live.outputs, tab.explored, tab.explore_btn],
+        show_progress="hidden", api_name="generate")
     running.then(lambda: idle, None, buttons, queue=False)
     running.failure(lambda: idle, None, buttons, queue=False)  # an input refused before the run started
-    tab.stop_btn.click(stop, None, None, queue=False)
+    tab.stop_btn.click(stop, None, None, queue=False, api_name="stop")
     sampling = [tab.temperature, tab.top_k, tab.top_p, tab.seed]
     tab.method.change(method_changed, [tab.method, tab.model, tab.draft, tab.prompt],
                       [tab.model, tab.prompt, tab.draft, tab.method_info, tab.against_ar, *sampling,
@@ -161,6 +162,7 @@ def generate_events(demo: gr.Blocks, visitors: Visitors, tab: GenerateTab) -> No
     tab.max_new.input(lambda value: value, tab.max_new, wanted, queue=False)
     tab.model.change(room_of, [tab.model, wanted], tab.max_new, queue=False)
     demo.load(room_of, [tab.model, wanted], tab.max_new, queue=False)
+    demo.load(opening_choices, None, tab.param_inputs, queue=False)
     choosers = [tab.param_inputs[params.index(name)] for name in CHOOSERS]
     for chosen in choosers:
         chosen.input(chooser_changed, [tab.method, *choosers], [*sampling, *tab.param_inputs], queue=False)

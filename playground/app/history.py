@@ -11,6 +11,7 @@ from typing import NamedTuple
 import gradio as gr
 
 from playground.app.common import WARNING_S, shown_if, warn
+from playground.app.inputs import whole
 from playground.app.panel import RunPanel, run_panel, view_panel
 from playground.app.visitors import Visitors
 from playground.compare import drafting as compare
@@ -48,7 +49,8 @@ def history_tab(private: bool = False) -> HistoryTab:
     the visitor's own runs, a Publish button and the gallery."""
     gr.Markdown(PRIVATE, visible=private, elem_id="history-private")
     with gr.Row():
-        run_pick = gr.Dropdown([], label="Run", scale=4, elem_id="run-pick")
+        # custom values: a program (docs/API.md) names a run by its id without listing the runs first
+        run_pick = gr.Dropdown([], label="Run", scale=4, allow_custom_value=True, elem_id="run-pick")
         refresh = gr.Button("Refresh", scale=1, elem_id="refresh-btn")
         publish_btn = gr.Button("Publish to the gallery", scale=1, visible=private, elem_id="publish-btn")
     runs_table = gr.Dataframe(headers=COLUMNS, interactive=False, max_height=260, elem_id="runs-table")
@@ -84,13 +86,14 @@ def history_events(visitors: Visitors, tab: HistoryTab, selected: gr.Tab, arrive
     timer = gr.Timer(REPLAY_TICK_S, active=False)
     listed = [tab.runs_table, tab.gallery_table, tab.run_pick]
     arrived.then(replays.history, None, listed)
-    tab.refresh.click(replays.history, None, listed)
+    tab.refresh.click(replays.history, None, listed, api_name="history")
     selected.select(replays.history, None, listed)
     tab.runs_table.select(pick_row, None, tab.run_pick)
     tab.gallery_table.select(pick_row, None, tab.run_pick)
-    tab.publish_btn.click(replays.publish, tab.run_pick, listed)
+    tab.publish_btn.click(replays.publish, tab.run_pick, listed, api_name="publish")
     view = tab.replay_view.outputs
-    tab.run_pick.change(replays.load, tab.run_pick, [replay_state, tab.position, *view], show_progress="hidden")
+    tab.run_pick.change(replays.load, tab.run_pick, [replay_state, tab.position, *view], show_progress="hidden",
+                        api_name="replay")
     tab.position.input(show, [replay_state, tab.position], view, show_progress="hidden")
     here = [tab.position, *view]
     for btn, delta in tab.moves:
@@ -100,7 +103,7 @@ def history_events(visitors: Visitors, tab: HistoryTab, selected: gr.Tab, arrive
     timer.tick(tick, [replay_state, tab.position, tab.speed], [timer, *here], show_progress="hidden")
     tab.run_pick.change(lambda run_id: (gr.update(interactive=run_id not in (None, "")), gr.update(visible=False)),
                         tab.run_pick, [tab.save_btn, tab.saved], queue=False)
-    tab.save_btn.click(replays.save, tab.run_pick, tab.saved)
+    tab.save_btn.click(replays.save, tab.run_pick, tab.saved, api_name="save_html")
 
 
 class Replays:
@@ -115,8 +118,9 @@ class Replays:
         if run_id in (None, ""):
             return gr.update(visible=False)
         try:
-            path = export_html(self.visitors.recorder(visitor), int(run_id),
-                               self.pages / f"decoding-playground-run-{int(run_id)}.html")
+            number = whole(run_id, "run id")
+            path = export_html(self.visitors.recorder(visitor), number,
+                               self.pages / f"decoding-playground-run-{number}.html")
         except PlaygroundError as exc:
             warn(str(exc))
             return gr.update(visible=False)
@@ -141,16 +145,17 @@ class Replays:
             raise gr.Error("Pick one of your runs first, then publish it.", duration=WARNING_S)
         recorder = self.visitors.recorder(visitor)
         try:
-            recorder.publish(int(run_id))
-            started = recorder.replay(int(run_id))[0]
+            number = whole(run_id, "run id")
+            recorder.publish(number)
+            started = recorder.replay(number)[0]
         except PlaygroundError as exc:
             raise gr.Error(str(exc), duration=WARNING_S) from None
         if compare.reference_run(recorder, started) is not None:
             try:
-                recorder.publish(int(run_id) + 1)
+                recorder.publish(number + 1)
             except PlaygroundError:
                 pass  # someone else's run that happens to match: the run goes without its comparison
-        gr.Info(f"Run #{int(run_id)} is in the gallery: every visitor can now see and replay it.",
+        gr.Info(f"Run #{number} is in the gallery: every visitor can now see and replay it.",
                 duration=WARNING_S)
         return self.history(visitor)
 
@@ -159,7 +164,7 @@ class Replays:
             return None, gr.update(), *show(None, 0)
         recorder = self.visitors.recorder(visitor)
         try:
-            replay = recorder.replay(int(run_id))
+            replay = recorder.replay(whole(run_id, "run id"))
         except PlaygroundError as exc:
             warn(str(exc))
             return None, gr.update(), *run_panel(None, [], status=views.error_html(str(exc))), \

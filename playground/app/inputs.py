@@ -12,6 +12,9 @@ def in_range(block: gr.Slider | gr.Number, payload):
     """`payload`, if it is within the input's range; else an error that names the input and its range (Gradio's own
     says only 'Value 5 is greater than maximum value 1')."""
     low, high = block.minimum, block.maximum
+    if isinstance(payload, str | bool) or payload is not None and not isinstance(payload, int | float):
+        # a program (gradio_client) can send anything; the comparisons below would raise a TypeError
+        raise gr.Error(f"{block.label}: {payload!r} is not a number", duration=WARNING_S)
     if payload is not None and (low is not None and payload < low or high is not None and payload > high):
         span = f"from {low:g} to {high:g}" if low is not None and high is not None else \
             f"at least {low:g}" if low is not None else f"at most {high:g}"

@@ -10,11 +10,18 @@ from playground import hosted
 from playground.app.common import EXAMPLES, NUMBER_EXAMPLES
 from playground.compare.drafting import compares_with_ar
 from playground.engine import MAX_NEW_TOKENS
+from playground.errors import PlaygroundError
 from playground.methods import METHODS, Param, used
 from playground.models import loading as models
 
 NUMBER_KINDS = ("dag", "seq2seq")  # the kinds of model the numbers methods run on (models.KINDS)
 CHOOSERS = ("schedule", "strategy", "tree")  # parameters whose value decides which other inputs show
+
+
+def first_method() -> str:
+    """The method the Generate tab opens on: EAGLE, whose first run on the default prompt is faster than
+    autoregressive with identical output on a 2-core CPU (docs/BENCHMARKS.md "EAGLE and the lean runtime")."""
+    return next((m for m in ("eagle", "speculative") if m in METHODS), next(iter(METHODS)))
 
 
 def takes_draft(method) -> bool:
@@ -118,14 +125,41 @@ def room_of(model: str, wanted) -> dict:
                      info=f"at most {top} with {model.strip()}" if room else None)
 
 
+def opening_param(p: Param, method: str) -> Param:
+    """Parameter `p` as the input shared by every method with that name opens: as `method` (the first) has it."""
+    return next((q for q in METHODS[method].params if q.name == p.name), p)
+
+
+def opening_value(p: Param, method: str):
+    """The value the input of parameter `p` opens with when the tab opens on `method`."""
+    p = opening_param(p, method)
+    return hosted.limit(p.name, p.default) if p.min is not None else p.default
+
+
+def all_choices(name: str) -> list[str]:
+    """Every choice of parameter `name` over the methods that have it: Gradio refuses a value outside a dropdown's
+    choices, and a program calling /generate (docs/API.md) cannot first choose the method to narrow them."""
+    found = [c for m in METHODS.values() for p in m.params if p.name == name for c in p.choices or ()]
+    return list(dict.fromkeys(found))
+
+
+def opening_choices() -> list[dict]:
+    """Updates of every parameter input (method_params order), run when a page opens: each dropdown of the opening
+    method narrowed to that method's own choices. The dropdowns are made with every method's choices (all_choices)
+    for programs, which never open the page; a person sees only the choices the method takes."""
+    first = METHODS[first_method()]
+    own = {p.name: p.choices for p in first.params if p.choices}
+    return [gr.update(choices=list(own[name])) if name in own else gr.update() for name in method_params()]
+
+
 def param_input(p: Param, method: str):
     """The input of parameter `p`, as `method` (the one chosen at start) sets it."""
-    p = next((q for q in METHODS[method].params if q.name == p.name), p)
-    common = dict(label=p.name, info=p.help, value=hosted.limit(p.name, p.default) if p.min is not None else p.default,
+    p = opening_param(p, method)
+    common = dict(label=p.name, info=p.help, value=opening_value(p, method),
                   visible=param_visible(p.name, method, defaults(method)),
                   elem_id=f"param-{p.name}")
     if p.choices:
-        return gr.Dropdown(list(p.choices), **common)
+        return gr.Dropdown(all_choices(p.name), **common)
     if isinstance(p.default, str):
         return gr.Textbox(**common)
     top = hosted.limit(p.name, p.max) if p.max is not None else None
@@ -137,6 +171,43 @@ def param_input(p: Param, method: str):
 
 
 def chosen_params(method: str, values: dict) -> dict:
-    """The values of the inputs that belong to `method` (the others are hidden)."""
+    """The values of the inputs that belong to `method` (the others are hidden), each one left at the tab's opening
+    value that `method` cannot take (another method's `strategy`) as choosing the method would have set it: its
+    default (settled_value)."""
     chosen = METHODS.get(method)
-    return {p.name: values[p.name] for p in chosen.params} if chosen else {}
+    return {p.name: settled_value(p, values.get(p.name)) for p in chosen.params} if chosen else {}
+
+
+def settled_value(p: Param, value):
+    """`value` of `p`'s input, or `p`'s default where the input was left at its opening value (or None) and `p`
+    cannot take it. In the tab, choosing a method sets its inputs (method_changed); a program calling /generate
+    sends the opening values of the inputs it leaves out, and must get the method's defaults. Any other value is
+    kept, for Param.parse to refuse it in one line."""
+    if value is None:
+        return p.default
+    if value != opening_value(method_params()[p.name], first_method()):  # the input shared by the methods
+        return value
+    try:
+        p.parse(value)
+    except PlaygroundError:
+        return p.default
+    return value
+
+
+def settled_draft(method: str, model: str, draft: str | None) -> str | None:
+    """The draft a run of `method` gets: the tab's opening draft (EAGLE's head), left in place by a program calling
+    /generate, swapped for `model`'s shipped draft of the kind `method` takes, as choosing the method in the tab would
+    have done (suited_inputs); anything else as given. The target is never swapped: a person who picks a model the
+    method cannot run gets the engine's error that says which models it runs."""
+    chosen = METHODS.get(method)
+    opening = models.draft_for(models.DEFAULT_MODEL, None, METHODS[first_method()].draft_kinds[0])
+    if chosen is None or draft != opening or models.shipped_kind(draft) in chosen.draft_kinds:
+        return draft
+    return models.draft_for(model, None, chosen.draft_kinds[0])
+    first = METHODS[first_method()]
+    if model == models.DEFAULT_MODEL and models.shipped_kind(model) not in chosen.kinds:
+        model = models.KINDS[chosen.kinds[0]][1]
+    if draft == models.draft_for(models.DEFAULT_MODEL, None, first.draft_kinds[0]) and \
+            models.shipped_kind(draft) not in chosen.draft_kinds:
+        draft = models.draft_for(model, None, chosen.draft_kinds[0])
+    return model, draft
