@@ -21,6 +21,7 @@ from conftest import ROOT, _collect, one_error_line
 from playground import cli
 from playground.engine import Request, generate
 from playground.errors import StorageError
+from playground.storage import database as database_module
 from playground.storage import recorder as recorder_module
 from playground.storage.degraded import Unrecorded, open_for_runs
 from playground.storage.recorder import Recorder
@@ -131,12 +132,12 @@ def full_disk(monkeypatch):
     def fill(db):
         with closing(sqlite3.connect(db)) as conn:
             pages = conn.execute("PRAGMA page_count").fetchone()[0]
-        pragmas = recorder_module._sqlite_pragmas
+        pragmas = database_module._sqlite_pragmas
 
         def capped(dbapi_conn, record):
             pragmas(dbapi_conn, record)
             dbapi_conn.execute(f"PRAGMA max_page_count = {pages}")
-        monkeypatch.setattr(recorder_module, "_sqlite_pragmas", capped)
+        monkeypatch.setattr(database_module, "_sqlite_pragmas", capped)
     return fill
 
 
