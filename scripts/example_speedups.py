@@ -21,9 +21,9 @@ from playground import engine  # noqa: E402
 from playground.app.common import EXAMPLES  # noqa: E402
 from playground.bench.benchmark import run_ours  # noqa: E402
 
-SETTINGS = {"autoregressive": ("autoregressive", {}), "eagle": ("eagle", {}),
-            "eagle nodes 6": ("eagle", {"nodes": 6, "depth": 5, "topk": 2, "min_path": 0.1}),
-            "eagle chain": ("eagle", {"tree": "chain"})}
+SETTINGS = {"autoregressive": ("autoregressive", {}), "eagle": ("eagle", {}),  # defaults: a chain of 4
+            "eagle dynamic tree": ("eagle", {"tree": "dynamic"}),
+            "eagle chain of 3": ("eagle", {"tree": "chain", "gamma": 3})}
 
 
 def main() -> None:

@@ -70,10 +70,14 @@ def choose(page, elem_id: str, option: str) -> None:
     sync_api.expect(page.locator(f"#{elem_id} input")).to_have_value(option)
 
 
-def start_run(page, prompt: str, method: str, max_new: int, temperature: float = 0.0) -> None:
+def start_run(page, prompt: str, method: str, max_new: int, temperature: float = 0.0,
+              choices: dict[str, str] | None = None) -> None:
+    """Fill the Generate tab and click Generate; `choices`: method dropdowns to pick, by parameter name."""
     set_value(page, "#prompt textarea", prompt)
     set_value(page, "#model input", MODEL)
     choose(page, "method", method)
+    for name, option in (choices or {}).items():
+        choose(page, f"param-{name}", option)
     if method in ("speculative", "tree_speculative"):
         set_value(page, "#draft input", DRAFT)
         sync_api.expect(page.locator("#draft input")).to_have_value(DRAFT)
@@ -458,7 +462,7 @@ def test_eagle_draws_its_head_beside_the_target_layers_and_matches_autoregressiv
         pytest.skip(f"no shipped EAGLE head for {MODEL}")
     page.locator("#advanced").get_by_text("Advanced", exact=True).click()  # closed at first
     choose(page, "runtime", "transformers")
-    start_run(page, TREE_PROMPT, "eagle", max_new=24)
+    start_run(page, TREE_PROMPT, "eagle", max_new=24, choices={"tree": "dynamic"})  # the default is a chain
     assert finish_run(page)[0] == "finished"
     sync_api.expect(page.locator("#draft input")).to_have_value(DEFAULT_HEADS[MODEL])  # the head, picked for eagle
     verdict = page.wait_for_selector("#live-baseline [data-verdict=identical]", timeout=RUN_TIMEOUT_MS)

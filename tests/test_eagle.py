@@ -29,7 +29,7 @@ from playground.runtime.sampling import Sampling, probs
 
 HEAD = "tiny-code-eagle"
 NEW = 48
-TREES = {"chain": {"tree": "chain", "gamma": 4}, "dynamic": {}, "static": {"tree": "static"}}
+TREES = {"chain": {"tree": "chain", "gamma": 4}, "dynamic": {"tree": "dynamic"}, "static": {"tree": "static"}}
 RANDOM_TREES = {"chain": {"tree": "chain", "gamma": 4},  # a random head's q is flat: grow its trees anyway
                 "dynamic": {"min_path": 0, "depth": 4, "nodes": 8},
                 "static": {"tree": "static", "branching": "3,2,1"}}

@@ -26,10 +26,12 @@ from playground.methods.tree_speculative import ModelTreeDrafter, parse_branchin
 from playground.runtime.eagle_lm import EagleLM
 
 
-def eagle(target, draft, prompt_ids: list[int], cfg: DecodeConfig, tree: str = "dynamic", gamma: int = 3,
+def eagle(target, draft, prompt_ids: list[int], cfg: DecodeConfig, tree: str = "chain", gamma: int = 4,
           nodes: int = 8, depth: int = 6, topk: int = 2, min_path: float = 0.2, branching: str = "2,1,1,1",
           **schedule) -> Iterator[Step]:
-    """`draft` is the EAGLE head (a models.eagle.EagleHead); see the module docstring for the parameters."""
+    """`draft` is the EAGLE head (a models.eagle.EagleHead); see the module docstring for the parameters. The
+    default, a chain of 4, was the fastest on `complete` on the 2-core CPU (docs/BENCHMARKS.md): a dynamic tree
+    commits more tokens per forward, but verifying its nodes costs more there than they bring."""
     head = EagleLM(draft, target)
     if len(prompt_ids) > 1:
         target.forward(prompt_ids[:-1])  # the prompt's features: the first draft reads them (counted in step 0)
@@ -55,10 +57,10 @@ METHOD = Method(
     summary="A one-layer head drafts from the target's own features, as a chain or a dynamic tree (EAGLE, "
             "EAGLE-2; lossless).",
     decode=eagle,
-    params=(Param("tree", "dynamic", "chain: gamma tokens one after another (EAGLE); dynamic: expand the likeliest "
+    params=(Param("tree", "chain", "chain: gamma tokens one after another (EAGLE); dynamic: expand the likeliest "
                   "nodes, keep the best `nodes` (EAGLE-2); static: fixed branching per depth",
                   choices=("chain", "dynamic", "static")),
-            Param("gamma", 3, "chain: tokens drafted per step (the most, for adaptive schedules)", min=1,
+            Param("gamma", 4, "chain: tokens drafted per step (the most, for adaptive schedules)", min=1,
                   max=schedules.MAX_GAMMA), *schedules.PARAMS,
             Param("nodes", 8, TREE_PARAMS["nodes"].help, min=1, max=tree_speculative.MAX_NODES),
             Param("depth", 6, TREE_PARAMS["depth"].help, min=1, max=32),

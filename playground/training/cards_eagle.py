@@ -67,6 +67,26 @@ def write_eagle_card() -> None:
     print(f"wrote {folder / 'README.md'}")
 
 
+def stage_text(f: dict) -> str:
+    cfg = f["train_config"]
+    return (f"{f['steps']} steps x {cfg['batch_size']} x {cfg['seq_len']} tokens = {f['tokens_seen']:,} tokens, "
+            f"{f['train_seconds'] / 60:.0f} min on the 2-core CPU, AdamW lr {cfg['lr']}, cosine")
+
+
+def training_text(f: dict) -> str:
+    """One stage (the standard library's training split), or two: that stage, then fine-tuning with a share of
+    the steps on the target's own greedy continuations (`train eagle --distilled`)."""
+    if not f.get("earlier_stage"):
+        return (f"{stage_text(f)}, on the standard library's training split; kept: step {f['kept_step']}, the best "
+                "held-out agreement")
+    first, share = f["earlier_stage"], f["train_config"]["distilled"]
+    return (f"first {stage_text(first)}, on the standard library's training split (kept: step "
+            f"{first['kept_step']}); then fine-tuned {stage_text(f)}, {share:.0%} of the steps on the target's own "
+            f"greedy continuations of 8,192 training prompts (`train distill`; EAGLE trains on the target's "
+            f"outputs too), the rest on the split; kept: step {f['kept_step']} of the fine-tuning, the best "
+            "agreement on the target's continuations of held-out prompts")
+
+
 def facts_table(f: dict) -> str:
     cfg, card, held = f["train_config"], f["card"], f["heldout"]
     cost, chain, tree = card["cost"], card["chain"], card["dynamic"]
@@ -75,17 +95,16 @@ def facts_table(f: dict) -> str:
     rows = [
         ("architecture", "fc (2 x 256 -> 256, bias) + one Llama decoder layer (4 heads, MLP 704); `models/eagle.py`"),
         ("parameters", f"{f['parameters']:,} (the target's embedding and LM head are shared, not counted)"),
-        ("training", f"{f['steps']} steps x {cfg['batch_size']} x {cfg['seq_len']} tokens = {f['tokens_seen']:,} "
-                     f"tokens of the standard library's training split, {f['train_seconds'] / 60:.0f} min on the "
-                     f"2-core CPU; AdamW lr {cfg['lr']}, cosine; kept: step {f['kept_step']}, the best held-out "
-                     "agreement"),
+        ("training", training_text(f)),
         ("loss", f"SmoothL1 on the feature + {cfg['ce_weight']} x cross-entropy against the target's whole "
                  f"next-token distribution; uniform noise ({cfg['noise']} of the features' std) on the input "
                  f"features; a second pass fed the head's own predicted features (weight {cfg['self_fed']}), as "
                  "EAGLE-3's training-time test does for one step"),
         ("held-out agreement", f"the head's top token equals the target's on **{held['agree_real']:.1%}** of "
                                f"held-out positions reading the target's features, **{held['agree_own']:.1%}** "
-                               "reading its own (24 windows of 256 tokens)"),
+                               "reading its own (24 windows of 256 tokens)" + (
+                                   f"; **{held['agree_gen']:.1%}** on the target's own greedy continuations of "
+                                   "256 held-out prompts, what drafting meets" if "agree_gen" in held else "")),
         ("acceptance", f"greedy, 12 prompts of the `complete` suite, 64 tokens, the method's defaults: chain (gamma "
                        f"{d['gamma']}) **{chain['tokens_per_forward']:.2f}** tokens per target forward "
                        f"({chain['accepted_per_drafted']:.0%} of drafted tokens accepted); dynamic tree (EAGLE-2, "
@@ -99,8 +118,17 @@ def facts_table(f: dict) -> str:
 
 def card_text(f: dict) -> str:
     cfg = f["train_config"]
-    rows = "\n".join(f"| {r['step']} | {r['agree_real']:.3f} | {r['agree_own']:.3f} | {r['loss']:.3f} |"
-                     for r in f["log"])
+    gen = "agree_gen" in f["log"][0]  # fine-tuned on the target's continuations: agreement on held-out ones too
+    rows = "\n".join(f"| {r['step']} | {r['agree_real']:.3f} | {r['agree_own']:.3f} | "
+                     + (f"{r['agree_gen']:.3f} | " if gen else "") + f"{r['loss']:.3f} |" for r in f["log"])
+    head = ("| step | agreement (target's features) | agreement (own features) | "
+            + ("agreement (the target's continuations) | " if gen else "") + "loss |\n|---|---|---|"
+            + ("---|" if gen else "") + "---|")
+    reproduce = (f"python -m playground.training.train eagle --steps {cfg['steps']} --minutes 50 --threads 1"
+                 if not f.get("earlier_stage") else
+                 "python -m playground.training.train eagle --steps 1962 --minutes 50 --threads 1 && python -m "
+                 "playground.training.train distill --threads 2 && python -m playground.training.train eagle "
+                 f"--distilled {cfg['distilled']} --minutes {cfg['minutes']:g} --threads 1")
     return f"""---
 library_name: transformers
 tags: [decoding-playground, eagle, speculative-decoding]
@@ -114,12 +142,12 @@ block; the embedding and the LM head are the target's.
 
 {facts_table(f)}
 
-Held-out during training (agreement with the target's top token; loss is both passes together):
+Held-out during {"fine-tuning" if f.get("earlier_stage") else "training"} (agreement with the target's top token; \
+loss is both passes together):
 
-| step | agreement (target's features) | agreement (own features) | loss |
-|---|---|---|---|
+{head}
 {rows}
 
-Reproduce: `python -m playground.training.train eagle --steps {cfg['steps']} --minutes 50 --threads 1 && python -m
-playground.training.train card --only eagle` (resumable: checkpoints/eagle/last.pt).
+Reproduce: `{reproduce} && python -m playground.training.train card --only eagle` (each stage resumable:
+checkpoints/eagle/ and checkpoints/eagle-distilled/).
 """
