@@ -204,10 +204,3 @@ def settled_draft(method: str, model: str, draft: str | None) -> str | None:
     if chosen is None or draft != opening or models.shipped_kind(draft) in chosen.draft_kinds:
         return draft
     return models.draft_for(model, None, chosen.draft_kinds[0])
-    first = METHODS[first_method()]
-    if model == models.DEFAULT_MODEL and models.shipped_kind(model) not in chosen.kinds:
-        model = models.KINDS[chosen.kinds[0]][1]
-    if draft == models.draft_for(models.DEFAULT_MODEL, None, first.draft_kinds[0]) and \
-            models.shipped_kind(draft) not in chosen.draft_kinds:
-        draft = models.draft_for(model, None, chosen.draft_kinds[0])
-    return model, draft

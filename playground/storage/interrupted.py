@@ -14,6 +14,7 @@ So several processes may share a database: a run being recorded by a live proces
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from datetime import UTC, datetime, timedelta
@@ -58,8 +59,18 @@ def _alive_elsewhere(pid: int) -> str | None:
 
 def writer_id(pid: int | None = None) -> str:
     """Who records a run: host|boot|pid|start time of the process (this one by default)."""
-    pid = os.getpid() if pid is None else pid
+    return _own_writer(os.getpid()) if pid is None else _writer(pid)
+
+
+def _writer(pid: int) -> str:
     return _SEP.join((socket.gethostname(), _boot_id(), str(pid), _started(pid) or ""))
+
+
+@functools.lru_cache(maxsize=1)
+def _own_writer(pid: int) -> str:
+    """This process's writer, read once (keyed by its id, so a forked child reads its own): every run it starts
+    names the same writer, and /proc need not be read again for each."""
+    return _writer(pid)
 
 
 def writer_gone(writer: str | None, created_at: str, now: datetime | None = None) -> bool:

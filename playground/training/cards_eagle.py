@@ -124,11 +124,13 @@ def card_text(f: dict) -> str:
     head = ("| step | agreement (target's features) | agreement (own features) | "
             + ("agreement (the target's continuations) | " if gen else "") + "loss |\n|---|---|---|"
             + ("---|" if gen else "") + "---|")
+    first = (f.get("earlier_stage") or {}).get("train_config", {})
     reproduce = (f"python -m playground.training.train eagle --steps {cfg['steps']} --minutes 50 --threads 1"
                  if not f.get("earlier_stage") else
-                 "python -m playground.training.train eagle --steps 1962 --minutes 50 --threads 1 && python -m "
-                 "playground.training.train distill --threads 2 && python -m playground.training.train eagle "
-                 f"--distilled {cfg['distilled']} --minutes {cfg['minutes']:g} --threads 1")
+                 f"python -m playground.training.train eagle --steps {first['steps']} --minutes {first['minutes']:g} "
+                 "--threads 1 && python -m playground.training.train distill --threads 2 && python -m "
+                 f"playground.training.train eagle --distilled {cfg['distilled']} --minutes {cfg['minutes']:g} "
+                 "--threads 1")
     return f"""---
 library_name: transformers
 tags: [decoding-playground, eagle, speculative-decoding]
