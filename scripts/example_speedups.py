@@ -21,9 +21,10 @@ from playground import engine  # noqa: E402
 from playground.app.common import EXAMPLES  # noqa: E402
 from playground.bench.benchmark import run_ours  # noqa: E402
 
-SETTINGS = {"autoregressive": ("autoregressive", {}), "eagle": ("eagle", {}),  # defaults: a chain of 4
+SETTINGS = {"autoregressive": ("autoregressive", {}),
+            "eagle": ("eagle", {}),  # defaults: a chain of up to 6, stopped below confidence 0.4
             "eagle dynamic tree": ("eagle", {"tree": "dynamic"}),
-            "eagle chain of 3": ("eagle", {"tree": "chain", "gamma": 3})}
+            "eagle chain of 4": ("eagle", {"tree": "chain", "gamma": 4, "schedule": "constant"})}
 
 
 def main() -> None:
