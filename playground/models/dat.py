@@ -13,6 +13,7 @@ the predicted target length, vertex i emits output token i, no transitions. It i
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -66,12 +67,23 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, source: torch.Tensor | None = None) -> torch.Tensor:
         b, n, d = x.shape
         if self.key_value is None:
-            q, k, v = self.project(x).view(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+            q, k, v = linear(self.project, x).view(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
         else:
-            q = self.project(x).view(b, n, self.heads, -1).transpose(1, 2)
-            k, v = self.key_value(source).view(b, source.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
+            q = linear(self.project, x).view(b, n, self.heads, -1).transpose(1, 2)
+            k, v = linear(self.key_value, source).view(b, source.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
-        return self.out(y.transpose(1, 2).reshape(b, n, d))
+        return linear(self.out, y.transpose(1, 2).reshape(b, n, d))
+
+
+def linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """`layer(x)` without nn.Module's call machinery (hooks, dispatch): the same op, and at batch size 1 on a CPU
+    the calls' overhead was a fifth of the DAT's whole pass (docs/BENCHMARKS.md, "DAG decoding")."""
+    return F.linear(x, layer.weight, layer.bias)
+
+
+def norm(layer: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
+    """`layer(x)` without nn.Module's call machinery, like `linear`."""
+    return F.layer_norm(x, layer.normalized_shape, layer.weight, layer.bias, layer.eps)
 
 
 class Block(nn.Module):
@@ -88,10 +100,10 @@ class Block(nn.Module):
 
     def forward(self, x, mask, memory=None, memory_mask=None):
         drop = self.drop if self.training else unchanged  # in eval a plain function: cheaper than a module call
-        x = x + drop(self.attention(self.norm1(x), mask))
+        x = x + drop(self.attention.forward(norm(self.norm1, x), mask))
         if self.cross is not None:
-            x = x + drop(self.cross(self.norm2(x), memory_mask, memory))
-        return x + drop(self.down(drop(F.relu(self.up(self.norm3(x))))))
+            x = x + drop(self.cross.forward(norm(self.norm2, x), memory_mask, memory))
+        return x + drop(linear(self.down, drop(F.relu(linear(self.up, norm(self.norm3, x))))))
 
 
 def unchanged(x: torch.Tensor) -> torch.Tensor:
@@ -138,8 +150,8 @@ class DatModel(PreTrainedModel):
         x = self.embed(input_ids) * math.sqrt(self.config.d_model) + self.source_positions(positions)
         mask = key_mask(source_mask)
         for block in self.encoder:
-            x = block(x, mask)
-        return self.encoder_norm(x)
+            x = block.forward(x, mask)
+        return norm(self.encoder_norm, x)
 
     def predicted_lengths(self, memory: torch.Tensor, source_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """NAT: the length head's logits and its argmax (at least 2: <s> and </s>)."""
@@ -168,8 +180,8 @@ class DatModel(PreTrainedModel):
             h = torch.where(chosen[..., None], h + self.embed(glance[:, :size].clamp(min=0)), h)
         mask, memory_mask = key_mask(vertex_mask), key_mask(source_mask)
         for block in self.decoder:
-            h = block(h, mask, memory, memory_mask)
-        h = self.decoder_norm(h)
+            h = block.forward(h, mask, memory, memory_mask)
+        h = norm(self.decoder_norm, h)
         token_logprobs = torch.log_softmax(h @ self.embed.weight.T, dim=-1)
         links = self.links(h, vertex_mask) if self.config.graph else None
         return DatOutput(token_logprobs=token_logprobs, links=links, vertex_mask=vertex_mask,
@@ -187,13 +199,19 @@ class DatModel(PreTrainedModel):
 
     def links(self, h: torch.Tensor, vertex_mask: torch.Tensor) -> torch.Tensor:
         """log E[j, k]: attention-like scores between vertex states, softmax over the later vertices k > j."""
-        query, key = self.link_query_key(h).chunk(2, dim=-1)
+        query, key = linear(self.link_query_key, h).chunk(2, dim=-1)
         scores = query @ key.transpose(1, 2) / math.sqrt(self.config.d_model)
         size = h.shape[1]
-        later = torch.ones(size, size, dtype=torch.bool, device=h.device).triu(1)
-        allowed = later[None] & vertex_mask[:, None, :]
+        allowed = later_than(size, h.device)[None] & vertex_mask[:, None, :]
         # the last vertex (and padding) has no successor: its row stays NEG rather than a uniform softmax of NEGs
         return torch.log_softmax(scores.masked_fill(~allowed, NEG), dim=-1).masked_fill(~allowed, NEG)
+
+
+@functools.lru_cache(maxsize=64)
+def later_than(size: int, device: torch.device) -> torch.Tensor:
+    """[size, size] True where k > j: made once per graph size (read only)."""
+    with torch.inference_mode(False):  # a plain tensor: training may read it too
+        return torch.ones(size, size, dtype=torch.bool, device=device).triu(1)
 
 
 AutoConfig.register(DatConfig.model_type, DatConfig)
