@@ -169,10 +169,18 @@ def shipped_room(name: str) -> int | None:
 
 
 def shipped_models() -> dict[str, Path]:
-    """Name -> folder of every model shipped in assets/models."""
-    if not MODELS_DIR.is_dir():
+    """Name -> folder of every model shipped in assets/models (read again only when the folder changes: every run
+    asks, and a scan is a dozen file-system calls)."""
+    try:
+        changed = MODELS_DIR.stat().st_mtime_ns
+    except OSError:
         return {}
-    return {d.name: d for d in sorted(MODELS_DIR.iterdir()) if (d / "config.json").is_file()}
+    return dict(_scan_models(MODELS_DIR, changed))
+
+
+@functools.lru_cache(maxsize=8)
+def _scan_models(folder: Path, changed: int) -> tuple[tuple[str, Path], ...]:
+    return tuple((d.name, d) for d in sorted(folder.iterdir()) if (d / "config.json").is_file())
 
 
 def describe_models() -> list[dict]:
@@ -349,6 +357,12 @@ def load(name: str) -> LoadedModel:
         return loaded
 
 
+@functools.lru_cache(maxsize=32)
+def same_vocab(a, b) -> bool:
+    """The two tokenizers map the same strings to the same ids (compared once per pair: each run checks its pair)."""
+    return a is b or a.get_vocab() == b.get_vocab()
+
+
 def check_pair(target: LoadedModel, draft: LoadedModel) -> None:
     """A draft can only propose tokens for a target that reads them the same way: same vocabulary, same ids; a
     feature head only reads features as wide as it was trained on."""
@@ -359,7 +373,7 @@ def check_pair(target: LoadedModel, draft: LoadedModel) -> None:
     if draft.kind == "feature" and (draft.max_positions or 0) < (target.max_positions or 0):
         raise PlaygroundError(f"head {draft.name!r} reads {draft.max_positions} positions; {target.name!r} has "
                               f"{target.max_positions}: a long run would outgrow the head")
-    if target.vocab_size != draft.vocab_size or target.tokenizer.get_vocab() != draft.tokenizer.get_vocab():
+    if target.vocab_size != draft.vocab_size or not same_vocab(target.tokenizer, draft.tokenizer):
         raise PlaygroundError(
             f"draft {draft.name!r} does not share the vocabulary of target {target.name!r} "
             f"({draft.vocab_size} vs {target.vocab_size} output ids, or different token strings); "
