@@ -67,3 +67,16 @@ def test_bad_pairings_are_one_line_errors(run_engine):
     with pytest.raises(PlaygroundError, match="'tiny-code-diffusion' is a masked-diffusion model") as caught:
         run_engine(prompt="x", model="tiny-code-diffusion", method="speculative_diffusion")
     assert "\n" not in str(caught.value)
+
+
+def test_recorded_and_replayed_with_its_drafted_blocks(db):
+    from playground.engine import Request, generate
+    from playground.storage.recorder import Recorder
+
+    rec = Recorder(db)
+    events = list(rec.record(generate(Request(prompt=COMPLETE[0], model="tiny-code", method="speculative_diffusion",
+                                              max_new_tokens=24))))
+    started, steps, finished = rec.replay(events[0].run_id)
+    live = [e for e in events[1:-1] if e.__class__.__name__ == "Step"]
+    assert started.draft == "tiny-code-diffusion" and finished.token_ids == events[-1].token_ids
+    assert [(s.drafted, s.accepted, s.tokens) for s in steps] == [(s.drafted, s.accepted, s.tokens) for s in live]
