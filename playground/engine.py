@@ -133,8 +133,10 @@ def pick_runtime(asked: str, *loaded: models.LoadedModel | None) -> str:
     if asked == "transformers":
         return asked
     why = None
-    for m in filter(None, loaded):  # a feature head runs on either runtime; the others must be lean's causal LMs
-        reason = "it runs causal LMs only" if m.kind not in ("causal", "feature") else (
+    for i, m in enumerate(filter(None, loaded)):  # a feature head, and a diffusion draft (read by the method's own
+        # denoiser), run beside either runtime; the others must be lean's causal LMs
+        beside = ("causal", "feature", "masked") if i else ("causal", "feature")
+        reason = "it runs causal LMs only" if m.kind not in beside else (
             lean.supports(m.model) if m.kind == "causal" else None)
         why = why or (reason and f"{m.name!r}: {reason}")
     if why and asked == "lean":

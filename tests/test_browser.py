@@ -629,6 +629,10 @@ def test_diffusion_run_draws_the_canvas_and_replays_it(page):
 
 def test_diffusion_tab_shows_slow_and_fast_side_by_side(page):
     page.get_by_role("tab", name="Diffusion").click()
+    assert "Fast-dLLM" in page.locator("#dlm-strategy-help").inner_text()  # each strategy told in one line
+    page.click("#dlm-dependent")  # one click: a prompt where parallel decoding breaks
+    dependent = json.loads((ROOT / "assets/prompts/dependent.jsonl").read_text().splitlines()[0])["prompt"]
+    sync_api.expect(page.locator("#dlm-prompt textarea")).to_have_value(dependent)
     set_value(page, "#dlm-prompt textarea", "def add(a, b):\n")
     set_value(page, "#dlm-max-new input[type=number]", 8)
     set_value(page, "#dlm-thresholds textarea, #dlm-thresholds input", "0.5, 0.9")
@@ -639,7 +643,7 @@ def test_diffusion_tab_shows_slow_and_fast_side_by_side(page):
                            "#dlm-verdict [data-verdict=differ]')", timeout=RUN_TIMEOUT_MS)
     for key in ("slow", "fast"):
         assert int(page.locator(f"#dlm-{key}-stats [data-stat=target_forwards] b").inner_text()) > 0
-    for key, cache in (("slow", "none"), ("fast", "prefix")):  # threshold's own cache; the slow side has none
+    for key, cache in (("slow", "prefix"), ("fast", "prefix")):  # one cache on both sides unless changed
         assert page.locator(f"#dlm-{key}-stats [data-stat=cache] b").inner_text() == cache
         assert page.locator(f"#dlm-{key}-stats [data-stat=agreement] b").inner_text().endswith("%")
         assert page.locator(f"#dlm-{key}-text .pg-chip.pg-committed").count() > 0

@@ -156,4 +156,8 @@ def test_the_diffusion_tab_judges_both_outputs(runs):
         compare_diffusion.parse_thresholds("0.5, 2")
     slow_req, fast_req = compare_diffusion.requests(PROMPT, MODEL, 8, "threshold", 0.7)
     assert slow_req.params["strategy"] == "fixed_steps" and slow_req.params["steps"] == 0
-    assert fast_req.params == {"strategy": "threshold", "block": 32, "threshold": 0.7}
+    assert fast_req.params == {"strategy": "threshold", "block": 32, "threshold": 0.7, "cache": "prefix"}
+    assert slow_req.params["cache"] == "prefix"  # the same cache on both sides unless the user changes one
+    _, fast_own = compare_diffusion.requests(PROMPT, MODEL, 8, "freedave", 0.7, 16, "none", "dual")
+    assert fast_own.params["cache"] == "dual" and set(compare_diffusion.STRATEGY_HELP) == set(
+        compare_diffusion.FAST_STRATEGIES)

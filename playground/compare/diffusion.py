@@ -18,12 +18,26 @@ from playground.analysis import quality
 from playground.engine import Request
 from playground.errors import PlaygroundError
 from playground.events import RunFinished, RunStarted
-from playground.methods.diffusion import AUTO_CACHE, cache_of
+from playground.methods.diffusion import cache_of
+from playground.runtime.canvas import CACHES
 from playground.views.common import cards_html, new_figure, style_figure
 
 FAST_STRATEGIES = ("threshold", "sched", "freedave", "fixed_steps")
+STRATEGY_HELP = {  # one line each, shown under the strategy
+    "threshold": "Fast-dLLM: each forward commits every masked token of the block at least `threshold` confident "
+                 "(and always the most confident one).",
+    "sched": "SchED: one token per forward until the block's mean top-1 minus top-2 margin passes a falling "
+             "threshold, then the whole block at once.",
+    "freedave": "FreeDave: one forward drafts several one-token steps, one batched forward checks them: the same "
+                "output as one token per forward, in fewer forwards.",
+    "fixed_steps": "LLaDA: a fixed number of forwards per block, the most confident tokens first (here: steps 0, "
+                   "one token per forward, the slow side itself).",
+}
+CACHE_CHOICES = CACHES  # the caches a side may take (the tab lists them)
 THRESHOLDS = (0.5, 0.7, 0.9, 0.95, 0.99)
 SLOW = {"strategy": "fixed_steps", "steps": 0}
+CACHE = "prefix"  # both sides' KV cache unless the user changes one: the difference is then parallel decoding alone
+SAME = "same as slow"
 
 
 class Judged(NamedTuple):
@@ -36,18 +50,21 @@ class Judged(NamedTuple):
 
 
 def requests(prompt: str, model: str, max_new_tokens: int, strategy: str, threshold: float,
-             block: int = 32) -> list[Request]:
-    """The slow run (one token per forward), then the fast one."""
+             block: int = 32, cache: str = CACHE, fast_cache: str = SAME) -> list[Request]:
+    """The slow run (one token per forward), then the fast one; both with `cache` unless `fast_cache` names the
+    fast side's own (a cache changes the output a little, so comparing across caches blames parallel decoding for
+    what the cache did)."""
     common = dict(prompt=prompt, model=model, method="diffusion", max_new_tokens=max_new_tokens)
-    fast = {"strategy": strategy, "block": block, **({"threshold": threshold} if strategy == "threshold" else {})}
-    # FreeDave promises the slow output at its own KV cache (a cache changes the output a little): compare like that
-    slow = {**SLOW, "block": block, **({"cache": AUTO_CACHE["freedave"]} if strategy == "freedave" else {})}
+    fast = {"strategy": strategy, "block": block, **({"threshold": threshold} if strategy == "threshold" else {}),
+            "cache": cache if fast_cache in (SAME, "", None) else fast_cache}
+    slow = {**SLOW, "block": block, "cache": cache}
     return [Request(params=slow, **common), Request(params=fast, **common)]
 
 
-def curve_request(prompt: str, model: str, max_new_tokens: int, threshold: float, block: int = 32) -> Request:
+def curve_request(prompt: str, model: str, max_new_tokens: int, threshold: float, block: int = 32,
+                  cache: str = CACHE) -> Request:
     return Request(prompt=prompt, model=model, method="diffusion", max_new_tokens=max_new_tokens,
-                   params={"strategy": "threshold", "threshold": threshold, "block": block})
+                   params={"strategy": "threshold", "threshold": threshold, "block": block, "cache": cache})
 
 
 def judge(started: RunStarted, finished: RunFinished, reference: list[int]) -> Judged:
@@ -87,8 +104,8 @@ def stats_html(judged: Judged | None, slow: Judged | None = None) -> str:
                        ("wall_s", f"{judged.wall_s:.2f} s", f"wall time{speed}"),
                        ("agreement", f"{judged.agreement:.0%}", "agreement with the slow output"),
                        ("perplexity", ppl, f"generative perplexity (tiny-code) · {judged.tokens} tokens"),
-                       ("cache", judged.cache, "KV cache (a cache changes the output a little; against "
-                                               "freedave the slow side takes its cache)")], "pg-cmp")
+                       ("cache", judged.cache, "KV cache (a cache changes the output a little: both "
+                                               "sides share one unless you change one)")], "pg-cmp")
 
 
 def verdict_html(slow: Judged | None, fast: Judged | None, running: str = "") -> str:

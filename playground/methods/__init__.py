@@ -15,6 +15,7 @@ from playground.methods import (
     schedules,
     self_speculative,
     speculative,
+    speculative_diffusion,
     token_recycling,
     tree_speculative,
 )
@@ -23,7 +24,7 @@ from playground.methods.base import DecodeConfig, Method, Param
 METHODS: dict[str, Method] = {m.name: m for m in (
     autoregressive.METHOD, speculative.METHOD, prompt_lookup.METHOD, self_speculative.METHOD,
     self_speculative.EARLY_EXIT, copyspec.METHOD, tree_speculative.METHOD, eagle.METHOD, token_recycling.METHOD,
-    diffusion.METHOD, dag.METHOD, dag.GAD)}
+    diffusion.METHOD, speculative_diffusion.METHOD, dag.METHOD, dag.GAD)}
 
 
 def get_method(name: str) -> Method:

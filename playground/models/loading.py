@@ -31,6 +31,7 @@ DEFAULT_DRAFT = "tiny-code-draft"
 DEFAULT_DRAFTS = {DEFAULT_MODEL: DEFAULT_DRAFT, "tiny-code-deep": "tiny-code-deep-draft",
                   "tiny-numbers-ar": "tiny-numbers-dat-kd"}
 DEFAULT_HEADS = {DEFAULT_MODEL: "tiny-code-eagle"}  # the feature head a feature-drafting method gets
+DEFAULT_DIFFUSION_DRAFTS = {DEFAULT_MODEL: "tiny-code-diffusion"}  # the masked-diffusion draft (speculative_diffusion)
 DEVICE_ENV = "PLAYGROUND_DEVICE"  # where models run: cpu (the default), cuda, cuda:1, mps
 
 
@@ -244,9 +245,10 @@ def hosted_name(name: str) -> str:
 
 def draft_for(model: str, draft: str | None = None, kind: str = "causal") -> str | None:
     """The draft a run of `model` gets: `draft` when one is named, else the shipped pairing (DEFAULT_DRAFTS, or
-    DEFAULT_HEADS for a method drafting with a feature head), found however the model is spelled (a path to
-    tiny-code's folder gets tiny-code-draft too); None when there is none."""
-    return draft or (DEFAULT_HEADS if kind == "feature" else DEFAULT_DRAFTS).get(canonical(model))
+    DEFAULT_HEADS for a method drafting with a feature head, DEFAULT_DIFFUSION_DRAFTS with a diffusion model), found
+    however the model is spelled (a path to tiny-code's folder gets tiny-code-draft too); None when there is none."""
+    defaults = {"feature": DEFAULT_HEADS, "masked": DEFAULT_DIFFUSION_DRAFTS}.get(kind, DEFAULT_DRAFTS)
+    return draft or defaults.get(canonical(model))
 
 
 def no_such_model(name: str) -> PlaygroundError:
