@@ -10,6 +10,12 @@ Fast-dLLM reuses keys and values anyway, refreshing them once per block, because
 - `prefix`: the block's first forward reads the whole canvas and keeps the keys and values of everything before the
   block; later forwards of the block read the block and what follows it.
 - `dual`: the same, also keeping the keys and values after the block; later forwards read the block alone.
+
+A block model (Fast-dLLM v2; `config.block_size`, tiny-code-block) attends causally across blocks of that size and
+both ways inside one, so what comes after the current block never matters and the keys and values before it are
+exact, as an autoregressive model's: a forward reads the block alone (or, without a cache, everything up to its end),
+`prefix` and `dual` are the same exact cache, kept until the block ends, and a canvas block shorter than the model's
+block is a sub-block: its forwards read the whole model block, and commit only inside the sub-block.
 """
 
 from __future__ import annotations
@@ -33,6 +39,19 @@ def check_cache(model, cache: str) -> None:
         raise PlaygroundError(
             f"cache={cache} is implemented for BERT and EuroBERT masked LMs; {type(model).__name__} needs "
             "cache=none")
+
+
+def additive(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A boolean [q, k] mask (True: may attend) as the additive [1, 1, q, k] one attention adds to its scores."""
+    return torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)[None, None]
+
+
+def block_span(prompt_len: int, n: int, lo: int, hi: int, size: int) -> tuple[int, int]:
+    """[start, end) canvas indices of the block model's block holding generated positions [lo, hi): the aligned
+    block of `size` from the first generated position, or [lo, hi) itself when that does not hold them."""
+    start = prompt_len + (lo // size) * size
+    end = min(start + size, n)
+    return (start, end) if prompt_len + hi <= end else (prompt_len + lo, prompt_len + hi)
 
 
 @dataclass
@@ -113,6 +132,31 @@ class Denoiser:
         self.gen = sampling.generator()
         self.kv: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.forwards, self.seconds = 0, 0.0
+        self.block_size = getattr(model.config, "block_size", None)  # a block model (see the module docstring)
+        self.kv_end, self.head = -1, None  # block model: where the cache ends, the logits before it
+
+    def block_forward(self, canvases: torch.Tensor, prompt_len: int, lo: int, hi: int, refresh: bool) -> torch.Tensor:
+        """A block model's logits predicting generated positions [lo, hi): exact, the cache holding what precedes
+        the block."""
+        a, b = block_span(prompt_len, canvases.size(1), lo, hi, self.block_size)
+        if self.cache == "none" or (refresh and self.kv_end != a):
+            allowed = torch.ones(b, b, dtype=torch.bool).tril_()
+            allowed[a:, a:] = True  # both ways inside the block, causal before it
+            mask = additive(allowed, next(self.model.parameters()).dtype).to(canvases.device)
+            cache = DynamicCache() if self.cache != "none" else None
+            logits = self.model(input_ids=canvases[:, :b], attention_mask=mask, cache=cache).logits[:, a - 1:b - 1]
+            if cache is not None:
+                self.kv = [(layer.keys[:, :, :a], layer.values[:, :, :a]) for layer in cache.layers]
+                self.kv_end, self.head = a, logits[:1, :1]  # the block's first token: predicted before the block
+        else:
+            cache = DynamicCache()
+            for i, (k, v) in enumerate(self.kv):
+                cache.update(k.expand(len(canvases), -1, -1, -1), v.expand(len(canvases), -1, -1, -1), i)
+            positions = torch.arange(a, b, device=canvases.device).expand(len(canvases), -1)
+            inner = self.model(input_ids=canvases[:, a:b], position_ids=positions, cache=cache).logits[:, :-1]
+            logits = torch.cat([self.head.expand(len(canvases), -1, -1), inner], 1)
+        first = prompt_len + lo - a
+        return logits[:, first:first + hi - lo]
 
     @torch.inference_mode()
     def predict(self, canvases: torch.Tensor, prompt_len: int, lo: int, hi: int, refresh: bool) -> Prediction:
@@ -124,7 +168,9 @@ class Denoiser:
         canvases = canvases.to(next(self.model.parameters()).device)
         a, b, n = prompt_len + lo, prompt_len + hi, canvases.size(1)
         first = a - self.shift  # the first position read afresh: with shifted logits, the one before the block
-        if self.cache == "none" or refresh:
+        if self.block_size:
+            logits = self.block_forward(canvases, prompt_len, lo, hi, refresh)
+        elif self.cache == "none" or refresh:
             cache = DynamicCache() if self.cache != "none" else None
             logits = self.model(input_ids=canvases, cache=cache).logits[:, first:n - self.shift]
             if cache is not None:

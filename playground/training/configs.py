@@ -69,6 +69,7 @@ class TrainConfig:
     # continuations.
     distilled: bool = False
     natural_fraction: float = 0.25
+    block_size: int = 32  # block: the block diffusion's block (attention both ways inside, causal across)
     corpus: str = "stdlib"  # or "corpus": the standard library plus the packages of playground.data.corpus
 
 
@@ -123,7 +124,13 @@ DEEP_DRAFT = TrainConfig(
     repeat_fraction=0.25, ckpt_every_s=300.0,
 )
 
+# Block diffusion (training/block.py, Fast-dLLM v2): all 12 layers of tiny-code, fine-tuned on [noisy ; clean] rows.
+BLOCK = TrainConfig(
+    name="tiny-code-block", objective="block", init="tiny-code", block_size=32, seq_len=256, batch_size=4,
+    steps=2000, lr=3e-4, warmup=10, eval_every=50, eval_windows=8, end_fraction=0.05, ckpt_every_s=60.0,
+)
+
 # The presets `python -m playground.training.train NAME` trains.
 PRESETS = {"target": TARGET, "draft": DRAFT, "diffusion": DIFFUSION, "diffusion-corpus": DIFFUSION_CORPUS,
            "draft-distilled": DRAFT_DISTILLED, "diffusion-distilled": DIFFUSION_DISTILLED, "deep": DEEP,
-           "deep-draft": DEEP_DRAFT}
+           "deep-draft": DEEP_DRAFT, "block": BLOCK}

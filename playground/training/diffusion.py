@@ -93,8 +93,10 @@ def diffusion_loss(model, x: torch.Tensor, prefix: torch.Tensor, mask_id: int, g
 
 
 @torch.no_grad()
-def diffusion_heldout_loss(model, windows: torch.Tensor, tokenizer, batch: int = 8) -> float:
-    """The diffusion loss on the held-out windows, each with a 64-token prompt, under fixed noise draws."""
+def diffusion_heldout_loss(model, windows: torch.Tensor, tokenizer, batch: int = 8, loss=None) -> float:
+    """The diffusion loss (or `loss`, with diffusion_loss's arguments) on the held-out windows, each with a 64-token
+    prompt, under fixed noise draws."""
+    loss = loss or diffusion_loss
     model.eval()
     gen, total, device = torch.Generator().manual_seed(0), 0.0, device_of(model)
     prefix = torch.full((batch,), 64)
@@ -105,6 +107,6 @@ def diffusion_heldout_loss(model, windows: torch.Tensor, tokenizer, batch: int =
             if len(ends):
                 end_continuation(row, 64 + int(ends[0]), tokenizer.eos_token_id, tokenizer.pad_token_id)
         with autocast(device):
-            total += diffusion_loss(model, x.to(device), prefix[:len(x)], tokenizer.mask_token_id, gen).item() * len(x)
+            total += loss(model, x.to(device), prefix[:len(x)], tokenizer.mask_token_id, gen).item() * len(x)
     model.train()
     return total / len(windows)

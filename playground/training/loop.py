@@ -25,6 +25,7 @@ from playground.data import corpus
 from playground.data import stdlib as data
 from playground.models.loading import MODELS_DIR
 from playground.training import distill
+from playground.training.block import block_heldout_loss, block_loss, build_block_model
 from playground.training.configs import CKPT_DIR, HELDOUT_DISTILLED, TrainConfig
 from playground.training.diffusion import (
     build_diffusion_model,
@@ -60,11 +61,13 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 def build_for(cfg: TrainConfig, tokenizer):
     """A new model for cfg, or, for a second stage (cfg.start), the shipped one it continues from."""
-    diffusion = cfg.objective == "diffusion"
+    diffusion = cfg.objective in ("diffusion", "block")
     if cfg.start:
         from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
         auto = AutoModelForMaskedLM if diffusion else AutoModelForCausalLM
         return auto.from_pretrained(MODELS_DIR / cfg.start, dtype=torch.float32)
+    if cfg.objective == "block":
+        return build_block_model(cfg.model, tokenizer, cfg.init, cfg.block_size)
     if diffusion:
         return build_diffusion_model(cfg.model, tokenizer, cfg.init)
     model = build_model(cfg.model, tokenizer)
@@ -79,7 +82,7 @@ def training_batch(step: int, cfg: TrainConfig, tokens: np.ndarray, distilled: d
     distillation and in a `natural_fraction` of the distilled steps."""
     if distilled is not None and np.random.default_rng([cfg.seed, step, 1]).random() >= cfg.natural_fraction:
         return distilled.group_at(step, cfg.batch_size, cfg.seed)
-    if cfg.objective == "diffusion":
+    if cfg.objective in ("diffusion", "block"):
         return diffusion_batch_at(tokens, step, cfg, tokenizer, line_ends)
     return batch_at(tokens, step, cfg), None
 
@@ -131,11 +134,11 @@ def start_run(cfg: TrainConfig, dev: torch.device) -> Run:
     train_tokens = (corpus.token_array if cfg.corpus == "corpus" else data.token_array)(tokenizer, "train")
     windows = eval_windows(data.token_array(tokenizer, "heldout"), cfg)
     print(f"{cfg.name}: {len(train_tokens):,} train tokens, {windows.numel():,} held-out eval tokens on {dev}")
-    diffusion = cfg.objective == "diffusion"
+    diffusion = cfg.objective in ("diffusion", "block")
     model = build_for(cfg, tokenizer).to(dev)
     line_ends = line_break_ids(tokenizer) if diffusion else None
-    evaluate = (lambda m: diffusion_heldout_loss(m, windows, tokenizer)) if diffusion else (
-        lambda m: heldout_loss(m, windows))
+    held = {"diffusion": diffusion_heldout_loss, "block": block_heldout_loss}.get(cfg.objective)
+    evaluate = (lambda m: held(m, windows, tokenizer)) if held else (lambda m: heldout_loss(m, windows))
     distilled = None
     if cfg.distilled:
         distilled = distill.teacher_continuations(distill.DistillConfig(), tokenizer, dev)
@@ -177,6 +180,9 @@ def step_loss(run: Run, x: torch.Tensor, prefix: torch.Tensor | None, step: int)
     """The loss of the run's objective on batch x: masked diffusion, KL to a teacher, LayerSkip or next token."""
     cfg, model = run.cfg, run.model
     with autocast(run.device):
+        if cfg.objective == "block":
+            noise = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+            return block_loss(model, x, prefix, run.tokenizer.mask_token_id, noise)
         if cfg.objective == "diffusion":
             noise = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # resumable: depends on step only
             return diffusion_loss(model, x, prefix, run.tokenizer.mask_token_id, noise)

@@ -11,10 +11,11 @@
     python -m playground.training.train draft-distilled    # second stage: the draft, distilled on them
     python -m playground.training.train deep               # 24 x 128 target distilled from tiny-code -> tiny-code-deep
     python -m playground.training.train deep-draft         # its 2-layer draft, cut from it and distilled
+    python -m playground.training.train block              # block diffusion from all of tiny-code -> tiny-code-block
     python -m playground.training.train eagle              # EAGLE head on tiny-code's features -> tiny-code-eagle
     python -m playground.training.train eagle --distilled 0.5   # ... then fine-tuned on the target's own text
     python -m playground.training.train prompts            # held-out prompt suites -> assets/prompts/*.jsonl
-    python -m playground.training.train card [--only causal|diffusion|eagle]  # measure the models, write their cards
+    python -m playground.training.train card [--only causal|diffusion|eagle|block]  # measure the models, write cards
 
 Training is resumable: a checkpoint is written to checkpoints/<name>/ every `ckpt_every_s` seconds and picked up on the
 next start. Data order depends only on (seed, step), so a resumed run sees the same batches as an unbroken one.
@@ -65,6 +66,9 @@ def write_cards(only: str | None) -> None:
     if only in (None, "eagle"):
         from playground.training.cards_eagle import write_eagle_card
         write_eagle_card()
+    if only in (None, "block"):
+        from playground.training.cards_block import write_block_card
+        write_block_card()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -72,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=["tokenizer", "target", "draft", "diffusion", "diffusion-corpus", "corpus",
                                          "distill", "draft-distilled", "diffusion-distilled", "deep", "deep-draft",
-                                         "eagle", "prompts", "card"])
+                                         "eagle", "block", "prompts", "card"])
     parser.add_argument("--steps", type=int, help="total optimiser steps (default: the config's)")
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     parser.add_argument("--batch-size", type=int, help="sequences per step (default: the config's)")
@@ -80,9 +84,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--pack", type=Path, help="corpus: also write what training elsewhere needs to this file")
     parser.add_argument("--unpack", type=Path, help="corpus: restore a packed corpus under .cache/ instead")
-    parser.add_argument("--only", choices=["causal", "diffusion", "eagle"],
-                        help="card: only the causal models' cards (tiny-code, tiny-code-draft), the diffusion one's or "
-                             "the EAGLE head's")
+    parser.add_argument("--only", choices=["causal", "diffusion", "eagle", "block"],
+                        help="card: only the causal models' cards (tiny-code, tiny-code-draft), the diffusion one's, "
+                             "the EAGLE head's or the block-diffusion model's")
     parser.add_argument("--distilled", type=float, metavar="FRACTION",
                         help="eagle: fine-tune the shipped head, FRACTION of the steps on the target's own greedy "
                              "continuations (`train distill` makes them)")
