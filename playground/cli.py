@@ -156,7 +156,8 @@ def cmd_bench(args) -> int:
     return bench_main(args)
 
 
-RUNTIME_HELP = ("what runs causal LMs: auto (default: the lean runtime for Llama, Qwen2 and Mistral models, "
+RUNTIME_HELP = ("what runs the models: auto (default: the lean runtime for Llama, Qwen2 and Mistral models and "
+                "EuroBERT masked LMs, "
                 "transformers for the rest), lean, or transformers")
 DEVICE_HELP = "where the models run: cpu (default), cuda, cuda:N or mps (else $PLAYGROUND_DEVICE)"
 

@@ -13,7 +13,7 @@ from playground.errors import PlaygroundError
 from playground.events import Event, RunFinished, RunStarted, Stats, Step, output_ids
 from playground.methods import METHODS, DecodeConfig, get_method
 from playground.models import loading as models
-from playground.runtime import lean
+from playground.runtime import lean, lean_masked
 from playground.runtime.dag_graph import DagRunner
 from playground.runtime.lm import CachedLM, CachedSeq2Seq
 from playground.runtime.sampling import Sampling
@@ -126,18 +126,20 @@ def prepare(req: Request) -> Prepared:
 
 
 def pick_runtime(asked: str, *loaded: models.LoadedModel | None) -> str:
-    """The runtime a run gets: `lean` for causal Llama-family models (auto or asked), `transformers` otherwise; asking
-    for `lean` where it cannot run is an error."""
+    """The runtime a run gets: `lean` for causal Llama-family models and EuroBERT masked LMs (auto or asked),
+    `transformers` otherwise; asking for `lean` where it cannot run is an error."""
     if asked not in RUNTIMES:
         raise PlaygroundError(f"unknown runtime {asked!r} (available: {', '.join(RUNTIMES)})")
     if asked == "transformers":
         return asked
     why = None
-    for i, m in enumerate(filter(None, loaded)):  # a feature head, and a diffusion draft (read by the method's own
-        # denoiser), run beside either runtime; the others must be lean's causal LMs
-        beside = ("causal", "feature", "masked") if i else ("causal", "feature")
-        reason = "it runs causal LMs only" if m.kind not in beside else (
-            lean.supports(m.model) if m.kind == "causal" else None)
+    for i, m in enumerate(filter(None, loaded)):
+        if m.kind == "causal":
+            reason = lean.supports(m.model)
+        elif m.kind == "masked":  # a masked draft lean cannot run is read through transformers beside it (wrap)
+            reason = lean_masked.supports(m.model) if i == 0 else None
+        else:  # a feature head drafts on the target's runner, whichever it is
+            reason = None if m.kind == "feature" else "it runs causal and EuroBERT masked LMs only"
         why = why or (reason and f"{m.name!r}: {reason}")
     if why and asked == "lean":
         raise PlaygroundError(f"the lean runtime cannot run this: {why}; use --runtime transformers")
@@ -183,6 +185,8 @@ def wrap(model, runtime: str = "transformers"):
         return CachedSeq2Seq(model)
     if kind == "feature":
         return model  # a feature head drafts on the target's runner: the method wraps it (methods/eagle.py)
+    if runtime == "lean" and kind == "masked" and lean_masked.supports(model) is None:  # its denoiser calls it
+        return CachedLM(lean_masked.lean_masked(model))
     return lean.LeanLM(model) if runtime == "lean" and kind == "causal" else CachedLM(model)
 
 

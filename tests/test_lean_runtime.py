@@ -245,7 +245,7 @@ def test_lean_on_gpt2_or_neox_is_one_line(model_root, arch):
     with pytest.raises(PlaygroundError) as refused:
         prepare(Request(prompt="x = 1", model=pair.target, runtime="lean"))
     line = str(refused.value)
-    assert "\n" not in line and "lean runtime" in line and "Llama, Qwen2 and Mistral" in line, line
+    assert "\n" not in line and "lean runtime" in line and "Llama, Qwen2, Mistral" in line, line
 
 
 def test_an_unknown_runtime_is_one_line(llama_pair):

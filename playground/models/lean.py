@@ -1,4 +1,5 @@
-"""A plain-torch Llama decoder block (Llama, Qwen2 and Mistral share its shape), in the style of gpt-fast's model.py.
+"""A plain-torch Llama decoder block (Llama, Qwen2 and Mistral share its shape, and EuroBERT, attending both ways),
+in the style of gpt-fast's model.py.
 
 The same weights as transformers' `LlamaDecoderLayer`, laid out for batch-1 decoding on a CPU: q, k and v in one
 matrix, gate and up in one, each stored transposed ([in, out], the fast path of MKL for a few rows), keys and values
@@ -36,8 +37,8 @@ class LeanConfig:
     def from_hf(config) -> LeanConfig:
         """The shape of a transformers Llama / Qwen2 / Mistral config; ValueError says what it lacks."""
         kind = getattr(config, "model_type", "?")
-        if kind not in ("llama", "qwen2", "mistral"):
-            raise ValueError(f"the lean runtime runs Llama, Qwen2 and Mistral models, not {kind!r}")
+        if kind not in ("llama", "qwen2", "mistral", "eurobert"):  # EuroBERT: Llama's layers, attending both ways
+            raise ValueError(f"the lean runtime runs Llama, Qwen2, Mistral and EuroBERT models, not {kind!r}")
         rope = getattr(config, "rope_parameters", None) or {}
         if rope.get("rope_type", "default") != "default":
             raise ValueError(f"the lean runtime has no {rope['rope_type']!r} rope scaling")
@@ -128,30 +129,39 @@ class Block(nn.Module):
         self.down.copy_(m.down_proj.weight.t())
         return self
 
-    def attention(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, keys: torch.Tensor | None,
-                  values: torch.Tensor | None, start: int, mask: torch.Tensor | None) -> torch.Tensor:
-        """x [b, n, h] (b is 1 with a cache) at rows start..start+n of the cache `keys`/`values`
-        [1, kv_heads, rows, hd] (None: no cache, causal over x alone, for training). `mask` [n, start + n], bool or
-        an additive float mask (attention_bias; None: causal)."""
+    def project(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Queries [b, heads, n, hd], keys and values [b, kv_heads, n, hd] of x [b, n, h], queries and keys turned
+        to their positions' rotations (cos and signed sin [n, hd], rope_table)."""
         cfg, (b, n) = self.cfg, x.shape[:2]
         qkv = matmul(x, self.qkv)  # [b, n, (H + 2 KV) hd]
         if self.qkv_bias is not None:
             qkv = qkv + self.qkv_bias
         qkv = qkv.view(b, n, cfg.heads + 2 * cfg.kv_heads, cfg.head_dim).transpose(1, 2)  # [b, H + 2 KV, n, hd]
         qk = rotate(qkv[:, :cfg.heads + cfg.kv_heads], cos, sin)  # queries and keys turned together
-        q, k, v = qk[:, :cfg.heads], qk[:, cfg.heads:], qkv[:, cfg.heads + cfg.kv_heads:]
+        return qk[:, :cfg.heads], qk[:, cfg.heads:], qkv[:, cfg.heads + cfg.kv_heads:]
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
+               causal: bool = False) -> torch.Tensor:
+        """The attention's output [b, n, h]: SDPA over the keys `mask` allows (None: all, or causal), projected."""
+        b, _, n, _ = q.shape
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
+                                           enable_gqa=self.cfg.kv_heads != self.cfg.heads)
+        return matmul(y.transpose(1, 2).reshape(b, n, -1), self.out)  # [b, n, h]
+
+    def attention(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, keys: torch.Tensor | None,
+                  values: torch.Tensor | None, start: int, mask: torch.Tensor | None) -> torch.Tensor:
+        """x [b, n, h] (b is 1 with a cache) at rows start..start+n of the cache `keys`/`values`
+        [1, kv_heads, rows, hd] (None: no cache, causal over x alone, for training). `mask` [n, start + n], bool or
+        an additive float mask (attention_bias; None: causal)."""
+        n = x.shape[1]
+        q, k, v = self.project(x, cos, sin)
         if keys is not None:
             keys[:, :, start:start + n] = k
             values[:, :, start:start + n] = v
             k, v = keys[:, :, :start + n], values[:, :, :start + n]
-        gqa = cfg.kv_heads != cfg.heads
         if mask is None and (n == 1 or keys is None or start == 0):
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=n > 1, enable_gqa=gqa)
-        else:
-            if mask is None:
-                mask = causal_bias(n, start, x.device)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
-        return matmul(y.transpose(1, 2).reshape(b, n, -1), self.out)  # [b, n, h]
+            return self.attend(q, k, v, None, causal=n > 1)
+        return self.attend(q, k, v, causal_bias(n, start, x.device) if mask is None else mask)
 
     def mlp(self, x: torch.Tensor) -> torch.Tensor:
         gate, up = matmul(x, self.gate_up).chunk(2, dim=-1)
