@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 WHERE = ["README.md", "docs/*.md", "assets/models/*/README.md", "playground/**/*.py", "scripts/*", "Dockerfile"]
-COMMAND = re.compile(r"python -m (playground(?:\.\w+)*)(?: ([a-z][a-z-]*))?")
+COMMAND = re.compile(r"python -m (playground(?:\.\w+)*)(?: ([a-z][a-z0-9-]*))?")
 
 
 def mentioned() -> dict[str, set[str]]:

@@ -22,10 +22,12 @@ from playground.methods.diffusion import cache_of
 from playground.runtime.canvas import CACHES
 from playground.views.common import cards_html, new_figure, style_figure
 
-FAST_STRATEGIES = ("threshold", "sched", "freedave", "fixed_steps")
+FAST_STRATEGIES = ("threshold", "learn2pd", "sched", "freedave", "fixed_steps")
 STRATEGY_HELP = {  # one line each, shown under the strategy
     "threshold": "Fast-dLLM: each forward commits every masked token of the block at least `threshold` confident "
                  "(and always the most confident one).",
+    "learn2pd": "Learn2PD: a tiny network trained on this model's own slow runs commits every masked token it finds "
+                "final with probability at least the slider's value (0.98 is its usual level).",
     "sched": "SchED: one token per forward until the block's mean top-1 minus top-2 margin passes a falling "
              "threshold, then the whole block at once.",
     "freedave": "FreeDave: one forward drafts several one-token steps, one batched forward checks them: the same "
@@ -55,7 +57,8 @@ def requests(prompt: str, model: str, max_new_tokens: int, strategy: str, thresh
     fast side's own (a cache changes the output a little, so comparing across caches blames parallel decoding for
     what the cache did)."""
     common = dict(prompt=prompt, model=model, method="diffusion", max_new_tokens=max_new_tokens)
-    fast = {"strategy": strategy, "block": block, **({"threshold": threshold} if strategy == "threshold" else {}),
+    level = {"threshold": {"threshold": threshold}, "learn2pd": {"filter": threshold}}.get(strategy, {})
+    fast = {"strategy": strategy, "block": block, **level,
             "cache": cache if fast_cache in (SAME, "", None) else fast_cache}
     slow = {**SLOW, "block": block, "cache": cache}
     return [Request(params=slow, **common), Request(params=fast, **common)]

@@ -94,10 +94,11 @@ def token_source(tokenizer, split: str) -> dict:
     return {"stdlib": str(stdlib_root()), "python": platform.python_version()}
 
 
-def heldout_prompts(tokenizer, n: int, prompt_tokens: int = 96, seed: int = 0) -> list[str]:
-    """`n` prompts cut from held-out files: the first `prompt_tokens` tokens of a code region of the file."""
+def heldout_prompts(tokenizer, n: int, prompt_tokens: int = 96, seed: int = 0, split: str = "heldout") -> list[str]:
+    """`n` prompts cut from the files of `split` (held-out by default): the first `prompt_tokens` tokens of a code
+    region of the file."""
     rng = np.random.default_rng(seed)
-    files = [f for f in stdlib_files("heldout") if (read_source(f) or "").count("\n") > 40]
+    files = [f for f in stdlib_files(split) if (read_source(f) or "").count("\n") > 40]
     picks = rng.choice(len(files), size=min(n, len(files)), replace=False)
     prompts = []
     for i in sorted(picks):

@@ -12,6 +12,9 @@ Strategies (parameter `strategy`), each deciding which masked positions of the c
 - `freedave`: FreeDave draft-and-verify: from one forward, candidates commit the top 1, 2, ..., `candidates` most
   confident tokens; one batched forward scores them all; the longest candidate whose every commit is what
   one-token-per-forward decoding would have done is kept. Output identical to `fixed_steps` at steps 0 (same cache).
+- `learn2pd`: Learn2PD (arXiv 2509.25188): a tiny learned filter, trained on the model's own one-token-per-forward
+  runs, reads each masked position's confidence, margin and neighbours and commits those whose guess it finds final
+  with probability at least `filter` (methods/unmask_filter.py; the filter ships beside the model's weights).
 """
 
 from __future__ import annotations
@@ -23,11 +26,12 @@ import torch
 from playground.errors import PlaygroundError
 from playground.events import TARGET, CanvasRecord, Step
 from playground.methods.base import DecodeConfig, Method, Param
+from playground.methods.unmask_filter import commits_filter, filter_of
 from playground.runtime.canvas import CACHES, Canvas, Denoiser, Prediction, check_cache
 
-STRATEGIES = ("fixed_steps", "threshold", "sched", "freedave")
+STRATEGIES = ("fixed_steps", "threshold", "sched", "freedave", "learn2pd")
 SCHEDULES = ("linear", "cosine", "exponential")
-AUTO_CACHE = {"fixed_steps": "none", "threshold": "prefix", "sched": "none", "freedave": "dual"}
+AUTO_CACHE = {"fixed_steps": "none", "threshold": "prefix", "sched": "none", "freedave": "dual", "learn2pd": "prefix"}
 
 
 def cache_of(strategy: str, cache: str) -> str:
@@ -35,7 +39,8 @@ def cache_of(strategy: str, cache: str) -> str:
     return AUTO_CACHE[strategy] if cache == "auto" else cache
 # the parameters only some strategies read (the app shows their inputs with those strategies only)
 PARAM_STRATEGIES = {"steps": ("fixed_steps", "sched"), "threshold": ("threshold",), "factor": ("threshold",),
-                    "schedule": ("sched",), "tau_high": ("sched",), "tau_low": ("sched",), "candidates": ("freedave",)}
+                    "schedule": ("sched",), "tau_high": ("sched",), "tau_low": ("sched",), "candidates": ("freedave",),
+                    "filter": ("learn2pd",)}
 
 
 def by_confidence(positions: list[int], pred: Prediction) -> list[int]:
@@ -84,8 +89,9 @@ def make_step(index: int, canvas: Canvas, positions: list[int], pred: Prediction
 
 
 def static_decode(den: Denoiser, canvas: Canvas, cfg: DecodeConfig, strategy: str, steps: int, threshold: float,
-                  factor: float, schedule: str, tau_high: float, tau_low: float):
-    """fixed_steps, threshold and sched: one forward per step, the strategy choosing what it commits."""
+                  factor: float, schedule: str, tau_high: float, tau_low: float, level: float = 0.9):
+    """fixed_steps, threshold, sched and learn2pd: one forward per step, the strategy choosing what it commits."""
+    filt = filter_of(den.model) if strategy == "learn2pd" else None
     index, p = 0, canvas.prompt_len
     total = steps or canvas.length
     for lo, hi in canvas.blocks():
@@ -104,6 +110,9 @@ def static_decode(den: Denoiser, canvas: Canvas, cfg: DecodeConfig, strategy: st
                 margin = float(pred.margin[0, :hi - lo].mean())
                 chosen = masked if margin >= tau else commits_fixed(masked, pred, budget - k)
                 extra = {"threshold": tau, "margin": margin}
+            elif strategy == "learn2pd":
+                chosen, _ = commits_filter(canvas, masked, pred, lo, hi, cfg.eos_id, filt, level)
+                extra["threshold"] = level
             else:
                 chosen = commits_fixed(masked, pred, budget - k)
             yield make_step(index, canvas, chosen, pred, den, **extra)
@@ -143,13 +152,13 @@ def freedave_decode(den: Denoiser, canvas: Canvas, cfg: DecodeConfig, candidates
 
 def diffusion_decode(target, draft, prompt_ids: list[int], cfg: DecodeConfig, strategy: str, block: int,
                      steps: int, threshold: float, factor: float, schedule: str, tau_high: float, tau_low: float,
-                     candidates: int, cache: str):
+                     candidates: int, cache: str, filter: float):
     """Diffusion decoding of `cfg.max_new_tokens` positions after the prompt; one Step per committing forward.
 
     Args: strategy (see the module docstring); block: semi-autoregressive block length; steps: forwards for the
     canvas for fixed_steps/sched (0: one token per forward); threshold/factor: Fast-dLLM's rules; schedule, tau_high,
     tau_low: SchED's exit threshold; candidates: FreeDave's drafts per forward; cache: none, prefix, dual or auto
-    (the strategy's usual one)."""
+    (the strategy's usual one); filter: learn2pd's level, the least probability of being final a commit needs."""
     if cfg.mask_id is None:
         raise PlaygroundError("the model's tokenizer has no mask token: diffusion decoding needs one")
     den = Denoiser(target.model, cache_of(strategy, cache), cfg.sampling)
@@ -157,7 +166,8 @@ def diffusion_decode(target, draft, prompt_ids: list[int], cfg: DecodeConfig, st
     if strategy == "freedave":
         yield from freedave_decode(den, canvas, cfg, candidates)
     else:
-        yield from static_decode(den, canvas, cfg, strategy, steps, threshold, factor, schedule, tau_high, tau_low)
+        yield from static_decode(den, canvas, cfg, strategy, steps, threshold, factor, schedule, tau_high, tau_low,
+                                 filter)
 
 
 def check(params: dict) -> None:
@@ -167,12 +177,14 @@ def check(params: dict) -> None:
 
 def check_model(params: dict, model) -> None:
     check_cache(model, params["cache"])
+    if params["strategy"] == "learn2pd":
+        filter_of(model)
 
 
 METHOD = Method(
     name="diffusion",
     summary="Masked-diffusion LM: fills a canvas of masks block by block, several tokens per forward "
-            "(LLaDA, Fast-dLLM, SchED, FreeDave).",
+            "(LLaDA, Fast-dLLM, SchED, FreeDave, Learn2PD).",
     decode=diffusion_decode,
     params=(
         Param("strategy", "threshold", "how a forward chooses what to commit", choices=STRATEGIES),
@@ -186,6 +198,8 @@ METHOD = Method(
         Param("tau_high", 7.5, "sched: exit threshold (logit margin) at the start of a block", min=0.0, max=100.0),
         Param("tau_low", 2.5, "sched: exit threshold at the end of a block", min=0.0, max=100.0),
         Param("candidates", 4, "freedave: drafted one-token steps verified per forward", min=2, max=64),
+        Param("filter", 0.98, "learn2pd: commit every masked guess the learned filter finds final with at least "
+              "this probability", min=0.0, max=1.0),
         Param("cache", "auto", "KV reuse (Fast-dLLM): none, prefix, dual, or auto (the strategy's usual)",
               choices=("auto",) + CACHES),
     ),

@@ -12,6 +12,7 @@
     python -m playground.training.train deep               # 24 x 128 target distilled from tiny-code -> tiny-code-deep
     python -m playground.training.train deep-draft         # its 2-layer draft, cut from it and distilled
     python -m playground.training.train block              # block diffusion from all of tiny-code -> tiny-code-block
+    python -m playground.training.train learn2pd [--model M]  # Learn2PD's unmasking filter beside a diffusion model
     python -m playground.training.train eagle              # EAGLE head on tiny-code's features -> tiny-code-eagle
     python -m playground.training.train eagle --distilled 0.5   # ... then fine-tuned on the target's own text
     python -m playground.training.train prompts            # held-out prompt suites -> assets/prompts/*.jsonl
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=["tokenizer", "target", "draft", "diffusion", "diffusion-corpus", "corpus",
                                          "distill", "draft-distilled", "diffusion-distilled", "deep", "deep-draft",
-                                         "eagle", "block", "prompts", "card"])
+                                         "eagle", "block", "learn2pd", "prompts", "card"])
     parser.add_argument("--steps", type=int, help="total optimiser steps (default: the config's)")
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     parser.add_argument("--batch-size", type=int, help="sequences per step (default: the config's)")
@@ -90,6 +91,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--distilled", type=float, metavar="FRACTION",
                         help="eagle: fine-tune the shipped head, FRACTION of the steps on the target's own greedy "
                              "continuations (`train distill` makes them)")
+    parser.add_argument("--model", default="tiny-code-diffusion",
+                        help="learn2pd: the diffusion model whose filter to train (default: tiny-code-diffusion)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: every core; 1 is steadier on a "
                                                     "machine shared with other work)")
     args = parser.parse_args(argv)
@@ -110,6 +113,9 @@ def main(argv: list[str] | None = None) -> None:
         if args.fresh:
             shutil.rmtree(CKPT_DIR / "eagle", ignore_errors=True)
         train_eagle(cfg)
+    elif args.what == "learn2pd":
+        from playground.training.learn2pd import FilterConfig, train_filter
+        train_filter(FilterConfig(model=args.model))
     elif args.what == "prompts":
         cards.write_prompts()
     elif args.what == "card":
