@@ -13,6 +13,7 @@
     python -m playground.training.train deep-draft         # its 2-layer draft, cut from it and distilled
     python -m playground.training.train block              # block diffusion from all of tiny-code -> tiny-code-block
     python -m playground.training.train learn2pd [--model M]  # Learn2PD's unmasking filter beside a diffusion model
+    python -m playground.training.train dparallel          # dParallel distillation -> tiny-code-diffusion-dparallel
     python -m playground.training.train eagle              # EAGLE head on tiny-code's features -> tiny-code-eagle
     python -m playground.training.train eagle --distilled 0.5   # ... then fine-tuned on the target's own text
     python -m playground.training.train prompts            # held-out prompt suites -> assets/prompts/*.jsonl
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=["tokenizer", "target", "draft", "diffusion", "diffusion-corpus", "corpus",
                                          "distill", "draft-distilled", "diffusion-distilled", "deep", "deep-draft",
-                                         "eagle", "block", "learn2pd", "prompts", "card"])
+                                         "eagle", "block", "learn2pd", "dparallel", "prompts", "card"])
     parser.add_argument("--steps", type=int, help="total optimiser steps (default: the config's)")
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     parser.add_argument("--batch-size", type=int, help="sequences per step (default: the config's)")
@@ -93,6 +94,10 @@ def main(argv: list[str] | None = None) -> None:
                              "continuations (`train distill` makes them)")
     parser.add_argument("--model", default="tiny-code-diffusion",
                         help="learn2pd: the diffusion model whose filter to train (default: tiny-code-diffusion)")
+    parser.add_argument("--targets", choices=["own", "data"], default="own",
+                        help="dparallel: learn the base model's own slow outputs (dParallel) or the files' text")
+    parser.add_argument("--certainty", type=float, default=0.2,
+                        help="dparallel: weight of the entropy of the masked tokens predicted right")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: every core; 1 is steadier on a "
                                                     "machine shared with other work)")
     args = parser.parse_args(argv)
@@ -113,6 +118,11 @@ def main(argv: list[str] | None = None) -> None:
         if args.fresh:
             shutil.rmtree(CKPT_DIR / "eagle", ignore_errors=True)
         train_eagle(cfg)
+    elif args.what == "dparallel":
+        from playground.training.dparallel import DParallelConfig, train_dparallel
+        cfg = DParallelConfig(targets=args.targets, certainty=args.certainty)
+        cfg.steps = args.steps or cfg.steps
+        train_dparallel(cfg)
     elif args.what == "learn2pd":
         from playground.training.learn2pd import FilterConfig, train_filter
         train_filter(FilterConfig(model=args.model))
