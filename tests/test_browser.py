@@ -627,33 +627,6 @@ def test_diffusion_run_draws_the_canvas_and_replays_it(page):
     assert page.dialogs == []
 
 
-def test_diffusion_tab_shows_slow_and_fast_side_by_side(page):
-    page.get_by_role("tab", name="Diffusion").click()
-    assert "Fast-dLLM" in page.locator("#dlm-strategy-help").inner_text()  # each strategy told in one line
-    page.click("#dlm-dependent")  # one click: a prompt where parallel decoding breaks
-    dependent = json.loads((ROOT / "assets/prompts/dependent.jsonl").read_text().splitlines()[0])["prompt"]
-    sync_api.expect(page.locator("#dlm-prompt textarea")).to_have_value(dependent)
-    set_value(page, "#dlm-prompt textarea", "def add(a, b):\n")
-    set_value(page, "#dlm-max-new input[type=number]", 8)
-    set_value(page, "#dlm-thresholds textarea, #dlm-thresholds input", "0.5, 0.9")
-    page.click("#dlm-btn")
-    page.wait_for_function("document.querySelector('#dlm-curve') && "
-                           "!document.querySelector('#dlm-verdict').innerText.includes('Running') && "
-                           "document.querySelector('#dlm-verdict [data-verdict=identical], "
-                           "#dlm-verdict [data-verdict=differ]')", timeout=RUN_TIMEOUT_MS)
-    for key in ("slow", "fast"):
-        assert int(page.locator(f"#dlm-{key}-stats [data-stat=target_forwards] b").inner_text()) > 0
-    for key, cache in (("slow", "prefix"), ("fast", "prefix")):  # one cache on both sides unless changed
-        assert page.locator(f"#dlm-{key}-stats [data-stat=cache] b").inner_text() == cache
-        assert page.locator(f"#dlm-{key}-stats [data-stat=agreement] b").inner_text().endswith("%")
-        assert page.locator(f"#dlm-{key}-text .pg-chip.pg-committed").count() > 0
-        shown(page, f"#dlm-{key}-canvas .pg-canvas-plot .main-svg")
-    assert page.locator("#dlm-slow-stats [data-stat=agreement] b").inner_text() == "100%"
-    shown(page, "#dlm-curve svg.main-svg")
-    assert "Speed vs quality" in page.locator("#dlm-curve").inner_text()
-    snap(page, "diffusion_side_by_side")
-
-
 # --- DAG decoding: the graph (Plotly.js in a gr.HTML, pruned and clicked in the page) and the DAG tab
 
 def numbers_or_skip() -> dict:

@@ -8,7 +8,7 @@ import json
 import gradio as gr
 
 from playground import hosted
-from playground.app.common import EXAMPLES, failed, progress_only, tree_view, warm_up_all, warn_unstored
+from playground.app.common import failed, progress_only, tree_view, warm_up_all, warn_unstored
 from playground.app.gpu import gpu
 from playground.app.inputs import whole
 from playground.app.visitors import Visitors
@@ -39,14 +39,15 @@ def diffusion_tab(visitors: Visitors, targets: list[str]) -> None:
     speed-quality curve across thresholds."""
     gr.Markdown(ABOUT)
     with gr.Row():
-        prompt = gr.Textbox(label="Prompt", lines=5, value=EXAMPLES[1], scale=3, elem_id="dlm-prompt")
+        prompt = gr.Textbox(label="Prompt", lines=5, value=cd.DEFAULT_PROMPT, scale=3, elem_id="dlm-prompt")
         with gr.Column(scale=2, min_width=300):
             model = gr.Dropdown(targets, value=DIFFUSION_MODEL, allow_custom_value=True, label="Diffusion model",
                                 elem_id="dlm-model")
             with gr.Row():
                 strategy = gr.Dropdown(list(cd.FAST_STRATEGIES), value="threshold", label="fast strategy",
                                        elem_id="dlm-strategy")
-                threshold = gr.Slider(0.05, 1, 0.9, step=0.01, label="threshold", elem_id="dlm-threshold")
+                threshold = gr.Slider(0.05, 1, cd.DEFAULT_THRESHOLD, step=0.01, label="threshold",
+                                      elem_id="dlm-threshold")
             about_strategy = gr.Markdown(strategy_help("threshold"), elem_id="dlm-strategy-help")
             with gr.Row():
                 cache = gr.Dropdown(list(cd.CACHE_CHOICES), value=cd.CACHE, label="KV cache (both sides)",

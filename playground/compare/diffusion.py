@@ -36,6 +36,12 @@ STRATEGY_HELP = {  # one line each, shown under the strategy
                    "one token per forward, the slow side itself).",
 }
 CACHE_CHOICES = CACHES  # the caches a side may take (the tab lists them)
+# The tab opens where parallel decoding pays: code that follows a pattern the prompt sets, many tokens sure at once
+# (tiny-code-diffusion, 32 tokens, block 32: 14 forwards instead of 32, the same output; docs/BENCHMARKS.md). The
+# "dependent" button loads the opposite case.
+DEFAULT_PROMPT = ("parser = argparse.ArgumentParser()\nparser.add_argument('--name', type=str)\n"
+                  "parser.add_argument('--size', type=int)\n")
+DEFAULT_THRESHOLD = 0.8
 THRESHOLDS = (0.5, 0.7, 0.9, 0.95, 0.99)
 SLOW = {"strategy": "fixed_steps", "steps": 0}
 CACHE = "prefix"  # both sides' KV cache unless the user changes one: the difference is then parallel decoding alone
@@ -118,9 +124,13 @@ def verdict_html(slow: Judged | None, fast: Judged | None, running: str = "") ->
         return '<div class="pg-verdict" data-verdict="none">Press Run to decode the prompt the slow and the fast ' \
                'way.</div>'
     same = fast.agreement == 1.0
-    return (f'<div class="pg-verdict {"pg-same" if same else ""}" data-verdict="{"identical" if same else "differ"}">'
-            f'{slow.forwards} forwards slow vs {fast.forwards} fast · the fast output agrees with the slow one at '
-            f'{fast.agreement:.0%} of positions{" (identical)" if same else " (parallel decoding is lossy)"}</div>')
+    fewer = slow.forwards / max(1, fast.forwards)
+    faster = slow.wall_s / fast.wall_s if fast.wall_s > 0 else float("nan")
+    return (f'<div class="pg-verdict {"pg-same" if same else ""}" data-verdict="{"identical" if same else "differ"}" '
+            f'data-fewer="{fewer:.2f}" data-agreement="{fast.agreement:.4f}">'
+            f'{slow.forwards} forwards slow vs {fast.forwards} fast: <b>{fewer:.2f}x fewer</b>, {faster:.2f}x the '
+            f'speed in wall time · the fast output agrees with the slow one at {fast.agreement:.0%} of positions'
+            f'{" (identical)" if same else " (parallel decoding is lossy)"}</div>')
 
 
 def curve_figure(points: list[tuple[float, Judged]], slow: Judged | None) -> go.Figure:
