@@ -23,6 +23,7 @@ from playground.errors import PlaygroundError
 PUBLIC_ENV, SPACE_ENV = "PLAYGROUND_PUBLIC", "SPACE_ID"
 ALLOWED_ENV, MAX_MODELS_ENV = "PLAYGROUND_ALLOWED_MODELS", "PLAYGROUND_MAX_MODELS"
 MAX_MODELS = 10  # every shipped model (8, 78 MB of weights in all) and two allowed Hub models
+QUEUE_ENV, QUEUE_MAX = "PLAYGROUND_QUEUE_MAX", 16  # hosted: at most this many requests wait; more are turned away
 OFF = ("0", "false", "no", "off")
 
 # The most a request may ask for in hosted mode, by setting name (a method parameter's own name, shared by the
@@ -53,6 +54,18 @@ def active() -> bool:
     if raw:
         return raw not in OFF
     return bool(os.environ.get(SPACE_ENV, "").strip())
+
+
+def queue_size() -> int | None:
+    """How many requests may wait for the app's decoding slot (Gradio shows each waiting visitor their place, and
+    turns a request away, "queue is full", past it): $PLAYGROUND_QUEUE_MAX, else QUEUE_MAX in hosted mode, else no
+    bound."""
+    raw = os.environ.get(QUEUE_ENV, "").strip()
+    if raw:
+        if not raw.isdigit() or int(raw) < 1:
+            raise PlaygroundError(f"${QUEUE_ENV} must be a whole number of at least 1, not {raw!r}")
+        return int(raw)
+    return QUEUE_MAX if active() else None
 
 
 def enable() -> None:

@@ -19,6 +19,7 @@ from playground.app.history import history_events, history_tab
 from playground.app.inputs import name_range_errors
 from playground.app.theory import theory_events, theory_tab
 from playground.app.visitors import Visitors
+from playground.app.warm import warm_up_at_start
 from playground.errors import OneLineParser, PlaygroundError
 from playground.models import loading as models
 from playground.storage.degraded import Unrecorded, open_for_runs
@@ -94,6 +95,8 @@ def arguments(argv: list[str] | None = None):
                                                           "$PLAYGROUND_KEEP_DAYS, else keep them)")
     parser.add_argument("--keep-mb", type=float, help="History: then remove the oldest runs beyond this many MB (else "
                                                         "$PLAYGROUND_KEEP_MB, else no budget)")
+    parser.add_argument("--no-warm-up", action="store_true",
+                        help="serve at once, without first loading every tab's default models and running them once")
     parser.add_argument("--public", action="store_true",
                         help="hosted mode, for the public: shipped and allowed models only, bounded requests, each "
                              "visitor's History private (else $PLAYGROUND_PUBLIC=1; on by default on a Space)")
@@ -107,10 +110,13 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.device:
             models.use_device(args.device)
-        use_zero_gpu(args.device, models.shipped_models())  # on ZeroGPU: cuda, the shipped models loaded now
+        on_zero_gpu = use_zero_gpu(args.device, models.shipped_models())  # there: cuda, the shipped models loaded now
         demo = build_app(db_path(args.db), Retention.from_env(args.keep_days, args.keep_mb))
         css = css_text()
+        if not (args.no_warm_up or on_zero_gpu):  # (ZeroGPU runs nothing outside a visitor's GPU call)
+            warm_up_at_start()
+        waiting = hosted.queue_size()
     except PlaygroundError as exc:
         raise SystemExit(f"error: {exc}") from None
-    demo.queue(default_concurrency_limit=1).launch(server_name=args.host, server_port=args.port, theme=THEME,
-                                                   css=css, footer_links=[])
+    demo.queue(default_concurrency_limit=1, max_size=waiting).launch(
+        server_name=args.host, server_port=args.port, theme=THEME, css=css, footer_links=[])

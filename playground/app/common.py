@@ -17,7 +17,7 @@ SETTLE_S = 0.3          # before timing anything, time for the browser to finish
 WARNING_S = 6           # how long a warning pop-up stays: the panel keeps the message, so they need not pile up
 PLOT_MIN_WIDTH = 300  # two charts side by side where they fit, else one under the other
 # The Generate tab opens on the first (its default eagle run: 1.5x autoregressive there, identical output), the
-# Compare tab on it too, the Diffusion tab on the second (docs/BENCHMARKS.md "EAGLE and the lean runtime")
+# Compare tab on it too (docs/BENCHMARKS.md "EAGLE and the lean runtime"); the Diffusion tab has its own
 EXAMPLES = [
     "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n",
     "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",
