@@ -117,3 +117,21 @@ def test_the_runtime_a_diffusion_run_gets(model_root):
     target = loading.load("tiny-code")
     assert pick_runtime("auto", target, bert) == "lean"
     assert prepare(Request(prompt="x = 1", model=_mlm("eurobert", model_root), method="diffusion")).runtime == "lean"
+
+
+@torch.inference_mode()
+def test_a_static_cache_reads_the_same_as_a_dynamic_one(pair):
+    """StaticKV (the drafter's preallocated cache): a prefix kept, the rows after it overwritten by the next forward,
+    the logits those of a DynamicCache holding the same prefix."""
+    _, lean = pair
+    ids = torch.randint(3, 500, (1, 30))
+    static = lean_masked.StaticKV(lean.net)
+    lean(input_ids=ids[:, :20], cache=static)
+    static.length = 20
+    lean(input_ids=torch.full((1, 6), 2), position_ids=torch.arange(20, 26)[None], cache=static)  # rows dropped
+    static.length = 20
+    dynamic = DynamicCache()
+    lean(input_ids=ids[:, :20], cache=dynamic)
+    positions = torch.arange(20, 30)[None]
+    _same(lean(input_ids=ids[:, 20:], position_ids=positions, cache=static).logits,
+          lean(input_ids=ids[:, 20:], position_ids=positions, cache=dynamic).logits)

@@ -27,6 +27,7 @@ from playground.methods import diffusion, schedules
 from playground.methods.base import DecodeConfig, Draft, Method, Param
 from playground.methods.speculative import speculate
 from playground.runtime.canvas import Denoiser, check_cache
+from playground.runtime.lean_masked import LeanMaskedLM, StaticKV
 from playground.runtime.sampling import Sampling
 
 STRATEGIES = ("threshold", "fixed_steps")
@@ -47,6 +48,7 @@ class DiffusionDrafter:
         self.den = Denoiser(model, "none", Sampling())  # greedy: the draft is deterministic (q one-hot)
         self.strategy, self.steps, self.threshold = strategy, steps, threshold
         self.kv: list[tuple[torch.Tensor, torch.Tensor]] = []  # the committed text's keys and values, [:kept]
+        self.static: StaticKV | None = None  # on the lean runtime, the same in one preallocated cache
         self.kept = 0
         self.forwards, self.seconds = 0, 0.0
 
@@ -56,14 +58,19 @@ class DiffusionDrafter:
         of ids[:start]; with `keep`, the keys and values of ids[:keep] are kept for the next step."""
         began = time.perf_counter()
         device = next(self.model.parameters()).device
-        cache = DynamicCache()
-        for i, (k, v) in enumerate(self.kv):
-            cache.update(k[:, :, :start], v[:, :, :start], i)
+        if isinstance(self.model, LeanMaskedLM):  # the lean runtime: one preallocated cache, rows written in place
+            self.static = self.static or StaticKV(self.model.net)
+            cache, self.static.length = self.static, start
+        else:
+            cache = DynamicCache()
+            for i, (k, v) in enumerate(self.kv):
+                cache.update(k[:, :, :start], v[:, :, :start], i)
         fed = ids[start:].to(device)[None]
         positions = torch.arange(start, len(ids), device=device)[None]
         logits = self.model(input_ids=fed, position_ids=positions, cache=cache).logits[0]
         if keep is not None and self.cache == "prefix":
-            self.kv = [(layer.keys[:, :, :keep], layer.values[:, :, :keep]) for layer in cache.layers]
+            if cache is not self.static:
+                self.kv = [(layer.keys[:, :, :keep], layer.values[:, :, :keep]) for layer in cache.layers]
             self.kept = keep
         logits = logits[first - start:len(ids) - start - self.den.shift].float().cpu()
         self.forwards += 1

@@ -65,6 +65,31 @@ class LeanMaskedLM(nn.Module):
         return MaskedOutput(F.linear(rms_norm(x, net.norm, net.cfg.eps), net.head))
 
 
+class StaticKV:
+    """A preallocated key/value cache with the two calls LeanMaskedLM makes of a DynamicCache: the first `length`
+    rows are the kept past, and a forward writes its rows after them in place (no tensor is concatenated or copied:
+    a DynamicCache rebuilt for every forward copied the whole past twice). Setting `length` back forgets the rows
+    after it, which is all a drafter that keeps only committed text needs."""
+
+    def __init__(self, net, rows: int | None = None):
+        cfg = net.cfg
+        shape = (cfg.layers, 1, cfg.kv_heads, rows or cfg.max_positions, cfg.head_dim)
+        self.keys = torch.empty(shape, device=net.embed.device)  # [layers, 1, kv_heads, rows, hd]
+        self.values = torch.empty_like(self.keys)
+        self.length = 0
+
+    def get_seq_length(self) -> int:
+        return self.length
+
+    def update(self, k: torch.Tensor, v: torch.Tensor, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        end = self.length + k.shape[-2]
+        if end > self.keys.shape[-2]:
+            raise ValueError(f"the cache holds {self.keys.shape[-2]} positions; {end} asked")
+        self.keys[layer, :, :, self.length:end] = k
+        self.values[layer, :, :, self.length:end] = v
+        return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]
+
+
 _lean: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # transformers model -> its LeanMaskedLM
 
 
