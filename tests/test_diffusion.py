@@ -272,3 +272,23 @@ def test_generate_and_bench_on_the_command_line(run_cli, tmp_path):
     assert slow["mean_accepted"] == 1.0 and fast["mean_accepted"] > 1.0
     out = run_cli("generate", "--model", SHIPPED, "--prompt", "x = 1")
     assert out.returncode == 2 and "methods that run it: diffusion" in out.stderr
+
+
+def test_threshold_from_the_left_commits_the_leftmost_mask_and_the_confident_run_after_it():
+    from playground.methods.diffusion import commits_threshold
+    from playground.runtime.canvas import Prediction
+    conf = torch.tensor([[0.2, 0.95, 0.99, 0.5, 0.97, 0.99]])
+    pred = Prediction(10, torch.zeros(1, 6, dtype=torch.long), conf, torch.zeros(1, 6))
+    assert commits_threshold([10, 11, 12, 13, 14, 15], pred, 0.9, 0.0, "left") == [10, 11, 12]
+    assert commits_threshold([11, 12, 14, 15], pred, 0.9, 0.0, "left") == [11, 12]  # 13 is committed: a gap
+    assert commits_threshold([13, 14], pred, 0.9, 0.0, "left") == [13, 14]  # the leftmost, however unsure
+    assert commits_threshold([10, 11, 12, 13, 14, 15], pred, 0.9, 0.0) == [12, 15, 14, 11]  # by confidence
+
+
+def test_threshold_from_the_left_at_threshold_one_is_one_token_per_forward_left_to_right(run_engine, model_root):
+    started, steps, finished = run_engine(prompt=PROMPTS[0], model=_mlm("eurobert", model_root), method="diffusion",
+                                          max_new_tokens=12, stop_at_eos=False,
+                                          params={"block": 4, "strategy": "threshold", "threshold": 1.0,
+                                                  "order": "left"})
+    assert finished.status == "finished", finished.error
+    assert [s.canvas.positions for s in steps] == [[i] for i in range(12)]

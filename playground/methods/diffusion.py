@@ -5,7 +5,9 @@ Strategies (parameter `strategy`), each deciding which masked positions of the c
   its share of the block, the most confident first. steps = length (the default, 0) is one token per forward.
 - `threshold`: Fast-dLLM (arXiv 2505.22618) parallel decoding: commit every masked position whose confidence
   reaches `threshold`, and always the most confident one; or, with `factor` > 0, Fast-dLLM's factor rule: the n most
-  confident such that (n + 1)(1 - c_n) < factor. Prefix KV cache by default.
+  confident such that (n + 1)(1 - c_n) < factor. Prefix KV cache by default. With `order=left`: the leftmost mask
+  and the run of masks right after it that reach `threshold` (a block model's leftmost mask is predicted as its
+  autoregressive parent would; most-confident-first lets a weak model write a block's far end before its start).
 - `sched`: SchED progress-aware early exit: one token per forward, until the mean top-1 minus top-2 logit margin
   over the block reaches a threshold that falls with the block's progress from `tau_high` to `tau_low`
   (`schedule` linear, cosine or exponential); then every argmax of the block is committed at once.
@@ -40,7 +42,7 @@ def cache_of(strategy: str, cache: str) -> str:
 # the parameters only some strategies read (the app shows their inputs with those strategies only)
 PARAM_STRATEGIES = {"steps": ("fixed_steps", "sched"), "threshold": ("threshold",), "factor": ("threshold",),
                     "schedule": ("sched",), "tau_high": ("sched",), "tau_low": ("sched",), "candidates": ("freedave",),
-                    "filter": ("learn2pd",)}
+                    "filter": ("learn2pd",), "order": ("threshold",)}
 
 
 def by_confidence(positions: list[int], pred: Prediction) -> list[int]:
@@ -55,7 +57,15 @@ def commits_fixed(masked: list[int], pred: Prediction, steps_left: int) -> list[
     return by_confidence(masked, pred)[:math.ceil(len(masked) / max(1, steps_left))]
 
 
-def commits_threshold(masked: list[int], pred: Prediction, threshold: float, factor: float) -> list[int]:
+def commits_threshold(masked: list[int], pred: Prediction, threshold: float, factor: float,
+                      order: str = "confidence") -> list[int]:
+    if order == "left":  # the leftmost mask, then the run of masks right after it each at least threshold confident
+        run = masked[:1]
+        for i in masked[1:]:
+            if i != run[-1] + 1 or float(pred.conf[0, i - pred.first]) < threshold:
+                break
+            run.append(i)
+        return run
     ranked = by_confidence(masked, pred)
     conf = [float(pred.conf[0, i - pred.first]) for i in ranked]
     if factor > 0:  # Fast-dLLM's factor rule: the largest n with (n + 1)(1 - c_n) < factor
@@ -89,7 +99,8 @@ def make_step(index: int, canvas: Canvas, positions: list[int], pred: Prediction
 
 
 def static_decode(den: Denoiser, canvas: Canvas, cfg: DecodeConfig, strategy: str, steps: int, threshold: float,
-                  factor: float, schedule: str, tau_high: float, tau_low: float, level: float = 0.9):
+                  factor: float, schedule: str, tau_high: float, tau_low: float, level: float = 0.9,
+                  order: str = "confidence"):
     """fixed_steps, threshold, sched and learn2pd: one forward per step, the strategy choosing what it commits."""
     filt = filter_of(den.model) if strategy == "learn2pd" else None
     index, p = 0, canvas.prompt_len
@@ -103,7 +114,7 @@ def static_decode(den: Denoiser, canvas: Canvas, cfg: DecodeConfig, strategy: st
             pred = den.predict(canvas.ids[None], p, lo, hi, refresh=k == 0)
             extra = {}
             if strategy == "threshold":
-                chosen = commits_threshold(masked, pred, threshold, factor)
+                chosen = commits_threshold(masked, pred, threshold, factor, order)
                 extra["threshold"] = threshold if factor <= 0 else None
             elif strategy == "sched":
                 tau = sched_threshold(1 - len(masked) / (hi - lo), schedule, tau_high, tau_low)
@@ -152,13 +163,14 @@ def freedave_decode(den: Denoiser, canvas: Canvas, cfg: DecodeConfig, candidates
 
 def diffusion_decode(target, draft, prompt_ids: list[int], cfg: DecodeConfig, strategy: str, block: int,
                      steps: int, threshold: float, factor: float, schedule: str, tau_high: float, tau_low: float,
-                     candidates: int, cache: str, filter: float):
+                     candidates: int, cache: str, filter: float, order: str):
     """Diffusion decoding of `cfg.max_new_tokens` positions after the prompt; one Step per committing forward.
 
     Args: strategy (see the module docstring); block: semi-autoregressive block length; steps: forwards for the
     canvas for fixed_steps/sched (0: one token per forward); threshold/factor: Fast-dLLM's rules; schedule, tau_high,
     tau_low: SchED's exit threshold; candidates: FreeDave's drafts per forward; cache: none, prefix, dual or auto
-    (the strategy's usual one); filter: learn2pd's level, the least probability of being final a commit needs."""
+    (the strategy's usual one); filter: learn2pd's level, the least probability of being final a commit needs;
+    order: threshold's order, by confidence (Fast-dLLM) or from the left (see commits_threshold)."""
     if cfg.mask_id is None:
         raise PlaygroundError("the model's tokenizer has no mask token: diffusion decoding needs one")
     den = Denoiser(target.model, cache_of(strategy, cache), cfg.sampling)
@@ -167,7 +179,7 @@ def diffusion_decode(target, draft, prompt_ids: list[int], cfg: DecodeConfig, st
         yield from freedave_decode(den, canvas, cfg, candidates)
     else:
         yield from static_decode(den, canvas, cfg, strategy, steps, threshold, factor, schedule, tau_high, tau_low,
-                                 filter)
+                                 filter, order)
 
 
 def check(params: dict) -> None:
@@ -194,6 +206,8 @@ METHOD = Method(
         Param("threshold", 0.9, "threshold: commit every masked token at least this confident", min=0.0, max=1.0),
         Param("factor", 0.0, "threshold: Fast-dLLM's factor rule instead of the threshold (0 = off)",
               min=0.0, max=100.0),
+        Param("order", "confidence", "threshold: commit the confident masks anywhere in the block (confidence), or "
+              "the leftmost mask and the confident run right after it (left)", choices=("confidence", "left")),
         Param("schedule", "cosine", "sched: how the exit threshold falls", choices=SCHEDULES),
         Param("tau_high", 7.5, "sched: exit threshold (logit margin) at the start of a block", min=0.0, max=100.0),
         Param("tau_low", 2.5, "sched: exit threshold at the end of a block", min=0.0, max=100.0),
