@@ -35,6 +35,8 @@ def test_the_default_run_shows_parallel_decoding_paying(page, app):  # noqa: F81
     assert re.search(rf"{slow} forwards slow vs {fast} fast: {slow / fast:.2f}x fewer, [\d.]+x the speed in wall "
                      r"time", text), text
     shown(page, "#dlm-curve svg.main-svg")
+    for key in ("slow", "fast"):
+        shown(page, f"#dlm-{key}-canvas .pg-canvas-plot .main-svg")
     snap(page, "diffusion_default_run")
 
 

@@ -150,7 +150,10 @@ def test_the_diffusion_tab_judges_both_outputs(runs):
     fast = slow._replace(forwards=max(1, slow.forwards // 2), agreement=0.5)
     assert "2.00× fewer" in compare_diffusion.stats_html(fast, slow) or slow.forwards < 2
     fig = compare_diffusion.curve_figure([(0.9, fast), (0.5, slow)], slow)
-    assert list(fig.data[0].x) == sorted([fast.forwards, slow.forwards])
+    curve = {trace.name: trace for trace in fig.data}
+    assert list(curve["agreement with the slow output"].x) == sorted([fast.forwards, slow.forwards])
+    # the slow star first (drawn under the curve) and open, so a threshold's point on it stays visible
+    assert fig.data[0].name.startswith("slow") and fig.data[0].marker.symbol == "star-open"
     assert compare_diffusion.parse_thresholds("0.9, 0.5,0.9") == [0.5, 0.9]
     with pytest.raises(Exception, match="in \\(0, 1\\]"):
         compare_diffusion.parse_thresholds("0.5, 2")
@@ -161,3 +164,18 @@ def test_the_diffusion_tab_judges_both_outputs(runs):
     _, fast_own = compare_diffusion.requests(PROMPT, MODEL, 8, "freedave", 0.7, 16, "none", "dual")
     assert fast_own.params["cache"] == "dual" and set(compare_diffusion.STRATEGY_HELP) == set(
         compare_diffusion.FAST_STRATEGIES)
+
+
+def test_thresholds_on_the_same_point_share_one_label_and_neighbours_alternate():
+    """The curve's labels never sit on each other (issue 24): thresholds that landed on the same point (forwards and
+    agreement) share one label; neighbouring labels go above and below their points."""
+    def judged(forwards, agreement):
+        return compare_diffusion.Judged(forwards, 0.1, 32, agreement, 2.0)
+    points = [(0.99, judged(32, 1.0)), (0.9, judged(32, 1.0)), (0.95, judged(32, 1.0)), (0.5, judged(11, 0.25)),
+              (0.7, judged(12, 0.25))]
+    assert [label for label, _ in compare_diffusion.curve_points(points)] == ["0.5", "0.7", "0.9 · 0.95 · 0.99"]
+    fig = compare_diffusion.curve_figure(points, judged(32, 1.0))
+    curve = next(t for t in fig.data if t.name == "agreement with the slow output")
+    assert list(curve.text) == ["0.5", "0.7", "0.9 · 0.95 · 0.99"]
+    assert list(curve.textposition) == ["top center", "bottom center", "top center"]
+    assert curve.cliponaxis is False  # a label under a point at 0% is not cut off by the axis

@@ -133,23 +133,35 @@ def verdict_html(slow: Judged | None, fast: Judged | None, running: str = "") ->
             f'{" (identical)" if same else " (parallel decoding is lossy)"}</div>')
 
 
+def curve_points(points: list[tuple[float, Judged]]) -> list[tuple[str, Judged]]:
+    """The curve's points in order of forwards, thresholds that landed on the same point (forwards and agreement)
+    merged into one label ("0.9 · 0.95"): drawn apart, their labels sat on each other."""
+    merged: dict[tuple[int, float], list] = {}
+    for t, j in sorted(points, key=lambda p: (p[1].forwards, p[0])):
+        merged.setdefault((j.forwards, round(j.agreement, 4)), [[], j])[0].append(t)
+    return [(" · ".join(f"{t:g}" for t in ts), j) for ts, j in merged.values()]
+
+
 def curve_figure(points: list[tuple[float, Judged]], slow: Judged | None) -> go.Figure:
     """Forward passes against agreement with the slow output (left axis) and generative perplexity (right), one
-    point per threshold, and the slow setting's own point."""
+    point per threshold (thresholds on the same point share it), and the slow setting's own point."""
     fig = new_figure()
-    points = sorted(points, key=lambda p: p[1].forwards)
-    x = [j.forwards for _, j in points]
-    labels = [f"{t:g}" for t, _ in points]
-    fig.add_scatter(x=x, y=[j.agreement for _, j in points], name="agreement with the slow output",
-                    mode="lines+markers+text", text=labels, textposition="top center", line=dict(color="#15803d"),
+    shown = curve_points(points)
+    if slow is not None:  # first, so drawn under the curve, and open: a threshold's point on it stays visible
+        fig.add_scatter(x=[slow.forwards], y=[1.0], name="slow: one token per forward", mode="markers",
+                        marker=dict(symbol="star-open", size=16, color="#111827", line=dict(width=2)),
+                        hovertemplate="slow: %{x} forwards<extra></extra>")
+    x = [j.forwards for _, j in shown]
+    labels = [label for label, _ in shown]
+    # neighbouring labels alternate above and below their points, so two close points do not write on each other
+    where = ["top center" if i % 2 == 0 else "bottom center" for i in range(len(shown))]
+    fig.add_scatter(x=x, y=[j.agreement for _, j in shown], name="agreement with the slow output",
+                    mode="lines+markers+text", text=labels, textposition=where, cliponaxis=False,
+                    line=dict(color="#15803d"),
                     hovertemplate="threshold %{text}: %{x} forwards, agreement %{y:.0%}<extra></extra>")
-    fig.add_scatter(x=x, y=[j.perplexity for _, j in points], name="generative perplexity (right axis)",
+    fig.add_scatter(x=x, y=[j.perplexity for _, j in shown], name="generative perplexity (right axis)",
                     mode="lines+markers", yaxis="y2", line=dict(color="#c2410c", dash="dot"), customdata=labels,
                     hovertemplate="threshold %{customdata}: perplexity %{y:.1f}<extra></extra>")
-    if slow is not None:
-        fig.add_scatter(x=[slow.forwards], y=[1.0], name="slow: one token per forward", mode="markers",
-                        marker=dict(symbol="star", size=14, color="#111827"),
-                        hovertemplate="slow: %{x} forwards<extra></extra>")
     style_figure(fig, "Speed vs quality across thresholds", "forward passes", "agreement", not points)
     fig.update_layout(hovermode="closest", yaxis2=dict(overlaying="y", side="right", title="perplexity",
                                                        rangemode="tozero", showgrid=False),
