@@ -122,18 +122,29 @@ def cmd_db_upgrade(args) -> int:
 def cmd_methods(args) -> int:
     from playground.methods import METHODS
     rows = [{"name": m.name, "summary": m.summary, "needs_draft": m.needs_draft, "uses_draft": m.uses_draft is not None,
+             "default_pair": default_pair(m) if m.needs_draft else None,
              "lossless": m.lossless, "params": [asdict(p) for p in m.params]} for m in METHODS.values()]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     for m in rows:
-        draft = (" (needs --draft)" if m["needs_draft"] else
+        paired = f", by default {m['default_pair'][1]} with {m['default_pair'][0]}" if m["default_pair"] else ""
+        draft = (f" (needs a draft: --draft{paired})" if m["needs_draft"] else
                  " (uses a draft model when there is one)" if m["uses_draft"] else "")
         print(f"{m['name']}{draft}: {m['summary']}")
         for p in m["params"]:
             bounds = f" [{p['min']}..{p['max']}]" if p["min"] is not None else ""
             print(f"    {p['name']}={p['default']}{bounds}  {p['help']}")
     return 0
+
+
+def default_pair(method) -> tuple[str, str] | None:
+    """(shipped model, the draft a run of `method` on it gets when none is named), or None."""
+    from playground.models.loading import DEFAULT_DRAFTS, DEFAULT_MODEL, draft_for, shipped_kind
+    target = DEFAULT_MODEL if "causal" in method.kinds else next(
+        (name for name in DEFAULT_DRAFTS if shipped_kind(name) in method.kinds), None)
+    draft = draft_for(target, None, method.draft_kinds[0]) if target else None
+    return (target, draft) if draft else None
 
 
 def cmd_models(args) -> int:

@@ -91,7 +91,9 @@ def test_generate_json_autoregressive_matches_speculative(llama_pair, db, main, 
 def test_methods_lists_both_methods_with_gamma(run_cli, main):
     status, out, _ = main("methods")
     assert status == 0
-    assert "autoregressive" in out and "speculative (needs --draft)" in out and "gamma=4 [1..32]" in out
+    assert "autoregressive" in out and "gamma=4 [1..32]" in out
+    assert "speculative (needs a draft: --draft, by default tiny-code-draft with tiny-code)" in out
+    assert "gad (needs a draft: --draft, by default tiny-numbers-dat-kd with tiny-numbers-ar)" in out
     listed = run_cli("methods", "--json")
     assert listed.returncode == 0, listed.stderr
     rows = {m["name"]: m for m in json.loads(listed.stdout)}
