@@ -258,3 +258,12 @@ def test_the_settings_line_lists_only_the_parameters_the_run_used():
     fixed = views.status_html(RunStarted(method="diffusion", model="m", draft=None, prompt="p", prompt_ids=[1],
                                          settings={"strategy": "fixed_steps", "steps": 0, "threshold": 0.9}))
     assert "steps=0" in fixed and "threshold" not in fixed
+
+
+def test_hover_labels_show_whole_trace_names():
+    """Plotly cuts a trace's name in a hover label at 15 characters ("draft tree n... : 8", issue 24); every styled
+    figure shows the whole name."""
+    from playground.views.chain import accepted_figure
+    from playground.views.common import new_figure, style_figure
+    assert style_figure(new_figure(), "t", "x", "y", True).layout.hoverlabel.namelength == -1
+    assert accepted_figure([]).layout.hoverlabel.namelength == -1

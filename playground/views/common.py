@@ -73,7 +73,7 @@ def style_figure(fig: go.Figure, title: str, x_title: str, y_title: str, empty: 
         plot_bgcolor="white", margin=dict(l=60, r=20, t=50, b=135),
         font=dict(family="system-ui, sans-serif", size=12, color="#374151"),
         legend=dict(orientation="h", x=0, y=-0.36, yanchor="top", traceorder="normal"), showlegend=True,
-        hovermode="x unified")
+        hovermode="x unified", hoverlabel=dict(namelength=-1))  # whole trace names: Plotly cuts at 15 characters
     axis = dict(gridcolor="#e5e7eb", zerolinecolor="#d1d5db", linecolor="#9ca3af", showline=True)
     fig.update_xaxes(title_text=x_title, **axis)
     fig.update_yaxes(title_text=y_title, **axis)
