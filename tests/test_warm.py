@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import io
 
-from playground import engine
+import pytest
+
+from playground import engine, hosted
 from playground.app import warm
 from playground.engine import Request
+from playground.errors import PlaygroundError
 from playground.models import loading
 
 
@@ -29,3 +32,20 @@ def test_a_model_that_is_not_there_is_skipped_in_one_line(monkeypatch):
     warm.warm_up_at_start(log)
     lines = log.getvalue().splitlines()
     assert lines[0].startswith("warm-up: skipped autoregressive on no-such-model:") and len(lines) == 2
+
+
+def test_the_queue_is_bounded_in_hosted_mode(monkeypatch):
+    """Gradio tells each waiting visitor their place; hosted, at most QUEUE_MAX wait ($PLAYGROUND_QUEUE_MAX sets
+    it; a bad value is one line)."""
+    monkeypatch.delenv(hosted.QUEUE_ENV, raising=False)
+    monkeypatch.setenv(hosted.PUBLIC_ENV, "0")
+    assert hosted.queue_size() is None
+    monkeypatch.setenv(hosted.PUBLIC_ENV, "1")
+    assert hosted.queue_size() == hosted.QUEUE_MAX
+    monkeypatch.setenv(hosted.QUEUE_ENV, "4")
+    assert hosted.queue_size() == 4
+    for bad in ("0", "many"):
+        monkeypatch.setenv(hosted.QUEUE_ENV, bad)
+        with pytest.raises(PlaygroundError, match="PLAYGROUND_QUEUE_MAX") as refused:
+            hosted.queue_size()
+        assert "\n" not in str(refused.value)
