@@ -560,6 +560,9 @@ def test_compare_runs_chain_static_and_dynamic_side_by_side(page):
                      page.locator("#cmp-static-stats [data-stat=tokens_per_s] small").inner_text())
     for key in ("static", "dynamic"):
         shown(page, f"#cmp-{key}-tree .pg-tree-plot .main-svg")
+        active, frames = page.evaluate(f"""() => {{ const s = document.querySelector('#cmp-{key}-tree .pg-tree-plot')
+            .layout.sliders[0]; return [s.active, s.steps.length]; }}""")
+        assert active == frames - 1, (key, active, frames)  # the player opens at the run's end (issue 24)
     assert page.locator("#cmp-chain .pg-cmp-note").is_visible()
     snap(page, "compare")
 

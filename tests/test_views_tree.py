@@ -167,6 +167,7 @@ def test_run_view_shows_the_tree_views_for_tree_runs_only(runs):
         assert live.tree_size.to_json() == replay.tree_size.to_json()
         assert live.drafts is None, "a tree run's size chart replaces the chain's draft-length chart"
     overview = views_tree.tree_figure(started, steps, overview=True)
-    best = max((s for s in steps if s.tree), key=lambda s: s.accepted)
+    last = [s for s in steps if s.tree][-1]
     opened = overview["frames"][overview["layout"]["sliders"][0]["active"]]
-    assert opened["name"] == f"{best.index}:verified"  # Compare's overview opens at the step that accepted most
+    assert opened["name"] == f"{last.index}:verified"  # Compare's overview opens at the run's end, as the wide view
+    assert overview["layout"]["sliders"][0]["active"] == len(overview["frames"]) - 1

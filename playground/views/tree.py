@@ -153,15 +153,15 @@ def _traces(q_name: str, overview: bool) -> list[dict]:
 
 def tree_figure(started: RunStarted | None, steps: list[Step], overview: bool = False) -> dict | None:
     """The draft tree of every tree step (the last MAX_STEPS) as a Plotly figure dict with frames, shown at the
-    newest step's verified tree; None when no step drafted a tree. An `overview` is drawn for a narrow column and
-    opens at the step that accepted the most instead (a run's last step is often cut short by the token budget)."""
+    newest step's verified tree (the end of the run, where a student expects a finished run to be; issue 24); None
+    when no step drafted a tree. An `overview` is drawn for a narrow column."""
     shown_steps = tree_steps(steps)[-MAX_STEPS:]
     if not shown_steps:
         return None
     frames, labels, xs, ys, drawn = [], [], [1], [0.0], {id(s) for s in shown_steps}
     deepest = max(max(depths(s.tree.parents), default=0) for s in shown_steps) + 1  # the target's own token too
     cut = max(4, SIZES[overview]["width"] // ((deepest + 1) * SIZES[overview]["char"]))  # a label fits its column
-    opened = max(shown_steps, key=lambda s: s.accepted) if overview else shown_steps[-1]
+    opened = shown_steps[-1]
     root = started.prompt_texts[-1] if started and started.prompt_texts else "root"
     for step in steps:  # a step's root is the newest token committed before it
         if id(step) in drawn:
