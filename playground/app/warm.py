@@ -17,16 +17,12 @@ from playground.compare import diffusion as compare_diffusion
 from playground.compare import drafting
 from playground.engine import Request, warm_up
 from playground.errors import PlaygroundError
-from playground.methods import METHODS
 from playground.models import loading as models
 
 
 def start_requests() -> list:
     """The default runs of Generate (its first method), Compare, Diffusion (slow and fast) and DAG (all four)."""
-    method = METHODS[first_method()]
-    generate = Request(prompt=EXAMPLES[0], model=models.DEFAULT_MODEL, method=method.name,
-                       draft=models.draft_for(models.DEFAULT_MODEL, None, method.draft_kinds[0]) if method.needs_draft
-                       else None)
+    generate = Request(prompt=EXAMPLES[0], model=models.DEFAULT_MODEL, method=first_method())  # its default draft
     return [generate,
             *drafting.requests(EXAMPLES[0], models.DEFAULT_MODEL, models.DEFAULT_DRAFT, 16),
             *compare_diffusion.requests(compare_diffusion.DEFAULT_PROMPT, DIFFUSION_MODEL, 32, "threshold",

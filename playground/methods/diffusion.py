@@ -122,7 +122,7 @@ def static_decode(den: Denoiser, canvas: Canvas, cfg: DecodeConfig, strategy: st
                 chosen = masked if margin >= tau else commits_fixed(masked, pred, budget - k)
                 extra = {"threshold": tau, "margin": margin}
             elif strategy == "learn2pd":
-                chosen, _ = commits_filter(canvas, masked, pred, lo, hi, cfg.eos_id, filt, level)
+                chosen = commits_filter(canvas, masked, pred, lo, hi, cfg.eos_id, filt, level)
                 extra["threshold"] = level
             else:
                 chosen = commits_fixed(masked, pred, budget - k)

@@ -57,13 +57,13 @@ def features(canvas: Canvas, masked: list[int], pred: Prediction, lo: int, hi: i
 
 
 def commits_filter(canvas: Canvas, masked: list[int], pred: Prediction, lo: int, hi: int, eos_id: int | None,
-                   filt: UnmaskFilter, level: float) -> tuple[list[int], list[float]]:
+                   filt: UnmaskFilter, level: float) -> list[int]:
     """The masked positions whose guess the filter finds final with probability >= `level`, and always the most
-    confident one (so each forward commits something); with the filter's score of every masked position."""
+    confident one (so each forward commits something)."""
     with torch.inference_mode():
         score = filt(features(canvas, masked, pred, lo, hi, eos_id))  # [n]
     chosen = [i for i, s in zip(masked, score.tolist()) if s >= level]
     if not chosen:
         conf = pred.conf[0, [i - pred.first for i in masked]]
         chosen = [masked[int(conf.argmax())]]
-    return chosen, score.tolist()
+    return chosen

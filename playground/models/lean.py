@@ -35,7 +35,7 @@ class LeanConfig:
 
     @staticmethod
     def from_hf(config) -> LeanConfig:
-        """The shape of a transformers Llama / Qwen2 / Mistral config; ValueError says what it lacks."""
+        """The shape of a transformers Llama / Qwen2 / Mistral / EuroBERT config; ValueError says what it lacks."""
         kind = getattr(config, "model_type", "?")
         if kind not in ("llama", "qwen2", "mistral", "eurobert"):  # EuroBERT: Llama's layers, attending both ways
             raise ValueError(f"the lean runtime runs Llama, Qwen2, Mistral and EuroBERT models, not {kind!r}")

@@ -72,6 +72,11 @@ def own_outputs(cfg: DParallelConfig, tokenizer) -> torch.Tensor:
     return torch.tensor(rows)
 
 
+def rows_file(cfg: DParallelConfig):
+    """Where the base model's slow outputs for `cfg` are kept (checkpoints/, not committed)."""
+    return CKPT_DIR / f"{cfg.name}-rows-{cfg.base}-{cfg.prompts}-{cfg.prompt_tokens}-{cfg.new_tokens}-{cfg.seed}.pt"
+
+
 def certainty_forcing_loss(model, x: torch.Tensor, prompt_len: int, mask_id: int, certainty: float,
                            gen: torch.Generator) -> tuple[torch.Tensor, float]:
     """The loss of the module docstring on rows x [B, n]; also the share of masked tokens predicted right."""
@@ -96,19 +101,18 @@ def train_dparallel(cfg: DParallelConfig) -> None:
     base = loading.load(cfg.base)
     tokenizer = base.tokenizer
     started = time.perf_counter()
-    cached = CKPT_DIR / f"{cfg.name}-rows-{cfg.base}-{cfg.prompts}-{cfg.prompt_tokens}-{cfg.new_tokens}-{cfg.seed}.pt"
     if cfg.targets == "data":  # windows of the training files: real code after the prompt
         tokens = token_array(tokenizer, "train")
         starts = torch.randint(0, len(tokens) - cfg.prompt_tokens - cfg.new_tokens, (cfg.prompts * 4,), generator=gen)
         rows = torch.stack([torch.from_numpy(tokens[s:s + cfg.prompt_tokens + cfg.new_tokens].astype("int64"))
                             for s in starts.tolist()])
-    elif cfg.cache_rows and cached.exists():  # the slow outputs take minutes; a rerun with other loss settings
-        rows = torch.load(cached)           # reuses them
+    elif cfg.cache_rows and rows_file(cfg).exists():  # the slow outputs take minutes: a rerun with other loss
+        rows = torch.load(rows_file(cfg))                # settings reuses them
     else:
         rows = own_outputs(cfg, tokenizer)
         if cfg.cache_rows:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(rows, cached)
+            rows_file(cfg).parent.mkdir(parents=True, exist_ok=True)
+            torch.save(rows, rows_file(cfg))
     model = AutoModelForMaskedLM.from_pretrained(base.model.name_or_path, dtype=torch.float32).train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
     log = []
